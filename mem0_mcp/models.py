@@ -1,0 +1,122 @@
+"""The shapes the engine takes and returns (Mem0's, as pydantic models)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Event = Literal["ADD", "UPDATE", "DELETE", "NONE"]
+
+
+class Message(BaseModel):
+    """One chat message. ``content`` is text, or a list of content blocks (text / image)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant", "system", "tool"] = "user"
+    content: str | list[dict[str, Any]]
+    name: str | None = Field(None, description="Who spoke (a person's or agent's name).")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Per-message metadata, merged over the add's metadata."
+    )
+
+
+class Scope(BaseModel):
+    """Whose memories: an AND of the ids given."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.user_id or self.agent_id or self.run_id)
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class MemoryItem(BaseModel):
+    id: str
+    memory: str
+    hash: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    actor_id: str | None = None
+    role: str | None = None
+    name: str | None = None
+    memory_type: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+    updated_at: str
+    event_at: str | None = Field(None, description="When the remembered event happened, if known.")
+    superseded_at: str | None = None
+    superseded_by: str | None = None
+    score: float | None = Field(None, description="Relevance in [0, 1] (search only).")
+
+
+class AddEvent(BaseModel):
+    id: str
+    memory: str
+    event: Event
+    previous_memory: str | None = None
+
+
+class Usage(BaseModel):
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class AddResult(BaseModel):
+    results: list[AddEvent] = Field(default_factory=list)
+    relations: list[dict[str, Any]] = Field(default_factory=list)
+    inferred: bool = False
+    reason: str | None = Field(None, description="Why the add was verbatim when inference was asked.")
+    usage: Usage = Field(default_factory=Usage)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class SearchResult(BaseModel):
+    results: list[MemoryItem] = Field(default_factory=list)
+    relations: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class MemoryPage(BaseModel):
+    results: list[MemoryItem] = Field(default_factory=list)
+    total: int
+    offset: int
+    next_offset: int | None = Field(None, description="Offset of the next page; null on the last page.")
+
+
+class HistoryEntry(BaseModel):
+    id: int
+    memory_id: str
+    old_memory: str | None = None
+    new_memory: str | None = None
+    event: str
+    created_at: str
+    actor_id: str | None = None
+    role: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    is_deleted: bool = False
+
+
+class DeleteResult(BaseModel):
+    deleted: int
+    message: str
+
+
+class Stats(BaseModel):
+    memories: int
+    data_dir: str
+    embedder: str
+    embedder_ready: bool
+    dimension: int | None
+    llm_provider: str
+    graph_enabled: bool
+    ann_index: bool
+    version: str
