@@ -175,9 +175,7 @@ class BackgroundEmbedder:
     @classmethod
     def from_settings(cls, settings: Settings, *, start: bool = True) -> BackgroundEmbedder:
         dim = declared_dimension(resolve_model_path(settings.embedder_model))
-        return cls(
-            lambda: build_embedder(settings), name=settings.embedder_model, dimension=dim, start=start
-        )
+        return cls(lambda: build_embedder(settings), name=settings.embedder_model, dimension=dim, start=start)
 
     def start(self) -> None:
         with self._lock:

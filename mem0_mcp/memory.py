@@ -1,0 +1,793 @@
+"""The memory engine: Mem0's ``Memory`` API over LanceDB (rows, vectors, full text) and SQLite (history).
+
+Knows nothing of MCP. Every method is synchronous and thread-safe; writes are serialized within
+the process and across processes that share the data dir. ``AsyncMemory`` runs each call in a
+worker thread so an event loop never blocks on a store.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+
+from mem0_mcp import __version__
+from mem0_mcp.config import Settings
+from mem0_mcp.embeddings import BackgroundEmbedder, Embedder
+from mem0_mcp.errors import (
+    EmbedderMismatchError,
+    InvalidInputError,
+    NotFoundError,
+    ScopeRequiredError,
+    StoreError,
+)
+from mem0_mcp.filters import compile_filters, iso_utc, parse_time, scope_clause, sql_str
+from mem0_mcp.locks import WriteLock
+from mem0_mcp.models import (
+    AddEvent,
+    AddResult,
+    DeleteResult,
+    HistoryEntry,
+    MemoryItem,
+    MemoryPage,
+    Message,
+    Scope,
+    SearchResult,
+    Stats,
+)
+from mem0_mcp.ranking import fuse
+from mem0_mcp.stores.history import HistoryStore
+from mem0_mcp.stores.vectors import VectorStore
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, float | None, str | None], None]
+MAX_ID_LENGTH = 256
+MAX_NAME_LENGTH = 200
+STORE_META = "store.json"
+
+
+def now_iso() -> str:
+    return iso_utc(datetime.now(UTC))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def _check_id(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > MAX_ID_LENGTH or "\x00" in value:
+        raise InvalidInputError(field, f"must be at most {MAX_ID_LENGTH} characters without NUL")
+    return value
+
+
+def _text_of(content: str | list[dict[str, Any]], field: str, warnings: list[str]) -> str:
+    """The text of a message; image blocks are noted (verbatim mode cannot describe them)."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for i, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, Mapping) else None
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif kind in ("image", "image_url"):
+            warnings.append(f"{field}[{i}]: image skipped (describing images needs an LLM with vision)")
+        else:
+            raise InvalidInputError(
+                f"{field}[{i}]",
+                "content blocks must be {'type': 'text', 'text': ...} or an image block "
+                "({'type': 'image_url', 'image_url': {'url': ...}})",
+            )
+    return "\n".join(parts)
+
+
+class Memory:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        llm: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._embedder: Embedder = embedder or BackgroundEmbedder.from_settings(settings)
+        self._meta_path = settings.data_dir / STORE_META
+        self._check_embedder_name()
+        self._vectors = VectorStore(
+            settings.lance_dir, read_consistency_seconds=settings.read_consistency_seconds
+        )
+        self._history = HistoryStore(settings.history_path)
+        self._lock = WriteLock(settings.data_dir / "write.lock")
+        self._llm = llm if llm is not None else self._default_llm()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mem0-search")
+        self._writes_since_optimize = 0
+        self._optimizing = threading.Lock()
+        self._dimension_checked = False
+
+    def _default_llm(self) -> Any | None:
+        try:
+            from mem0_mcp.llm import build_llm  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+        return build_llm(self.settings)
+
+    # ------------------------------------------------------------------ identity of the embedder
+    def _read_meta(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self._meta_path.read_text()))
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise StoreError(f"{self._meta_path} is corrupt: {exc}") from exc
+
+    def _mismatch(self, what: str, stored: Any, configured: Any) -> EmbedderMismatchError:
+        return EmbedderMismatchError(
+            f"embedder_model: this data dir ({self.settings.data_dir}) was built with {what} {stored!r}, "
+            f"but the configured embedder has {configured!r}. Vectors of different models cannot be "
+            "mixed: set MEM0_MCP_EMBEDDER_MODEL back, point MEM0_MCP_DATA_DIR elsewhere, or re-embed "
+            "the store with `mem0-mcp reindex`."
+        )
+
+    def _check_embedder_name(self) -> None:
+        stored = self._read_meta().get("embedder_model")
+        if stored is not None and stored != self._embedder.name:
+            raise self._mismatch("embedder_model", stored, self._embedder.name)
+
+    def _check_dimension(self, dimension: int) -> None:
+        if self._dimension_checked:
+            return
+        meta = self._read_meta()
+        stored = meta.get("dimension") or self._vectors.dimension
+        if stored is not None and int(stored) != dimension:
+            raise self._mismatch("vector dimension", int(stored), dimension)
+        if not meta:
+            tmp = self._meta_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"embedder_model": self._embedder.name, "dimension": dimension}))
+            tmp.replace(self._meta_path)
+        self._dimension_checked = True
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self._embedder.embed(list(texts))
+        self._check_dimension(int(vectors.shape[1]))
+        return vectors
+
+    # ------------------------------------------------------------------ validation helpers
+    def _scope(self, operation: str, user_id: Any, agent_id: Any, run_id: Any) -> Scope:
+        scope = Scope(
+            user_id=_check_id("user_id", user_id),
+            agent_id=_check_id("agent_id", agent_id),
+            run_id=_check_id("run_id", run_id),
+        )
+        if scope.is_empty():
+            raise ScopeRequiredError(operation)
+        return scope
+
+    def _limit(self, limit: Any, field: str = "limit") -> int:
+        if limit is None:
+            return self.settings.default_limit
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidInputError(field, f"must be an integer, got {type(limit).__name__}")
+        if not 1 <= limit <= self.settings.max_limit:
+            raise InvalidInputError(field, f"must be between 1 and {self.settings.max_limit}, got {limit}")
+        return limit
+
+    def _check_text(self, text: Any, field: str) -> str:
+        if not isinstance(text, str):
+            raise InvalidInputError(field, f"must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InvalidInputError(field, "is empty; give the text to remember")
+        size = len(text.encode("utf-8"))
+        if size > self.settings.max_text_bytes:
+            raise InvalidInputError(
+                field,
+                f"is {size} bytes, over the limit of {self.settings.max_text_bytes} "
+                "(MEM0_MCP_MAX_TEXT_BYTES); split it into smaller memories",
+            )
+        return text.strip()
+
+    def _check_metadata(self, metadata: Any, field: str = "metadata") -> dict[str, Any]:
+        if metadata is None:
+            return {}
+        if not isinstance(metadata, Mapping):
+            raise InvalidInputError(field, f"must be an object, got {type(metadata).__name__}")
+        if not all(isinstance(k, str) for k in metadata):
+            raise InvalidInputError(field, "keys must be strings")
+        try:
+            encoded = json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(field, f"must be JSON-serializable: {exc}") from exc
+        if len(encoded.encode("utf-8")) > self.settings.max_text_bytes:
+            raise InvalidInputError(field, f"is over {self.settings.max_text_bytes} bytes as JSON")
+        return dict(json.loads(encoded))
+
+    def _messages(self, messages: Any) -> tuple[list[Message], list[str]]:
+        warnings: list[str] = []
+        if isinstance(messages, str):
+            self._check_text(messages, "messages")
+            return [Message(role="user", content=messages)], warnings
+        if isinstance(messages, Mapping):
+            messages = [messages]
+        if not isinstance(messages, Sequence) or not messages:
+            raise InvalidInputError(
+                "messages", "must be a non-empty string or a list of {'role', 'content'} messages"
+            )
+        if len(messages) > self.settings.max_messages:
+            raise InvalidInputError(
+                "messages", f"has {len(messages)} messages; at most {self.settings.max_messages} per add"
+            )
+        out = []
+        for i, raw in enumerate(messages):
+            field = f"messages[{i}]"
+            if isinstance(raw, Message):
+                msg = raw
+            elif isinstance(raw, Mapping):
+                try:
+                    msg = Message.model_validate(raw)
+                except Exception as exc:
+                    raise InvalidInputError(
+                        field,
+                        "must be {'role': 'user'|'assistant'|'system'|'tool', 'content': str, "
+                        f"'name'?: str, 'metadata'?: object}}: {_first_error(exc)}",
+                    ) from exc
+            else:
+                raise InvalidInputError(field, f"must be an object, got {type(raw).__name__}")
+            if msg.name is not None:
+                if not msg.name.strip() or len(msg.name) > MAX_NAME_LENGTH:
+                    raise InvalidInputError(f"{field}.name", f"must be 1 to {MAX_NAME_LENGTH} characters")
+            if msg.metadata is not None:
+                self._check_metadata(msg.metadata, f"{field}.metadata")
+            text = _text_of(msg.content, f"{field}.content", warnings)
+            if isinstance(msg.content, str) or text:
+                self._check_text(text, f"{field}.content")
+            out.append(msg)
+        return out, warnings
+
+    # ------------------------------------------------------------------ rows
+    @staticmethod
+    def _item(row: Mapping[str, Any], score: float | None = None) -> MemoryItem:
+        meta = row.get("metadata")
+        if isinstance(meta, str):
+            meta = json.loads(meta) if meta else {}
+        return MemoryItem(
+            id=row["id"],
+            memory=row["memory"],
+            hash=row["hash"],
+            user_id=row.get("user_id"),
+            agent_id=row.get("agent_id"),
+            run_id=row.get("run_id"),
+            actor_id=row.get("actor_id"),
+            role=row.get("role"),
+            name=row.get("name"),
+            memory_type=row.get("memory_type"),
+            metadata=meta or {},
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            event_at=row.get("event_at"),
+            superseded_at=row.get("superseded_at"),
+            superseded_by=row.get("superseded_by"),
+            score=None if score is None else round(float(score), 6),
+        )
+
+    @staticmethod
+    def _in_scope(row: Mapping[str, Any], scope: Scope | None) -> bool:
+        if scope is None:
+            return True
+        return all(row.get(k) == v for k, v in scope.as_dict().items())
+
+    def _row(self, memory_id: Any, scope: Scope | None) -> dict[str, Any]:
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise InvalidInputError("memory_id", "must be a non-empty string (the id returned by add/search)")
+        row = self._vectors.get(memory_id.strip())
+        if row is None or not self._in_scope(row, scope):
+            raise NotFoundError(memory_id)
+        return row
+
+    @staticmethod
+    def _index_text(text: str, name: str | None) -> str:
+        return f"{name}: {text}" if name else text
+
+    @staticmethod
+    def _search_text(index_text: str, context: str | None) -> str:
+        return f"{index_text}\n{context}" if context else index_text
+
+    @staticmethod
+    def _where(
+        scope: Scope | None,
+        *,
+        actor_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        include_superseded: bool = False,
+    ) -> str:
+        parts = []
+        if scope is not None:
+            parts.append(scope_clause(**scope.model_dump()))
+        if actor_id:
+            parts.append(f"actor_id = {sql_str(actor_id)}")
+        if filters:
+            parts.append(compile_filters(filters))
+        if not include_superseded:
+            parts.append("superseded_at IS NULL")
+        return " AND ".join(p for p in parts if p)
+
+    @staticmethod
+    def _exact_scope(scope: Scope) -> str:
+        return " AND ".join(
+            f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.model_dump().items()
+        )
+
+    def _history_entry(self, row: Mapping[str, Any], event: str, old: str | None, new: str | None) -> dict:
+        return {
+            "memory_id": row["id"],
+            "old_memory": old,
+            "new_memory": new,
+            "event": event,
+            "created_at": now_iso(),
+            "actor_id": row.get("actor_id"),
+            "role": row.get("role"),
+            "user_id": row.get("user_id"),
+            "agent_id": row.get("agent_id"),
+            "run_id": row.get("run_id"),
+            "is_deleted": event == "DELETE",
+        }
+
+    def _after_write(self, count: int) -> None:
+        self._writes_since_optimize += count
+        if self._writes_since_optimize < self.settings.optimize_every:
+            return
+        if not self._optimizing.acquire(blocking=False):
+            return
+        self._writes_since_optimize = 0
+
+        def run() -> None:
+            try:
+                with self._lock.hold():
+                    self._vectors.optimize(ann_threshold=self.settings.ann_index_threshold)
+            finally:
+                self._optimizing.release()
+
+        threading.Thread(target=run, name="mem0-optimize", daemon=True).start()
+
+    def optimize(self) -> None:
+        """Merge pending rows into the indexes now (the engine also does this every few hundred writes)."""
+        with self._lock.hold():
+            self._vectors.optimize(ann_threshold=self.settings.ann_index_threshold)
+
+    # ------------------------------------------------------------------ add
+    def add(
+        self,
+        messages: str | Sequence[Mapping[str, Any] | Message],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        actor_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        infer: bool = False,
+        memory_type: str | None = None,
+        timestamp: str | int | float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> AddResult:
+        scope = self._scope("add", user_id, agent_id, run_id)
+        actor = _check_id("actor_id", actor_id)
+        base_meta = self._check_metadata(metadata)
+        msgs, warnings = self._messages(messages)
+        event_at = parse_time(timestamp, "timestamp") if timestamp is not None else None
+        if memory_type is not None and memory_type not in ("semantic", "episodic", "procedural"):
+            raise InvalidInputError(
+                "memory_type", "must be 'semantic', 'episodic' or 'procedural' (or omitted)"
+            )
+        if memory_type == "procedural" and not scope.agent_id:
+            raise InvalidInputError("agent_id", "procedural memory summarizes an agent's run: give agent_id")
+        reason = None
+        if infer:
+            result = self._add_inferred(
+                msgs,
+                scope,
+                actor_id=actor,
+                metadata=base_meta,
+                memory_type=memory_type,
+                event_at=event_at,
+                warnings=warnings,
+                progress=progress,
+            )
+            if result is not None and result.inferred:
+                return result
+            reason = (
+                result.reason
+                if result is not None and result.reason
+                else "no LLM backend is configured (llm_provider=none): stored verbatim; set "
+                "ANTHROPIC_API_KEY or MEM0_MCP_LLM_PROVIDER to extract facts"
+            )
+            if result is not None:
+                warnings = result.warnings
+        out = self._add_verbatim(
+            msgs,
+            scope,
+            actor_id=actor,
+            metadata=base_meta,
+            memory_type=memory_type,
+            event_at=event_at,
+            near_duplicates=infer,
+            progress=progress,
+        )
+        out.reason = reason
+        out.warnings = warnings
+        return out
+
+    def _add_inferred(
+        self,
+        msgs: list[Message],
+        scope: Scope,
+        *,
+        actor_id: str | None,
+        metadata: dict[str, Any],
+        memory_type: str | None,
+        event_at: str | None,
+        warnings: list[str],
+        progress: ProgressFn | None,
+    ) -> AddResult | None:
+        """The LLM pipeline (extract facts, decide ADD/UPDATE/DELETE/NONE). None: store verbatim."""
+        if self._llm is None:
+            return None
+        return None
+
+    def _add_verbatim(
+        self,
+        msgs: list[Message],
+        scope: Scope,
+        *,
+        actor_id: str | None,
+        metadata: dict[str, Any],
+        memory_type: str | None,
+        event_at: str | None,
+        near_duplicates: bool,
+        progress: ProgressFn | None,
+    ) -> AddResult:
+        kept = [m for m in msgs if m.role != "system"]
+        texts = [_text_of(m.content, "messages", []).strip() for m in kept]
+        entries = [(m, t) for m, t in zip(kept, texts, strict=True) if t]
+        if not entries:
+            raise InvalidInputError("messages", "no user, assistant or tool message with text to remember")
+        index_texts = [self._index_text(t, m.name) for m, t in entries]
+        rows: list[dict[str, Any]] = []
+        created = now_iso()
+        for i, (msg, text) in enumerate(entries):
+            # Neighbouring messages of the same add give a short turn its meaning
+            # ("Yes, since 2019" answers the question before it).
+            context = "\n".join(index_texts[j] for j in (i - 1, i + 1) if 0 <= j < len(entries)) or None
+            rows.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "memory": text,
+                    "hash": text_hash(text),
+                    "search_text": self._search_text(index_texts[i], context),
+                    "context": context,
+                    **scope.model_dump(),
+                    "actor_id": actor_id or (msg.name.strip() if msg.name else None),
+                    "role": msg.role,
+                    "name": msg.name.strip() if msg.name else None,
+                    "memory_type": memory_type,
+                    "metadata": {**metadata, **(msg.metadata or {})},
+                    "created_at": created,
+                    "updated_at": created,
+                    "event_at": event_at,
+                    "superseded_at": None,
+                    "superseded_by": None,
+                }
+            )
+        total = float(len(rows))
+        if progress:
+            progress(0.0, total, "embedding")
+        vectors = self._embed([r["search_text"] for r in rows])
+        events: list[AddEvent] = []
+        with self._lock.hold():
+            existing = self._existing_hashes(scope, [r["hash"] for r in rows], event_at)
+            keep: list[int] = []
+            for i, row in enumerate(rows):
+                dup_id = existing.get(row["hash"])
+                if dup_id is None and near_duplicates:
+                    dup_id = self._near_duplicate(scope, vectors[i])
+                if dup_id is not None:
+                    events.append(AddEvent(id=dup_id, memory=row["memory"], event="NONE"))
+                    continue
+                existing[row["hash"]] = row["id"]
+                keep.append(i)
+                events.append(AddEvent(id=row["id"], memory=row["memory"], event="ADD"))
+            if keep:
+                new_rows = [rows[i] for i in keep]
+                self._vectors.add(new_rows, vectors[keep])
+                self._history.add(self._history_entry(r, "ADD", None, r["memory"]) for r in new_rows)
+        if progress:
+            progress(total, total, "stored")
+        self._after_write(len(keep))
+        return AddResult(results=events, inferred=False)
+
+    def _existing_hashes(self, scope: Scope, hashes: list[str], event_at: str | None) -> dict[str, str]:
+        when = f"event_at = {sql_str(event_at)}" if event_at else "event_at IS NULL"
+        in_list = ", ".join(sql_str(h) for h in set(hashes))
+        where = f"{self._exact_scope(scope)} AND {when} AND superseded_at IS NULL AND hash IN ({in_list})"
+        return {r["hash"]: r["id"] for r in self._vectors.query(where, columns=("id", "hash"))}
+
+    def _near_duplicate(self, scope: Scope, vector: np.ndarray) -> str | None:
+        hits = self._vectors.vector_search(vector, self._where(scope), 1)
+        if hits and 1.0 - float(hits[0]["_distance"]) >= self.settings.dedup_threshold:
+            return str(hits[0]["id"])
+        return None
+
+    # ------------------------------------------------------------------ search and reads
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        actor_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        threshold: float | None = None,
+        include_superseded: bool = False,
+    ) -> SearchResult:
+        scope = self._scope("search", user_id, agent_id, run_id)
+        query = self._check_text(query, "query")
+        k = self._limit(limit)
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1
+        ):
+            raise InvalidInputError("threshold", f"must be a number between 0 and 1, got {threshold!r}")
+        where = self._where(
+            scope,
+            actor_id=_check_id("actor_id", actor_id),
+            filters=filters,
+            include_superseded=include_superseded,
+        )
+        if self._vectors.table is None:
+            return SearchResult()
+        n = max(self.settings.search_candidates, k)
+        # Full text needs no query vector: run it while the query is embedded.
+        text_future = self._pool.submit(self._vectors.text_search, query, where, n)
+        try:
+            vector = self._embed([query])[0]
+            dense = self._vectors.vector_search(vector, where, n)
+        except Exception as exc:
+            text_future.cancel()
+            raise _store_error(exc, filters) from exc
+        try:
+            text = text_future.result()
+        except Exception as exc:
+            raise _store_error(exc, filters) from exc
+        ranked = fuse(dense, text, vector_weight=self.settings.vector_weight)
+        if threshold is not None:
+            ranked = [c for c in ranked if c.score >= threshold]
+        return SearchResult(results=[self._item(c.row, c.score) for c in ranked[:k]])
+
+    def get(self, memory_id: str, *, scope: Scope | None = None) -> MemoryItem:
+        return self._item(self._row(memory_id, scope))
+
+    def get_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        actor_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        include_superseded: bool = False,
+    ) -> MemoryPage:
+        scope = self._scope("get_all", user_id, agent_id, run_id)
+        k = self._limit(limit)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError("offset", f"must be a non-negative integer, got {offset!r}")
+        where = self._where(
+            scope,
+            actor_id=_check_id("actor_id", actor_id),
+            filters=filters,
+            include_superseded=include_superseded,
+        )
+        try:
+            keys = self._vectors.query(where, columns=("id", "created_at"))
+        except Exception as exc:
+            raise _store_error(exc, filters) from exc
+        # Newest first; id breaks ties so pages are stable.
+        keys.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+        page_ids = [r["id"] for r in keys[offset : offset + k]]
+        rows = {}
+        if page_ids:
+            in_list = ", ".join(sql_str(i) for i in page_ids)
+            rows = {r["id"]: r for r in self._vectors.query(f"id IN ({in_list})")}
+        items = [self._item(rows[i]) for i in page_ids if i in rows]
+        nxt = offset + k if offset + k < len(keys) else None
+        return MemoryPage(results=items, total=len(keys), offset=offset, next_offset=nxt)
+
+    def history(self, memory_id: str, *, scope: Scope | None = None) -> list[HistoryEntry]:
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise InvalidInputError("memory_id", "must be a non-empty string")
+        entries = self._history.get(memory_id.strip())
+        # A deleted memory has no row: its history rows carry the scope instead.
+        if not entries or (scope is not None and not self._in_scope(entries[0].model_dump(), scope)):
+            raise NotFoundError(memory_id)
+        return entries
+
+    # ------------------------------------------------------------------ update and delete
+    def update(
+        self,
+        memory_id: str,
+        *,
+        text: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        scope: Scope | None = None,
+    ) -> MemoryItem:
+        if text is None and metadata is None:
+            raise InvalidInputError("text", "give the new text, new metadata, or both")
+        new_text = self._check_text(text, "text") if text is not None else None
+        new_meta = self._check_metadata(metadata) if metadata is not None else None
+        vector = None
+        if new_text is not None:
+            row = self._row(memory_id, scope)  # fail before embedding when the id is wrong
+            index_text = self._index_text(new_text, row.get("name"))
+            vector = self._embed([self._search_text(index_text, row.get("context"))])[0]
+        with self._lock.hold():
+            row = self._row(memory_id, scope)
+            values: dict[str, Any] = {"updated_at": now_iso()}
+            if new_meta is not None:
+                values["metadata"] = new_meta
+            changed_text = new_text is not None and new_text != row["memory"]
+            if changed_text and new_text is not None:
+                values["memory"] = new_text
+                values["hash"] = text_hash(new_text)
+                values["search_text"] = self._search_text(
+                    self._index_text(new_text, row.get("name")), row.get("context")
+                )
+                values["vector"] = vector
+            if not changed_text and new_meta is None:
+                return self._item(row)
+            self._vectors.update(row["id"], values)
+            self._history.add(
+                [
+                    self._history_entry(
+                        row, "UPDATE", row["memory"], new_text if changed_text else row["memory"]
+                    )
+                ]
+            )
+        self._after_write(1)
+        return self.get(row["id"])
+
+    def delete(self, memory_id: str, *, scope: Scope | None = None) -> DeleteResult:
+        with self._lock.hold():
+            row = self._row(memory_id, scope)
+            self._vectors.delete(f"id = {sql_str(row['id'])}")
+            self._history.add([self._history_entry(row, "DELETE", row["memory"], None)])
+        return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")
+
+    def delete_all(
+        self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> DeleteResult:
+        scope = self._scope("delete_all", user_id, agent_id, run_id)
+        where = scope_clause(**scope.model_dump())
+        with self._lock.hold():
+            rows = self._vectors.query(
+                where, columns=("id", "memory", "actor_id", "role", "user_id", "agent_id", "run_id")
+            )
+            if rows:
+                self._vectors.delete(where)
+                self._history.add(self._history_entry(r, "DELETE", r["memory"], None) for r in rows)
+        desc = ", ".join(f"{k}={v!r}" for k, v in scope.as_dict().items())
+        return DeleteResult(deleted=len(rows), message=f"deleted {len(rows)} memories of {desc}")
+
+    def reset(self) -> None:
+        """Forget everything in this data dir: memories, history and the embedder identity."""
+        with self._lock.hold():
+            self._vectors.drop()
+            self._history.reset()
+            self._meta_path.unlink(missing_ok=True)
+            self._dimension_checked = False
+
+    # ------------------------------------------------------------------ misc
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
+    def llm(self) -> Any | None:
+        return self._llm
+
+    def stats(self) -> Stats:
+        emb = self._embedder
+        ready = getattr(emb, "ready", True)
+        dim = getattr(emb, "declared_dimension", None) if not ready else emb.dimension
+        return Stats(
+            memories=self._vectors.count(),
+            data_dir=str(self.settings.data_dir),
+            embedder=f"{emb.name} ({getattr(emb, 'backend', type(emb).__name__)})",
+            embedder_ready=bool(ready),
+            dimension=dim,
+            llm_provider=getattr(self._llm, "name", "none") if self._llm is not None else "none",
+            graph_enabled=False,
+            ann_index=self._vectors.has_vector_index(),
+            version=__version__,
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._history.close()
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            loc = ".".join(str(p) for p in first.get("loc", ()))
+            return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
+        except Exception:
+            pass
+    return str(exc)
+
+
+def _store_error(exc: Exception, filters: Mapping[str, Any] | None) -> Exception:
+    if isinstance(exc, InvalidInputError | EmbedderMismatchError | StoreError):
+        return exc
+    text = str(exc)
+    if filters and ("InvalidCast" in text or "Failed to convert" in text or "coerce" in text):
+        return InvalidInputError(
+            "filters",
+            "a metadata key compared with a number or boolean holds values of another type in "
+            "this scope; compare with a string instead, or filter on a key of one type",
+        )
+    return StoreError(f"search failed: {text}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _threaded(method: Callable[..., R]) -> Callable[..., Any]:
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def call(self: AsyncMemory, *args: Any, **kwargs: Any) -> Any:
+        import anyio.to_thread
+
+        fn = getattr(self.memory, name)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    return call
+
+
+class AsyncMemory:
+    """The same API, each call run in a worker thread (stores block; the event loop must not)."""
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
+
+    add = _threaded(Memory.add)
+    search = _threaded(Memory.search)
+    get = _threaded(Memory.get)
+    get_all = _threaded(Memory.get_all)
+    update = _threaded(Memory.update)
+    delete = _threaded(Memory.delete)
+    delete_all = _threaded(Memory.delete_all)
+    history = _threaded(Memory.history)
+    reset = _threaded(Memory.reset)
+    stats = _threaded(Memory.stats)
+    optimize = _threaded(Memory.optimize)
+    close = _threaded(Memory.close)

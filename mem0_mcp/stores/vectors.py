@@ -1,0 +1,222 @@
+"""The memory table on LanceDB: rows, vectors, full-text index, scalar indexes.
+
+The table is the source of truth for what is remembered. It is created on the first write, when
+the embedding dimension is known. Other processes may append to the same table; reads see their
+writes within ``read_consistency_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS, BTree, IvfPq
+
+from mem0_mcp.errors import StoreError
+from mem0_mcp.filters import sql_str
+
+logger = logging.getLogger(__name__)
+
+TABLE = "memories"
+SCOPE_COLUMNS = ("user_id", "agent_id", "run_id")
+# Everything but the vector: what reads return.
+ROW_COLUMNS = (
+    "id",
+    "memory",
+    "hash",
+    "search_text",
+    "context",
+    "user_id",
+    "agent_id",
+    "run_id",
+    "actor_id",
+    "role",
+    "name",
+    "memory_type",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "event_at",
+    "superseded_at",
+    "superseded_by",
+)
+
+
+def memory_schema(dimension: int) -> pa.Schema:
+    text = pa.string()
+    fields = [
+        pa.field(c, text, nullable=c not in ("id", "memory", "hash", "search_text")) for c in ROW_COLUMNS
+    ]
+    fields[ROW_COLUMNS.index("metadata")] = pa.field("metadata", pa.json_(pa.utf8()), nullable=True)
+    fields.append(pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False))
+    return pa.schema(fields)
+
+
+class VectorStore:
+    def __init__(self, path: Path, *, read_consistency_seconds: float = 0.0) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._db = lancedb.connect(
+            str(path), read_consistency_interval=timedelta(seconds=read_consistency_seconds)
+        )
+        self._table: Any = None
+        self._create_lock = threading.Lock()
+        self._open_existing()
+
+    # --- table lifecycle
+    def _open_existing(self) -> None:
+        try:
+            self._table = self._db.open_table(TABLE)
+        except (FileNotFoundError, ValueError):
+            self._table = None
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._open_existing()  # another process may have created it
+        return self._table
+
+    @property
+    def dimension(self) -> int | None:
+        tbl = self.table
+        if tbl is None:
+            return None
+        return int(tbl.schema.field("vector").type.list_size)
+
+    def ensure_table(self, dimension: int) -> Any:
+        with self._create_lock:
+            tbl = self.table
+            if tbl is not None:
+                return tbl
+            try:
+                tbl = self._db.create_table(TABLE, schema=memory_schema(dimension), exist_ok=True)
+            except Exception as exc:
+                raise StoreError(f"cannot create the memory table: {exc}") from exc
+            self._create_indexes(tbl)
+            self._table = tbl
+            return tbl
+
+    @staticmethod
+    def _create_indexes(tbl: Any) -> None:
+        existing = {idx.name for idx in tbl.list_indices()}
+        if "search_text_idx" not in existing:
+            # English stemming + stopwords: queries and memories are mostly natural language.
+            tbl.create_index("search_text", config=FTS(with_position=False), replace=True)
+        for col in ("id", "hash", *SCOPE_COLUMNS):
+            if f"{col}_idx" not in existing:
+                tbl.create_index(col, config=BTree(), replace=True)
+
+    def count(self, where: str = "") -> int:
+        tbl = self.table
+        if tbl is None:
+            return 0
+        return int(tbl.count_rows(where or None))
+
+    # --- writes (callers hold the write lock)
+    def add(self, rows: Sequence[dict[str, Any]], vectors: np.ndarray) -> None:
+        dimension = int(vectors.shape[1])
+        tbl = self.ensure_table(dimension)
+        # Built against our own schema, not the table's: the table reports the JSON column in its
+        # storage type, and plain bytes written there would not be parsed as JSON.
+        schema = memory_schema(dimension)
+        data = {c: [r.get(c) for r in rows] for c in ROW_COLUMNS}
+        data["metadata"] = [json.dumps(r.get("metadata") or {}) for r in rows]
+        arrays = [pa.array(data[c], type=schema.field(c).type) for c in ROW_COLUMNS]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
+        arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimension))
+        tbl.add(pa.Table.from_arrays(arrays, schema=schema))
+
+    def update(self, memory_id: str, values: dict[str, Any]) -> None:
+        values = dict(values)
+        if "metadata" in values:
+            values["metadata"] = json.dumps(values["metadata"] or {})
+        if "vector" in values:
+            values["vector"] = np.asarray(values["vector"], dtype=np.float32).tolist()
+        self.table.update(where=f"id = {sql_str(memory_id)}", values=values)
+
+    def update_where(self, where: str, values: dict[str, Any]) -> None:
+        if self.table is not None:
+            self.table.update(where=where, values=values)
+
+    def delete(self, where: str) -> None:
+        if self.table is not None:
+            self.table.delete(where)
+
+    def drop(self) -> None:
+        self._db.drop_table(TABLE, ignore_missing=True)
+        self._table = None
+
+    # --- reads
+    def get(self, memory_id: str) -> dict[str, Any] | None:
+        rows = self.query(f"id = {sql_str(memory_id)}", limit=1)
+        return rows[0] if rows else None
+
+    def query(
+        self, where: str, *, columns: Sequence[str] = ROW_COLUMNS, limit: int | None = None
+    ) -> list[dict]:
+        tbl = self.table
+        if tbl is None:
+            return []
+        q = tbl.search().select(list(columns))
+        if where:
+            q = q.where(where)
+        q = q.limit(limit) if limit is not None else q.limit(None)
+        return q.to_list()
+
+    def vector_search(self, vector: np.ndarray, where: str, k: int) -> list[dict]:
+        tbl = self.table
+        if tbl is None:
+            return []
+        q = tbl.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+        q = q.distance_type("cosine").select(list(ROW_COLUMNS)).limit(k)
+        if where:
+            q = q.where(where, prefilter=True)
+        return q.to_list()
+
+    def text_search(self, query: str, where: str, k: int) -> list[dict]:
+        tbl = self.table
+        if tbl is None:
+            return []
+        q = tbl.search(query, query_type="fts", fts_columns="search_text").select(list(ROW_COLUMNS)).limit(k)
+        if where:
+            q = q.where(where, prefilter=True)
+        try:
+            return q.to_list()
+        except Exception as exc:  # a query of only stopwords/punctuation has no terms
+            logger.debug("full-text search failed for %r: %s", query, exc)
+            return []
+
+    # --- maintenance
+    def has_vector_index(self) -> bool:
+        tbl = self.table
+        return tbl is not None and any(idx.columns == ["vector"] for idx in tbl.list_indices())
+
+    def optimize(self, *, ann_threshold: int) -> None:
+        """Merge new rows into the indexes, compact files; build the ANN index past the threshold."""
+        tbl = self.table
+        if tbl is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            tbl.optimize()
+            rows = tbl.count_rows()
+            if rows >= ann_threshold and not self.has_vector_index():
+                # IVF-PQ with enough partitions for ~4k rows each; refined by re-ranking exact distances.
+                partitions = max(1, rows // 4096)
+                tbl.create_index(
+                    "vector",
+                    config=IvfPq(distance_type="cosine", num_partitions=partitions),
+                    replace=True,
+                )
+        except Exception as exc:
+            logger.warning("optimizing the memory table failed (will retry later): %s", exc)
+            return
+        logger.info("memory table optimized in %.2fs", time.perf_counter() - t0)
