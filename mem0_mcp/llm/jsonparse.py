@@ -1,0 +1,127 @@
+"""Getting JSON out of model output that is almost JSON.
+
+Models wrap JSON in code fences, add a sentence before or after it, or leave a trailing comma.
+We take the first balanced object out of the text; if that still fails, the model gets one
+chance to repair its own answer, and then we give up with an exception the caller turns into a
+verbatim fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from mem0_mcp.llm.base import LLM, LLMError, LLMResponse
+
+logger = logging.getLogger(__name__)
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
+class JSONParseError(LLMError):
+    """The model's answer holds no usable JSON object."""
+
+
+def _balanced_objects(text: str) -> list[str]:
+    """Each top-level {...} span, honouring strings so braces inside them do not count."""
+    spans: list[str] = []
+    depth = 0
+    start = -1
+    in_str = False
+    escape = False
+    for i, ch in enumerate(text):
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = depth > 0
+        elif ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                spans.append(text[start : i + 1])
+    return spans
+
+
+def _try(candidate: str) -> dict[str, Any] | None:
+    for text in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The JSON object in ``text``; raises JSONParseError when there is none."""
+    stripped = text.strip()
+    candidates = [stripped]
+    candidates += [m.group(1).strip() for m in _FENCE.finditer(text)]
+    candidates += _balanced_objects(text)
+    for candidate in candidates:
+        value = _try(candidate)
+        if value is not None:
+            return value
+    preview = stripped[:200] + ("..." if len(stripped) > 200 else "")
+    raise JSONParseError(f"no JSON object in the model's answer: {preview!r}")
+
+
+_REPAIR_SYSTEM = (
+    "You fix malformed JSON. Reply with the corrected JSON object only: no explanation, "
+    "no code fence. Keep every value; only repair the syntax and shape."
+)
+
+
+def complete_json(
+    llm: LLM,
+    system: str,
+    messages: list[dict[str, Any]],
+    *,
+    max_tokens: int | None = None,
+    expect_key: str | None = None,
+    calls: list[LLMResponse] | None = None,
+) -> dict[str, Any]:
+    """One call expecting JSON, and one repair call if the answer is unusable.
+
+    ``calls`` collects every response (repair included) so the caller can count usage even when
+    this raises.
+    """
+    response = llm.complete(system, messages, json_output=True, max_tokens=max_tokens)
+    if calls is not None:
+        calls.append(response)
+    try:
+        return _check(extract_json(response.text), expect_key)
+    except JSONParseError as first:
+        logger.info("%s: invalid JSON from the model, asking it to repair: %s", llm.name, first)
+        hint = f' The object must have the key "{expect_key}".' if expect_key else ""
+        repair = llm.complete(
+            _REPAIR_SYSTEM + hint,
+            [{"role": "user", "content": f"Error: {first}\n\nThe malformed answer:\n{response.text}"}],
+            json_output=True,
+            max_tokens=max_tokens,
+        )
+        if calls is not None:
+            calls.append(repair)
+        try:
+            return _check(extract_json(repair.text), expect_key)
+        except JSONParseError as second:
+            raise JSONParseError(f"invalid JSON after one repair attempt: {second}") from second
+
+
+def _check(value: dict[str, Any], expect_key: str | None) -> dict[str, Any]:
+    if expect_key is not None and expect_key not in value:
+        raise JSONParseError(f'the JSON object lacks the key "{expect_key}" (keys: {sorted(value)})')
+    return value

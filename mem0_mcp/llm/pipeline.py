@@ -1,0 +1,575 @@
+"""The planner behind ``add(..., infer=True)``: conversation in, a list of memory actions out.
+
+It knows no storage. The engine hands it two callables (embed texts, find the nearest stored
+memories of the same scope per vector) and applies the returned Plan. Every place where the
+answer is certain skips the LLM: a near-exact duplicate is NONE, and facts with no related
+memory at all are ADDed without the decision call. What remains goes to ONE decision call
+over all those facts at once, with stored memories shown under small integer ids so the model
+never has to copy (or invent) UUIDs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+
+from mem0_mcp.llm.base import LLM, LLMError, LLMResponse
+from mem0_mcp.llm.jsonparse import complete_json
+from mem0_mcp.llm.prompts import PromptSet
+from mem0_mcp.models import Message, Usage
+
+logger = logging.getLogger(__name__)
+
+EventName = Literal["ADD", "UPDATE", "DELETE", "NONE"]
+_EVENTS = ("ADD", "UPDATE", "DELETE", "NONE")
+CHARS_PER_TOKEN = 4
+DEFAULT_TOKEN_BUDGET = 6000
+
+
+@dataclass
+class Neighbour:
+    id: str
+    memory: str
+    similarity: float
+
+
+@dataclass
+class Action:
+    event: EventName
+    text: str
+    memory_id: str | None = None
+    previous: str | None = None
+    vector: np.ndarray | None = None
+    superseded_by: int | None = None
+
+
+@dataclass
+class Plan:
+    actions: list[Action]
+    usage: Usage
+    inferred: bool
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, len(text) // CHARS_PER_TOKEN) if text else 0
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+# --------------------------------------------------------------------------- content blocks
+
+
+def _image_block(block: dict[str, Any]) -> dict[str, Any] | None:
+    """The neutral image form of an OpenAI, Anthropic or MCP image block; None if not an image."""
+    kind = block.get("type")
+    if kind == "image_url":
+        ref = block.get("image_url")
+        url = ref.get("url") if isinstance(ref, dict) else ref
+        return _from_url(url) if isinstance(url, str) else None
+    if kind == "image":
+        source = block.get("source")
+        if isinstance(source, dict):
+            if source.get("type") == "base64" and isinstance(source.get("data"), str):
+                return {
+                    "type": "image",
+                    "media_type": source.get("media_type") or "image/png",
+                    "data": source["data"],
+                }
+            if isinstance(source.get("url"), str):
+                return _from_url(source["url"])
+        if isinstance(block.get("data"), str):  # MCP ImageContent
+            return {
+                "type": "image",
+                "media_type": block.get("mimeType") or block.get("media_type") or "image/png",
+                "data": block["data"],
+            }
+        if isinstance(block.get("url"), str):
+            return _from_url(block["url"])
+    return None
+
+
+_DATA_URI = re.compile(r"^data:(?P<mt>[\w/+.-]+)?(?:;[\w=-]+)*;base64,(?P<data>.*)$", re.DOTALL)
+
+
+def _from_url(url: str) -> dict[str, Any] | None:
+    m = _DATA_URI.match(url)
+    if m:
+        data = m.group("data").strip()
+        try:
+            base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return {"type": "image", "media_type": m.group("mt") or "image/png", "data": data}
+    if url.startswith(("http://", "https://")):
+        return {"type": "image", "url": url}
+    return None
+
+
+# --------------------------------------------------------------------------- the planner
+
+
+class MemoryPipeline:
+    def __init__(
+        self,
+        llm: LLM | None,
+        prompts: PromptSet,
+        *,
+        dedup_threshold: float = 0.97,
+        related_threshold: float = 0.5,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        max_tokens: int | None = None,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        if token_budget < 64:
+            raise ValueError("token_budget must be at least 64")
+        self.llm = llm
+        self.prompts = prompts
+        self.dedup_threshold = dedup_threshold
+        # Below this cosine a stored memory is unrelated to a fact: it cannot make the fact a
+        # repeat, an update or a contradiction, so it is not worth a decision call.
+        self.related_threshold = related_threshold
+        self.token_budget = token_budget
+        self.max_tokens = max_tokens
+        self.today = today or date.today
+
+    # ---------------------------------------------------------------- public
+
+    def plan(
+        self,
+        messages: list[Message],
+        *,
+        agent_mode: bool,
+        memory_type: str | None,
+        embed: Callable[[Sequence[str]], np.ndarray],
+        neighbours: Callable[[np.ndarray], list[list[Neighbour]]],
+    ) -> Plan:
+        run = _Run()
+        if self.llm is None:
+            return Plan(
+                [],
+                run.usage,
+                inferred=False,
+                reason="no LLM is configured (llm_provider is none and no API key was found); "
+                "stored verbatim with near-duplicate detection",
+            )
+        llm = self.llm
+        try:
+            lines = self._transcript(llm, messages, run)
+            if not lines:
+                return Plan([], run.usage, inferred=True, warnings=run.warnings)
+            if memory_type == "procedural":
+                return self._procedural(llm, lines, embed, run)
+            has_assistant = any(m.role == "assistant" for m in messages)
+            prompt = "agent_fact_extraction" if agent_mode and has_assistant else "fact_extraction"
+            facts = self._extract(llm, prompt, lines, run)
+        except LLMError as exc:
+            logger.warning("inference failed, the engine stores verbatim: %s", exc)
+            return Plan(
+                [],
+                run.usage,
+                inferred=False,
+                reason=f"the LLM ({llm.name}) failed: {exc}; stored verbatim instead",
+                warnings=run.warnings,
+            )
+        if not facts:
+            return Plan([], run.usage, inferred=True, warnings=run.warnings)
+        actions = self._decide(llm, facts, embed, neighbours, run)
+        return Plan(actions, run.usage, inferred=True, warnings=run.warnings)
+
+    # ---------------------------------------------------------------- stages
+
+    def _call(
+        self, llm: LLM, run: _Run, system: str, messages: list[dict[str, Any]], *, json_output: bool
+    ) -> LLMResponse:
+        response = llm.complete(system, messages, json_output=json_output, max_tokens=self.max_tokens)
+        run.count(response)
+        return response
+
+    def _json_call(self, llm: LLM, run: _Run, system: str, user: str, key: str) -> dict[str, Any]:
+        calls: list[LLMResponse] = []
+        try:
+            return complete_json(
+                llm,
+                system,
+                [{"role": "user", "content": user}],
+                max_tokens=self.max_tokens,
+                expect_key=key,
+                calls=calls,
+            )
+        finally:
+            for response in calls:
+                run.count(response)
+
+    def _transcript(self, llm: LLM, messages: list[Message], run: _Run) -> list[str]:
+        """One line per message, images replaced by their description (or dropped)."""
+        lines: list[str] = []
+        for message in messages:
+            speaker = f"{message.name} ({message.role})" if message.name else message.role
+            if isinstance(message.content, str):
+                text = message.content.strip()
+            else:
+                parts: list[str] = []
+                texts = [
+                    str(b.get("text", ""))
+                    for b in message.content
+                    if isinstance(b, dict) and b.get("type") == "text"
+                ]
+                for block in message.content:
+                    if not isinstance(block, dict):
+                        continue
+                    if block.get("type") == "text":
+                        parts.append(str(block.get("text", "")).strip())
+                        continue
+                    image = _image_block(block)
+                    if image is None:
+                        run.warn(
+                            f"a content block of type {block.get('type')!r} was not understood and skipped"
+                        )
+                        continue
+                    described = self._describe(llm, image, " ".join(texts), run)
+                    if described:
+                        parts.append(f"[shared an image: {described}]")
+                text = " ".join(p for p in parts if p)
+            if text:
+                lines.append(f"{speaker}: {text}")
+        return lines
+
+    def _describe(self, llm: LLM, image: dict[str, Any], context: str, run: _Run) -> str | None:
+        if not llm.supports_vision:
+            run.warn(f"an image was skipped: the LLM backend {llm.name!r} cannot see images")
+            return None
+        ctx = f"The person wrote alongside it: {context.strip()}" if context.strip() else ""
+        system = self.prompts.render("image_description", context=ctx)
+        try:
+            response = self._call(
+                llm,
+                run,
+                system,
+                [{"role": "user", "content": [image, {"type": "text", "text": "Describe this image."}]}],
+                json_output=False,
+            )
+        except LLMError as exc:
+            run.warn(f"an image was skipped: describing it failed: {exc}")
+            return None
+        return " ".join(response.text.split()) or None
+
+    def _chunks(self, lines: list[str], overhead: int) -> list[str]:
+        """Consecutive message lines packed under the token budget; over-long lines are split."""
+        budget = max(64, self.token_budget - overhead)
+        pieces: list[str] = []
+        for line in lines:
+            if estimate_tokens(line) <= budget:
+                pieces.append(line)
+                continue
+            width = budget * CHARS_PER_TOKEN
+            rest = line
+            while rest:
+                cut = rest.rfind(" ", 0, width) if len(rest) > width else len(rest)
+                cut = cut if cut > width // 2 else min(width, len(rest))
+                pieces.append(rest[:cut].strip())
+                rest = rest[cut:].strip()
+        chunks: list[str] = []
+        current: list[str] = []
+        used = 0
+        for piece in pieces:
+            cost = estimate_tokens(piece) + 1
+            if current and used + cost > budget:
+                chunks.append("\n".join(current))
+                current, used = [], 0
+            current.append(piece)
+            used += cost
+        if current:
+            chunks.append("\n".join(current))
+        return chunks
+
+    def _extract(self, llm: LLM, prompt: str, lines: list[str], run: _Run) -> list[str]:
+        today = self.today().isoformat()
+        overhead = estimate_tokens(self.prompts.render(prompt, today=today, messages=""))
+        facts: list[str] = []
+        seen: set[str] = set()
+        chunks = self._chunks(lines, overhead)
+        for chunk in chunks:
+            system = self.prompts.render(prompt, today=today, messages=chunk)
+            data = self._json_call(
+                llm, run, system, "Extract the facts from the conversation above as JSON.", "facts"
+            )
+            raw = data.get("facts")
+            if not isinstance(raw, list):
+                raise LLMError(f'"facts" must be a list, got {type(raw).__name__}')
+            for item in raw:
+                fact = item.get("text") if isinstance(item, dict) else item
+                if not isinstance(fact, str) or not fact.strip():
+                    continue
+                fact = " ".join(fact.split())
+                if _norm(fact) not in seen:
+                    seen.add(_norm(fact))
+                    facts.append(fact)
+        if len(chunks) > 1:
+            logger.info("extraction over %d chunks gave %d facts", len(chunks), len(facts))
+        return facts
+
+    def _procedural(
+        self, llm: LLM, lines: list[str], embed: Callable[[Sequence[str]], np.ndarray], run: _Run
+    ) -> Plan:
+        today = self.today().isoformat()
+        overhead = estimate_tokens(self.prompts.render("procedural_summary", today=today, messages=""))
+        parts: list[str] = []
+        for chunk in self._chunks(lines, overhead):
+            system = self.prompts.render("procedural_summary", today=today, messages=chunk)
+            response = self._call(
+                llm,
+                run,
+                system,
+                [{"role": "user", "content": "Write the record of the run above."}],
+                json_output=False,
+            )
+            if response.text.strip():
+                parts.append(response.text.strip())
+        if not parts:
+            raise LLMError("the procedural summary came back empty")
+        summary = "\n\n".join(parts)
+        vector = np.asarray(embed([summary]))[0]
+        return Plan([Action("ADD", summary, vector=vector)], run.usage, inferred=True, warnings=run.warnings)
+
+    def _decide(
+        self,
+        llm: LLM,
+        facts: list[str],
+        embed: Callable[[Sequence[str]], np.ndarray],
+        neighbours: Callable[[np.ndarray], list[list[Neighbour]]],
+        run: _Run,
+    ) -> list[Action]:
+        vectors = np.asarray(embed(facts), dtype=np.float32)
+        found = neighbours(vectors) if len(vectors) else []
+        if len(found) != len(facts):
+            raise ValueError(f"neighbours() returned {len(found)} lists for {len(facts)} facts")
+
+        plans: list[_FactPlan] = []
+        kept: list[int] = []
+        for i, fact in enumerate(facts):
+            # Two facts of the same add that say the same thing: keep the first.
+            if kept:
+                sims = vectors[kept] @ vectors[i]
+                if float(np.max(sims)) >= self.dedup_threshold:
+                    logger.debug("fact %r repeats an earlier fact of this add; skipped", fact)
+                    continue
+            kept.append(i)
+            near = sorted(found[i], key=lambda n: n.similarity, reverse=True)
+            best = near[0] if near else None
+            if best is not None and best.similarity >= self.dedup_threshold:
+                plans.append(_FactPlan(i, fact, [], certain=Action("NONE", best.memory, memory_id=best.id)))
+                continue
+            related = [n for n in near if n.similarity >= self.related_threshold]
+            if not related:
+                plans.append(_FactPlan(i, fact, [], certain=Action("ADD", fact)))
+                continue
+            plans.append(_FactPlan(i, fact, related))
+
+        undecided = [p for p in plans if p.certain is None]
+        decisions: dict[int, list[dict[str, Any]]] = {}
+        memories: list[Neighbour] = []
+        if undecided:
+            by_id: dict[str, int] = {}
+            for p in undecided:
+                for n in p.related:
+                    if n.id not in by_id:
+                        by_id[n.id] = len(memories)
+                        memories.append(n)
+            try:
+                decisions = self._decision_call(llm, undecided, memories, run)
+            except LLMError as exc:
+                run.warn(
+                    f"the update decision failed ({exc}); {len(undecided)} fact(s) were added "
+                    "without comparing them to related memories"
+                )
+                decisions = {}
+        return self._actions(facts, vectors, plans, decisions, memories, embed)
+
+    def _decision_call(
+        self, llm: LLM, undecided: list[_FactPlan], memories: list[Neighbour], run: _Run
+    ) -> dict[int, list[dict[str, Any]]]:
+        def listing(texts: Sequence[str]) -> str:
+            return "\n".join(f"{k}: {json.dumps(t, ensure_ascii=False)}" for k, t in enumerate(texts))
+
+        existing = listing([n.memory for n in memories])
+        new_facts = listing([p.fact for p in undecided])
+        system = self.prompts.render(
+            "update_decision",
+            today=self.today().isoformat(),
+            existing_memories=existing,
+            new_facts=new_facts,
+        )
+        data = self._json_call(llm, run, system, "Decide for every new fact, as JSON.", "decisions")
+        raw = data.get("decisions")
+        if not isinstance(raw, list):
+            raise LLMError(f'"decisions" must be a list, got {type(raw).__name__}')
+        out: dict[int, list[dict[str, Any]]] = {}
+        for item in raw:
+            if not isinstance(item, dict):
+                logger.warning("decision ignored, not an object: %r", item)
+                continue
+            local = _as_int(item.get("fact"))
+            if local is None and len(undecided) == 1:
+                local = 0
+            if local is None or not 0 <= local < len(undecided):
+                logger.warning("decision ignored, it names no new fact: %r", item)
+                continue
+            event = str(item.get("event", "")).strip().upper()
+            if event not in _EVENTS:
+                logger.warning("decision ignored, unknown event %r: %r", event, item)
+                continue
+            decision: dict[str, Any] = {"event": event}
+            if event != "ADD":
+                mid = _as_int(item.get("id"))
+                if mid is None or not 0 <= mid < len(memories):
+                    logger.warning(
+                        "decision ignored, the model invented memory id %r: %r", item.get("id"), item
+                    )
+                    continue
+                decision["memory"] = mid
+            text = item.get("text")
+            if isinstance(text, str) and text.strip():
+                decision["text"] = " ".join(text.split())
+            out.setdefault(undecided[local].index, []).append(decision)
+        return out
+
+    def _actions(
+        self,
+        facts: list[str],
+        vectors: np.ndarray,
+        plans: list[_FactPlan],
+        decisions: dict[int, list[dict[str, Any]]],
+        memories: list[Neighbour],
+        embed: Callable[[Sequence[str]], np.ndarray],
+    ) -> list[Action]:
+        actions: list[Action] = []
+        claimed: set[str] = set()  # memories already rewritten or deleted by this plan
+        added: dict[str, int] = {}  # normalized text -> index of the action that writes it
+        noned: set[str] = set()
+        vector_of: dict[int, int] = {}  # action index -> fact index whose vector fits its text
+
+        def add(fact_index: int, text: str) -> int:
+            if _norm(text) in added:
+                return added[_norm(text)]
+            added[_norm(text)] = len(actions)
+            actions.append(Action("ADD", text))
+            if text == facts[fact_index]:
+                vector_of[len(actions) - 1] = fact_index
+            return len(actions) - 1
+
+        def none(target_id: str, text: str) -> None:
+            if target_id not in noned:
+                noned.add(target_id)
+                actions.append(Action("NONE", text, memory_id=target_id))
+
+        for p in plans:
+            if p.certain is not None:
+                if p.certain.event == "ADD":
+                    add(p.index, p.fact)
+                else:
+                    none(p.certain.memory_id or "", p.certain.text)
+                continue
+            replacement: int | None = None
+            deletes: list[Neighbour] = []
+            covered = False
+            for d in decisions.get(p.index, []):
+                event = d["event"]
+                if event == "ADD":
+                    idx = add(p.index, d.get("text", p.fact))
+                    covered = True
+                    replacement = idx if replacement is None else replacement
+                    continue
+                target = memories[d["memory"]]
+                if event == "NONE":
+                    none(target.id, target.memory)
+                    covered = True
+                elif target.id in claimed:
+                    logger.warning("%s of memory %s ignored: this add already changed it", event, target.id)
+                elif event == "UPDATE":
+                    claimed.add(target.id)
+                    text = d.get("text", p.fact)
+                    actions.append(Action("UPDATE", text, memory_id=target.id, previous=target.memory))
+                    added[_norm(text)] = len(actions) - 1
+                    if text == p.fact:
+                        vector_of[len(actions) - 1] = p.index
+                    covered = True
+                    replacement = len(actions) - 1 if replacement is None else replacement
+                else:
+                    claimed.add(target.id)
+                    deletes.append(target)
+            if deletes and replacement is None:
+                # A contradiction must not lose the new truth (mem0 issue 4536).
+                replacement = add(p.index, p.fact)
+                covered = True
+            if not covered:
+                logger.info("no usable decision for fact %r; adding it", p.fact)
+                add(p.index, p.fact)
+            for target in deletes:
+                actions.append(
+                    Action(
+                        "DELETE",
+                        target.memory,
+                        memory_id=target.id,
+                        previous=target.memory,
+                        superseded_by=replacement,
+                    )
+                )
+
+        # Vectors for ADD/UPDATE: reuse the fact's, embed only texts the model rewrote.
+        missing = [i for i, a in enumerate(actions) if a.event in ("ADD", "UPDATE") and i not in vector_of]
+        fresh = np.asarray(embed([actions[i].text for i in missing]), dtype=np.float32) if missing else None
+        for i, a in enumerate(actions):
+            if a.event not in ("ADD", "UPDATE"):
+                continue
+            if i in vector_of:
+                a.vector = vectors[vector_of[i]]
+            elif fresh is not None:
+                a.vector = fresh[missing.index(i)]
+        return actions
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+@dataclass
+class _FactPlan:
+    index: int
+    fact: str
+    related: list[Neighbour]
+    certain: Action | None = None
+
+
+@dataclass
+class _Run:
+    usage: Usage = field(default_factory=Usage)
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, response: LLMResponse) -> None:
+        self.usage.llm_calls += 1
+        self.usage.input_tokens += int(response.input_tokens or 0)
+        self.usage.output_tokens += int(response.output_tokens or 0)
+
+    def warn(self, message: str) -> None:
+        logger.warning(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
