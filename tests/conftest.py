@@ -65,3 +65,18 @@ def memory(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[Memory]:
     mem = Memory(settings, embedder=fake_embedder)
     yield mem
     mem.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every `async def` test runs on anyio's asyncio backend without a per-test marker.
+    import inspect
+
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is not None and inspect.iscoroutinefunction(fn):
+            item.add_marker(pytest.mark.anyio)

@@ -176,7 +176,7 @@ class VectorStore:
         if tbl is None:
             return []
         q = tbl.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
-        q = q.distance_type("cosine").select(list(ROW_COLUMNS)).limit(k)
+        q = q.distance_type("cosine").select([*ROW_COLUMNS, "_distance"]).limit(k)
         if where:
             q = q.where(where, prefilter=True)
         return q.to_list()
@@ -185,7 +185,8 @@ class VectorStore:
         tbl = self.table
         if tbl is None:
             return []
-        q = tbl.search(query, query_type="fts", fts_columns="search_text").select(list(ROW_COLUMNS)).limit(k)
+        q = tbl.search(query, query_type="fts", fts_columns="search_text")
+        q = q.select([*ROW_COLUMNS, "_score"]).limit(k)
         if where:
             q = q.where(where, prefilter=True)
         try:
