@@ -85,6 +85,9 @@ def _looks_unsupported(exc: Exception) -> bool:
     if code is None:
         code = getattr(exc, "code", None)
     text = str(exc).lower()
+    # 2026-07-28 connections have no back-channel for server-initiated requests at all.
+    if type(exc).__name__ == "NoBackChannelError":
+        return True
     return code == -32601 or "method not found" in text or ("sampling" in text and "support" in text)
 
 
@@ -137,19 +140,15 @@ def session_sampler(session: Any, *, related_request_id: Any = None) -> CreateMe
     Call the result from a worker thread started by anyio (``anyio.to_thread.run_sync``), as
     AsyncMemory does; it hops back to the session's event loop for each request.
     """
-    import warnings
-
     import anyio.from_thread
 
     async def call(system: str, messages: list[dict[str, Any]], max_tokens: int) -> tuple[str, int, int]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            result = await session.create_message(
-                to_sampling_messages(messages),
-                max_tokens=max_tokens,
-                system_prompt=system,
-                related_request_id=related_request_id,
-            )
+        result = await session.create_message(
+            to_sampling_messages(messages),
+            max_tokens=max_tokens,
+            system_prompt=system,
+            related_request_id=related_request_id,
+        )
         content = result.content if isinstance(result.content, list) else [result.content]
         text = "".join(getattr(c, "text", "") for c in content)
         # Sampling results carry no token counts; estimate them so usage stays comparable.

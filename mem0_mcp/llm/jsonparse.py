@@ -25,33 +25,20 @@ class JSONParseError(LLMError):
     """The model's answer holds no usable JSON object."""
 
 
-def _balanced_objects(text: str) -> list[str]:
-    """Each top-level {...} span, honouring strings so braces inside them do not count."""
-    spans: list[str] = []
-    depth = 0
-    start = -1
-    in_str = False
-    escape = False
-    for i, ch in enumerate(text):
-        if in_str:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = depth > 0
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start : i + 1])
-    return spans
+def _scan(text: str) -> dict[str, Any] | None:
+    """The first JSON object starting at any "{" of the text (prose and stray braces around it)."""
+    decoder = json.JSONDecoder()
+    for source in (text, _TRAILING_COMMA.sub(r"\1", text)):
+        idx = source.find("{")
+        while idx != -1:
+            try:
+                value, _ = decoder.raw_decode(source, idx)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                return value
+            idx = source.find("{", idx + 1)
+    return None
 
 
 def _try(candidate: str) -> dict[str, Any] | None:
@@ -70,11 +57,13 @@ def extract_json(text: str) -> dict[str, Any]:
     stripped = text.strip()
     candidates = [stripped]
     candidates += [m.group(1).strip() for m in _FENCE.finditer(text)]
-    candidates += _balanced_objects(text)
     for candidate in candidates:
         value = _try(candidate)
         if value is not None:
             return value
+    value = _scan(text)
+    if value is not None:
+        return value
     preview = stripped[:200] + ("..." if len(stripped) > 200 else "")
     raise JSONParseError(f"no JSON object in the model's answer: {preview!r}")
 
