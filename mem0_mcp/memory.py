@@ -158,7 +158,8 @@ class Memory:
         if stored is not None and int(stored) != dimension:
             raise self._mismatch("vector dimension", int(stored), dimension)
         if not meta:
-            tmp = self._meta_path.with_suffix(".tmp")
+            # A name of its own per writer: threads and processes may get here at once.
+            tmp = self._meta_path.with_suffix(f".{uuid.uuid4().hex}.tmp")
             tmp.write_text(json.dumps({"embedder_model": self._embedder.name, "dimension": dimension}))
             tmp.replace(self._meta_path)
         self._dimension_checked = True
@@ -248,9 +249,8 @@ class Memory:
                     ) from exc
             else:
                 raise InvalidInputError(field, f"must be an object, got {type(raw).__name__}")
-            if msg.name is not None:
-                if not msg.name.strip() or len(msg.name) > MAX_NAME_LENGTH:
-                    raise InvalidInputError(f"{field}.name", f"must be 1 to {MAX_NAME_LENGTH} characters")
+            if msg.name is not None and (not msg.name.strip() or len(msg.name) > MAX_NAME_LENGTH):
+                raise InvalidInputError(f"{field}.name", f"must be 1 to {MAX_NAME_LENGTH} characters")
             if msg.metadata is not None:
                 self._check_metadata(msg.metadata, f"{field}.metadata")
             text = _text_of(msg.content, f"{field}.content", warnings)
