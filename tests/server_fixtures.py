@@ -1,0 +1,84 @@
+"""Helpers for the server tests: a server on the fake embedder, a real uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp_types import CallToolResult
+
+from mem0_mcp.config import Settings
+from mem0_mcp.memory import Memory
+from mem0_mcp.server import MemoryServer, build_http_app, create_server
+from tests.conftest import FakeEmbedder, make_settings
+
+REPO = Path(__file__).resolve().parent.parent
+MEM0_MCP_BIN = Path(sys.executable).with_name("mem0-mcp")
+
+TOKEN_ALICE = "alice-token-0123456789abcdef"
+TOKEN_BOB = "bob-token-0123456789abcdef"
+
+
+def fake_server(settings: Settings) -> MemoryServer:
+    return create_server(settings, memory_factory=lambda s: Memory(s, embedder=FakeEmbedder()))
+
+
+def http_settings(data_dir: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "transport": "http",
+        "auth_tokens": {TOKEN_ALICE: "alice", TOKEN_BOB: "bob"},
+        "max_request_bytes": 64 * 1024,
+    }
+    base.update(overrides)
+    return make_settings(data_dir, **base)
+
+
+def structured(result: CallToolResult) -> Any:
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+def error_text(result: CallToolResult) -> str:
+    assert result.is_error, result.structured_content
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+@asynccontextmanager
+async def running_http(server: MemoryServer, transport: str) -> AsyncIterator[str]:
+    """Serve the real Starlette app with uvicorn on an ephemeral 127.0.0.1 port; yield the base URL."""
+    import uvicorn
+
+    app = build_http_app(server, transport=transport)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, lifespan="on", timeout_graceful_shutdown=2
+    )
+    userver = uvicorn.Server(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(userver._serve)  # _serve: no signal handlers inside the test runner
+        with anyio.fail_after(20):
+            while not userver.started:
+                await anyio.sleep(0.02)
+        port = userver.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            userver.should_exit = True
+
+
+def example_config_env(data_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """Command and environment from claude_desktop_config.example.json, as Claude Desktop uses them."""
+    config = json.loads((REPO / "claude_desktop_config.example.json").read_text())
+    entry = config["mcpServers"]["mem0"]
+    command = entry["command"]
+    if not os.path.isabs(command):
+        command = str(MEM0_MCP_BIN) if command == "mem0-mcp" else command
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEM0_MCP_")}
+    env.update(entry.get("env", {}))
+    env["MEM0_MCP_DATA_DIR"] = str(data_dir)
+    return [command, *entry.get("args", [])], env
