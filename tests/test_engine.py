@@ -278,7 +278,10 @@ def test_pagination_is_stable_and_complete(memory: Memory) -> None:
         (lambda m: m.search("x", user_id="u", filters={"k": {"like": "x"}}), "filters.k.like"),
         (lambda m: m.search("x", user_id="u", filters={"k": {"in": "notalist"}}), "filters.k.in"),
         (lambda m: m.search("x", user_id="u", filters={"AND": "x"}), "filters.AND"),
-        (lambda m: m.search("x", user_id="u", filters={"created_at": {"gt": "soon"}}), "filters.created_at.gt"),
+        (
+            lambda m: m.search("x", user_id="u", filters={"created_at": {"gt": "soon"}}),
+            "filters.created_at.gt",
+        ),
     ],
 )
 def test_bad_input_names_the_field_and_loses_nothing(memory: Memory, call, field: str) -> None:
