@@ -1,0 +1,332 @@
+"""The ONNX embedder against the real bundled model: export, cache, and parity with sentence-transformers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mem0_mcp import embeddings
+from mem0_mcp import onnx_embedder as ox
+from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL, Settings
+from mem0_mcp.embeddings import Embedder, resolve_model_path
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tokenizers")
+
+SENTENCES = [
+    "I love hiking in the mountains",
+    "outdoor activities",
+    "my tax return",
+    "The user's sister is called Ana and lives in Lisbon.",
+    "",
+    "  leading and trailing spaces  ",
+    "ÉMOJI 🙂 and Ünïcödé, 中文句子。",
+    "Prefers green tea over coffee; allergic to peanuts. " * 40,  # past max_seq_length
+]
+
+
+def _settings(data_dir: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {"data_dir": data_dir, "llm_provider": "none", "user_id": "tester"}
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, ox.OnnxEmbedder]:
+    settings = _settings(tmp_path_factory.mktemp("onnx-data"), embedder="onnx")
+    embedder = ox.OnnxEmbedder.from_settings(settings)
+    return settings, embedder
+
+
+@pytest.fixture(scope="module")
+def onnx_model(exported: tuple[Settings, ox.OnnxEmbedder]) -> ox.OnnxEmbedder:
+    return exported[1]
+
+
+@pytest.fixture(scope="module")
+def reference() -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(resolve_model_path(DEFAULT_EMBEDDER_MODEL), device="cpu")
+
+
+def test_first_start_exports_then_later_starts_load_the_cache(
+    exported: tuple[Settings, ox.OnnxEmbedder],
+) -> None:
+    settings, first = exported
+    assert first.export_seconds is not None and first.export_seconds > 0
+    folder = first.folder
+    assert folder.parent == settings.models_dir
+    for name in (ox.MODEL_FILE, ox.TOKENIZER_FILE, ox.POOLING_FILE, ox.MANIFEST_FILE):
+        assert (folder / name).is_file()
+    manifest = json.loads((folder / ox.MANIFEST_FILE).read_text())
+    assert manifest["dimension"] == 384
+    assert manifest["verification"]["min_cosine"] >= ox.MIN_COSINE
+    assert manifest["source_path"] == str(Path(resolve_model_path(DEFAULT_EMBEDDER_MODEL)).resolve())
+    assert "model.safetensors" in manifest["source_files"]
+    assert {"torch", "transformers", "onnxruntime"} <= set(manifest["versions"])
+    mtime = (folder / ox.MODEL_FILE).stat().st_mtime_ns
+
+    second = ox.OnnxEmbedder.from_settings(settings)
+    assert second.export_seconds is None
+    assert second.folder == folder
+    assert (folder / ox.MODEL_FILE).stat().st_mtime_ns == mtime
+    # Nothing but the export and its lock file is left behind in the models folder.
+    assert sorted(p.name for p in settings.models_dir.iterdir()) == sorted(
+        [folder.name, f".{folder.name}.lock"]
+    )
+    np.testing.assert_allclose(second.embed(SENTENCES), first.embed(SENTENCES), atol=1e-6)
+
+
+def test_cached_start_does_not_import_torch(exported: tuple[Settings, ox.OnnxEmbedder]) -> None:
+    settings, _ = exported
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from mem0_mcp.config import Settings\n"
+        "t = time.perf_counter()\n"
+        "from mem0_mcp.onnx_embedder import OnnxEmbedder\n"
+        f"e = OnnxEmbedder.from_settings(Settings(data_dir=Path({str(settings.data_dir)!r})))\n"
+        "assert e.export_seconds is None, 're-exported'\n"
+        "assert e.embed(['hello']).shape == (1, 384)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'sentence_transformers' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEM0_MCP_")}
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_satisfies_the_embedder_protocol(onnx_model: ox.OnnxEmbedder) -> None:
+    assert isinstance(onnx_model, Embedder)
+    assert onnx_model.name == DEFAULT_EMBEDDER_MODEL
+    assert onnx_model.dimension == 384
+    assert onnx_model.max_seq_length == 256
+
+
+def test_vectors_match_sentence_transformers(onnx_model: ox.OnnxEmbedder, reference: Any) -> None:
+    expected = reference.encode(SENTENCES, normalize_embeddings=True, show_progress_bar=False)
+    got = onnx_model.embed(SENTENCES)
+    cos = np.sum(got * np.asarray(expected, dtype=np.float32), axis=1)
+    assert cos.min() >= 0.9999, cos
+
+
+def test_batch_equals_single(onnx_model: ox.OnnxEmbedder) -> None:
+    batched = onnx_model.embed(SENTENCES)
+    singles = np.vstack([onnx_model.embed([s]) for s in SENTENCES])
+    np.testing.assert_allclose(batched, singles, atol=2e-5)
+
+
+def test_length_sorting_keeps_input_order_across_chunks(onnx_model: ox.OnnxEmbedder) -> None:
+    model = onnx_model
+    small_batches = ox.OnnxEmbedder(model.folder, name=model.name, batch_size=3, threads=1)
+    texts = [f"note {i}: " + "word " * ((i * 7) % 23) for i in range(20)]
+    np.testing.assert_allclose(small_batches.embed(texts), model.embed(texts), atol=2e-5)
+
+
+def test_empty_input(onnx_model: ox.OnnxEmbedder) -> None:
+    out = onnx_model.embed([])
+    assert out.shape == (0, 384)
+    assert out.dtype == np.float32
+
+
+def test_output_is_normalized_float32(onnx_model: ox.OnnxEmbedder) -> None:
+    out = onnx_model.embed(SENTENCES)
+    assert out.dtype == np.float32
+    assert out.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_semantic_sanity(onnx_model: ox.OnnxEmbedder) -> None:
+    hike, outdoor, tax = onnx_model.embed(
+        ["I love hiking in the mountains", "outdoor activities", "my tax return"]
+    )
+    assert float(hike @ outdoor) > float(hike @ tax) + 0.2
+
+
+def test_build_embedder_picks_onnx(exported: tuple[Settings, ox.OnnxEmbedder]) -> None:
+    settings, _ = exported
+    for choice in ("auto", "onnx"):
+        built = embeddings.build_embedder(settings.model_copy(update={"embedder": choice}))
+        assert isinstance(built, ox.OnnxEmbedder)
+        assert built.export_seconds is None
+
+
+# --------------------------------------------------------------------------- cache rules, no export
+
+
+def test_slug_is_filesystem_safe_and_unique() -> None:
+    a = ox.model_slug("bundled:all-MiniLM-L6-v2")
+    assert a.startswith("bundled_all-MiniLM-L6-v2-")
+    assert ox.model_slug("org/name") != ox.model_slug("org_name")
+    for model in ("/home/me/models/My Model/", "C:\\models\\x", "../../etc", ":::"):
+        slug = ox.model_slug(model)
+        assert "/" not in slug and "\\" not in slug and not slug.startswith(".")
+
+
+def test_stale_cache_is_detected(exported: tuple[Settings, ox.OnnxEmbedder], tmp_path: Path) -> None:
+    _, model = exported
+    source = ox.resolve_source_folder(DEFAULT_EMBEDDER_MODEL)
+    fingerprint = ox.source_fingerprint(source)
+    assert ox.cache_problem(model.folder, source, fingerprint) is None
+    changed = dict(fingerprint, **{"model.safetensors": [1, 2]})
+    assert ox.cache_problem(model.folder, source, changed) == "source model files changed"
+    assert ox.cache_problem(tmp_path, source, fingerprint) == "no cached export"
+    (tmp_path / ox.MANIFEST_FILE).write_text("{not json")
+    assert "unreadable manifest" in str(ox.cache_problem(tmp_path, source, fingerprint))
+    manifest = json.loads((model.folder / ox.MANIFEST_FILE).read_text())
+    (tmp_path / ox.MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert ox.cache_problem(tmp_path, source, fingerprint) == f"{ox.MODEL_FILE} is missing"
+    (tmp_path / ox.MANIFEST_FILE).write_text(json.dumps(dict(manifest, format_version=0)))
+    assert ox.cache_problem(tmp_path, source, fingerprint) == "export format changed"
+
+
+def test_concurrent_exports_run_once_and_never_leave_a_partial_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def slow_export(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
+        calls.append(threading.get_ident())
+        time.sleep(0.5)
+        (out_dir / ox.MODEL_FILE).write_bytes(b"x" * 10)
+        return {
+            "format_version": ox.FORMAT_VERSION,
+            "source_path": str(source),
+            "files": {ox.MODEL_FILE: {"size": 10}},
+            "export_seconds": 0.5,
+            "verification": {"min_cosine": 1.0},
+        }
+
+    monkeypatch.setattr(ox, "export_model", slow_export)
+    results: list[tuple[Path, bool]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len({folder for folder, _ in results}) == 1
+    assert sorted(now for _, now in results) == [False, False, True]
+    folder = results[0][0]
+    assert (folder / ox.MODEL_FILE).read_bytes() == b"x" * 10
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_a_changed_source_replaces_the_cached_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exports: list[Path] = []
+
+    def fake_export(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
+        exports.append(out_dir)
+        (out_dir / ox.MODEL_FILE).write_text(str(len(exports)))
+        return {
+            "format_version": ox.FORMAT_VERSION,
+            "source_path": str(source),
+            "files": {},
+            "export_seconds": 0.0,
+            "verification": {"min_cosine": 1.0},
+        }
+
+    monkeypatch.setattr(ox, "export_model", fake_export)
+    folder, now = ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)
+    assert now
+    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path) == (folder, False)
+    real = ox.source_fingerprint
+    monkeypatch.setattr(ox, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
+    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path) == (folder, True)
+    assert (folder / ox.MODEL_FILE).read_text() == "2"
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_a_refused_model_is_remembered_until_its_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+
+    def refuse(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
+        calls.append(out_dir)
+        raise ox.OnnxUnavailableError("pooling 'weightedmean' is not supported")
+
+    monkeypatch.setattr(ox, "export_model", refuse)
+    for _ in range(2):
+        with pytest.raises(ox.OnnxUnavailableError, match="weightedmean"):
+            ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)
+    assert len(calls) == 1
+    real = ox.source_fingerprint
+    monkeypatch.setattr(ox, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
+    with pytest.raises(ox.OnnxUnavailableError):
+        ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)
+    assert len(calls) == 2
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+class Transformer:  # names matter: the pipeline is recognised by module class names
+    tokenizer = None
+
+
+class Pooling:
+    def __init__(self, mode: str) -> None:
+        self.pooling_mode = mode
+
+
+class Dense:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ([Transformer(), Pooling("weightedmean")], "pooling 'weightedmean' is not supported"),
+        ([Transformer(), Pooling("lasttoken")], "pooling 'lasttoken' is not supported"),
+        ([Transformer(), Pooling("mean"), Dense()], "modules after pooling ['Dense']"),
+        ([Pooling("mean")], "is not Transformer + Pooling"),
+        ([Transformer(), Pooling("mean")], "needs a fast (tokenizers) tokenizer"),
+    ],
+)
+def test_unsupported_pipelines_are_refused_clearly(modules: list[Any], message: str) -> None:
+    with pytest.raises(ox.OnnxUnavailableError) as info:
+        ox._inspect_pipeline(modules, Path("/models/x"))
+    assert message in str(info.value)
+    assert "sentence-transformers" in str(info.value)
+
+
+def test_auto_falls_back_when_onnx_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class StandIn:
+        def __init__(self, model: str, **kwargs: Any) -> None:
+            self.model = model
+
+    def refuse(settings: Settings) -> ox.OnnxEmbedder:
+        raise ox.OnnxUnavailableError("pooling 'weightedmean' is not supported")
+
+    monkeypatch.setattr(embeddings, "SentenceTransformerEmbedder", StandIn)
+    monkeypatch.setattr(ox.OnnxEmbedder, "from_settings", staticmethod(refuse))
+    assert isinstance(embeddings.build_embedder(_settings(tmp_path, embedder="auto")), StandIn)
+    with pytest.raises(ox.OnnxUnavailableError):
+        embeddings.build_embedder(_settings(tmp_path, embedder="onnx"))
+
+
+def test_pooling_modes_follow_the_attention_mask() -> None:
+    hidden = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    mask = np.array([[1, 1, 1], [1, 1, 0]])
+    np.testing.assert_allclose(ox._pool(hidden, mask, "mean"), [[2, 3], [7, 8]])
+    np.testing.assert_allclose(ox._pool(hidden, mask, "cls"), [[0, 1], [6, 7]])
+    np.testing.assert_allclose(ox._pool(hidden, mask, "max"), [[4, 5], [8, 9]])
+    np.testing.assert_allclose(
+        ox._pool(hidden, mask, "mean_sqrt_len_tokens"), [[6 / 3**0.5, 9 / 3**0.5], [14 / 2**0.5, 16 / 2**0.5]]
+    )
