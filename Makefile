@@ -1,0 +1,32 @@
+# The two set-up commands of the README: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install serve test lint bench
+
+# CPU torch first: a plain `torch` requirement (pulled by sentence-transformers) resolves to a
+# CUDA build of several GB; with 2.13.0 (CPU) installed, the rest of the resolve keeps it.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+serve: install
+	$(BIN)/mem0-mcp serve
+
+lint: install
+	$(BIN)/ruff check mem0_mcp tests benchmarks
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
+test: lint
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
+
+bench: install
+	$(BIN)/python benchmarks/latency.py
