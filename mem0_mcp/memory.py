@@ -443,10 +443,167 @@ class Memory:
         warnings: list[str],
         progress: ProgressFn | None,
     ) -> AddResult | None:
-        """The LLM pipeline (extract facts, decide ADD/UPDATE/DELETE/NONE). None: store verbatim."""
+        """The LLM pipeline (extract facts, decide ADD/UPDATE/DELETE/NONE). None: store verbatim.
+
+        Planning (LLM calls, embedding, neighbour lookups) runs outside the write lock: it takes
+        seconds and must not block other writers. Applying re-reads every targeted row under the
+        lock, so a memory changed meanwhile by someone else is not clobbered.
+        """
         if self._llm is None:
             return None
-        return None
+        from mem0_mcp.llm.pipeline import MemoryPipeline, Neighbour
+        from mem0_mcp.llm.prompts import PromptSet
+
+        pipeline = getattr(self, "_llm_pipeline", None)
+        if pipeline is None or pipeline.llm is not self._llm:
+            pipeline = MemoryPipeline(
+                self._llm,
+                PromptSet.load(self.settings.prompts_dir),
+                dedup_threshold=self.settings.dedup_threshold,
+            )
+            self._llm_pipeline = pipeline
+
+        def neighbours(vectors: np.ndarray) -> list[list[Neighbour]]:
+            where = self._where(scope)
+            found = []
+            for vector in vectors:
+                hits = self._vectors.vector_search(vector, where, 5)
+                found.append(
+                    [Neighbour(str(h["id"]), str(h["memory"]), 1.0 - float(h["_distance"])) for h in hits]
+                )
+            return found
+
+        if progress:
+            progress(0.0, None, "extracting facts")
+        plan = pipeline.plan(
+            msgs,
+            agent_mode=bool(scope.agent_id),
+            memory_type=memory_type,
+            embed=self._embed,
+            neighbours=neighbours,
+        )
+        all_warnings = [*warnings, *(w for w in plan.warnings if w not in warnings)]
+        if not plan.inferred:
+            return AddResult(
+                inferred=False, reason=plan.reason, usage=plan.usage, warnings=all_warnings
+            )
+        if not plan.actions:
+            all_warnings.append(
+                "the LLM found nothing worth remembering in these messages; nothing was stored"
+            )
+        if progress:
+            progress(0.0, float(len(plan.actions)), "applying")
+
+        agent_facts = bool(scope.agent_id) and any(m.role == "assistant" for m in msgs)
+        meta = dict(metadata)
+        for m in msgs:
+            meta.update(m.metadata or {})
+        speaker_role = "assistant" if agent_facts else "user"
+        names = {m.name.strip() for m in msgs if m.name and m.role == speaker_role}
+        now = now_iso()
+        events: list[AddEvent | None] = [None] * len(plan.actions)
+        ids: list[str | None] = [None] * len(plan.actions)  # memory id each action wrote
+        new_rows: list[dict[str, Any]] = []
+        new_vectors: list[np.ndarray] = []
+        history: list[dict[str, Any]] = []
+        writes = 0
+
+        def new_row(text: str) -> dict[str, Any]:
+            return {
+                "id": str(uuid.uuid4()),
+                "memory": text,
+                "hash": text_hash(text),
+                "search_text": text,
+                "context": None,
+                **scope.model_dump(),
+                "actor_id": actor_id or (next(iter(names)) if len(names) == 1 else None),
+                "role": speaker_role,
+                "name": None,
+                "memory_type": memory_type,
+                "metadata": meta,
+                "created_at": now,
+                "updated_at": now,
+                "event_at": event_at,
+                "superseded_at": None,
+                "superseded_by": None,
+            }
+
+        def vector_of(action: Any) -> np.ndarray:
+            return action.vector if action.vector is not None else self._embed([action.text])[0]
+
+        with self._lock.hold():
+            live: dict[str, dict[str, Any] | None] = {}
+
+            def current(memory_id: str) -> dict[str, Any] | None:
+                if memory_id not in live:
+                    row = self._vectors.get(memory_id)
+                    ok = row is not None and self._in_scope(row, scope) and not row.get("superseded_at")
+                    live[memory_id] = row if ok else None
+                return live[memory_id]
+
+            # ADD and UPDATE first: a DELETE names the memory that superseded it.
+            for i, action in enumerate(plan.actions):
+                if action.event == "UPDATE" and action.memory_id and (row := current(action.memory_id)):
+                    if action.text == row["memory"]:
+                        ids[i] = row["id"]
+                        events[i] = AddEvent(id=row["id"], memory=row["memory"], event="NONE")
+                        continue
+                    self._vectors.update(
+                        row["id"],
+                        {
+                            "memory": action.text,
+                            "hash": text_hash(action.text),
+                            # The vector is the plain fact's: keep the indexed text the same.
+                            "search_text": action.text,
+                            "context": None,
+                            "vector": vector_of(action),
+                            "updated_at": now,
+                        },
+                    )
+                    history.append(self._history_entry(row, "UPDATE", row["memory"], action.text))
+                    ids[i] = row["id"]
+                    events[i] = AddEvent(
+                        id=row["id"], memory=action.text, event="UPDATE", previous_memory=row["memory"]
+                    )
+                    writes += 1
+                elif action.event in ("ADD", "UPDATE"):
+                    # An UPDATE whose target vanished meanwhile still keeps the new fact.
+                    row = new_row(action.text)
+                    new_rows.append(row)
+                    new_vectors.append(vector_of(action))
+                    ids[i] = row["id"]
+                    events[i] = AddEvent(id=row["id"], memory=action.text, event="ADD")
+            if new_rows:
+                self._vectors.add(new_rows, np.stack(new_vectors))
+                history.extend(self._history_entry(r, "ADD", None, r["memory"]) for r in new_rows)
+                writes += len(new_rows)
+            for i, action in enumerate(plan.actions):
+                if action.event == "NONE" and action.memory_id:
+                    events[i] = AddEvent(id=action.memory_id, memory=action.text, event="NONE")
+                elif action.event == "DELETE" and action.memory_id and (row := current(action.memory_id)):
+                    by = ids[action.superseded_by] if action.superseded_by is not None else None
+                    if self.settings.hard_delete:
+                        self._vectors.delete(f"id = {sql_str(row['id'])}")
+                    else:
+                        # Soft: out of default search, still readable through get/history.
+                        self._vectors.update(
+                            row["id"], {"superseded_at": now, "superseded_by": by, "updated_at": now}
+                        )
+                    history.append(self._history_entry(row, "DELETE", row["memory"], None))
+                    events[i] = AddEvent(id=row["id"], memory=row["memory"], event="DELETE")
+                    writes += 1
+            if history:
+                self._history.add(history)
+        if progress:
+            progress(float(len(plan.actions)), float(len(plan.actions)), "stored")
+        self._after_write(writes)
+        return AddResult(
+            results=[e for e in events if e is not None],
+            inferred=True,
+            reason=None,
+            usage=plan.usage,
+            warnings=all_warnings,
+        )
 
     def _add_verbatim(
         self,
