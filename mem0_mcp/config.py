@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     hard_delete: bool = Field(False, description="DELETE decisions remove rows instead of superseding.")
 
     # --- graph
-    graph_enabled: bool = True
+    graph_enabled: bool = Field(False, description="Entity graph on Kuzu (not yet available).")
 
     # --- server
     transport: Literal["stdio", "sse", "http"] = "stdio"
