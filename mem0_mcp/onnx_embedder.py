@@ -268,11 +268,13 @@ def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
 # --------------------------------------------------------------------------- cache and export
 
 
-def ensure_exported(model: str, models_dir: Path) -> tuple[Path, bool]:
+def ensure_exported(model: str, models_dir: Path, *, in_subprocess: bool = True) -> tuple[Path, bool]:
     """The folder holding a valid export of ``model``, exporting it first if needed.
 
     Returns (folder, exported_now). Safe for concurrent processes: exports are serialized by a
     lock file where the platform has one, and always land by renaming a finished temp folder.
+    ``in_subprocess`` keeps torch out of this (long-lived) process: importing it and loading the
+    model there would hold ~450 MB more memory until the server restarts.
     """
     source = resolve_source_folder(model)
     models_dir = Path(models_dir)
@@ -282,6 +284,7 @@ def ensure_exported(model: str, models_dir: Path) -> tuple[Path, bool]:
     if reason is None:
         logger.debug("ONNX export of %s found in %s", model, target)
         return target, False
+    precheck_folder(source)
     refused = models_dir / f"{target.name}.refused.json"
     _raise_if_refused_before(refused, source, fingerprint)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -296,7 +299,10 @@ def ensure_exported(model: str, models_dir: Path) -> tuple[Path, bool]:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=models_dir))
         try:
             try:
-                manifest = export_model(source, tmp, model=model)
+                if in_subprocess:
+                    manifest = _export_in_subprocess(source, tmp, model=model)
+                else:
+                    manifest = export_model(source, tmp, model=model)
             except OnnxUnavailableError as exc:
                 # The same files would be refused again; remembering it spares every later start
                 # the seconds of loading torch just to fall back to sentence-transformers.
@@ -306,6 +312,7 @@ def ensure_exported(model: str, models_dir: Path) -> tuple[Path, bool]:
                         "format_version": FORMAT_VERSION,
                         "source_path": str(source),
                         "source_files": fingerprint,
+                        "environment": _export_environment(),
                         "reason": str(exc),
                     },
                 )
@@ -324,16 +331,66 @@ def ensure_exported(model: str, models_dir: Path) -> tuple[Path, bool]:
     return target, True
 
 
+# Exit status of the export child when the model is refused (as opposed to crashing).
+_EXIT_REFUSED = 3
+
+
+def _export_in_subprocess(source: Path, out_dir: Path, *, model: str | None) -> dict[str, Any]:
+    """Run :func:`export_model` in a child interpreter and return its manifest."""
+    import subprocess
+    import sys
+
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    # The child must import this same package even when the parent found it through a sys.path
+    # tweak (tests, embedding applications) rather than an installation.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "mem0_mcp.onnx_embedder", str(source), str(out_dir)]
+    if model is not None:
+        cmd += ["--model", model]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as exc:
+        # No usable interpreter (a frozen application, say): export here, paying the memory.
+        logger.info("ONNX export subprocess unavailable (%s); exporting in this process", exc)
+        return export_model(source, out_dir, model=model)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        manifest = json.loads(lines[-1])
+        if isinstance(manifest, dict):
+            return manifest
+    detail = (lines[-1] if lines else "") or proc.stderr.strip()[-2000:] or f"exit status {proc.returncode}"
+    if proc.returncode == _EXIT_REFUSED:
+        raise OnnxUnavailableError(detail)
+    raise RuntimeError(f"ONNX export of {source} failed: {detail}")
+
+
+def _export_environment() -> dict[str, str | None]:
+    """Installed versions of what an export depends on, read without importing any of it."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for dist in ("torch", "transformers", "sentence-transformers", "onnxruntime", "tokenizers", "onnx"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def _raise_if_refused_before(marker: Path, source: Path, fingerprint: dict[str, list[int]]) -> None:
     try:
         data = json.loads(marker.read_text())
     except (OSError, ValueError):
         return
+    # A refusal may come from the installed packages rather than the model (say, an exporter that
+    # needs ``onnx``), so upgrading any of them earns another try.
     if (
         isinstance(data, dict)
         and data.get("format_version") == FORMAT_VERSION
         and data.get("source_path") == str(source)
         and data.get("source_files") == fingerprint
+        and data.get("environment") == _export_environment()
     ):
         raise OnnxUnavailableError(f"{data.get('reason')} (remembered in {marker}; delete it to retry)")
 
@@ -418,6 +475,57 @@ def _install(tmp: Path, target: Path) -> None:
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def precheck_folder(source: Path) -> None:
+    """Refuse, from the config files alone, pipelines the export would refuse after loading torch.
+
+    Only what is certain is refused here; anything unusual is left to the export, which decides
+    on the loaded model and checks its vectors anyway.
+    """
+    try:
+        modules = json.loads((source / "modules.json").read_text())
+    except (OSError, ValueError):
+        return  # a plain transformers folder: sentence-transformers adds mean pooling itself
+    if not isinstance(modules, list):
+        return
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)]
+    extra = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
+    if extra:
+        raise OnnxUnavailableError(
+            f"embedder_model {source}: modules {extra} are not supported by the ONNX backend "
+            "(only Transformer, Pooling, Normalize); use embedder='sentence-transformers'"
+        )
+    for module in modules:
+        if not (isinstance(module, dict) and str(module.get("type", "")).endswith("Pooling")):
+            continue
+        try:
+            cfg = json.loads((source / str(module.get("path", "")) / "config.json").read_text())
+        except (OSError, ValueError):
+            return
+        if not isinstance(cfg, dict):
+            return
+        mode = cfg.get("pooling_mode")
+        if mode is None:
+            flagged = [name for key, name in _POOLING_FLAGS.items() if cfg.get(key)]
+            mode = flagged[0] if len(flagged) == 1 else flagged or None
+        if isinstance(mode, list) and len(mode) == 1:
+            mode = mode[0]
+        if mode is not None and mode not in SUPPORTED_POOLING:
+            raise OnnxUnavailableError(
+                f"embedder_model {source}: pooling {mode!r} is not supported by the ONNX backend "
+                f"(supported: {', '.join(SUPPORTED_POOLING)}); use embedder='sentence-transformers'"
+            )
 
 
 def _inspect_pipeline(st_model: Any, source: Path) -> dict[str, Any]:
@@ -642,3 +750,27 @@ def _verify(st_model: Any, out_dir: Path, spec: dict[str, Any]) -> dict[str, Any
             "use embedder='sentence-transformers'"
         )
     return {"min_cosine": round(worst, 7), "sentences": len(texts), "threshold": MIN_COSINE}
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """Child side of :func:`_export_in_subprocess`: the manifest (or the refusal) as the last stdout line."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m mem0_mcp.onnx_embedder")
+    ap.add_argument("source", type=Path, help="sentence-transformers folder")
+    ap.add_argument("out_dir", type=Path, help="existing, empty folder to write the export into")
+    ap.add_argument("--model", default=None, help="model setting, recorded in the export")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        manifest = export_model(args.source, args.out_dir, model=args.model)
+    except OnnxUnavailableError as exc:
+        sys.stdout.write(str(exc).replace("\n", " ") + "\n")
+        return _EXIT_REFUSED
+    sys.stdout.write(json.dumps(manifest) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

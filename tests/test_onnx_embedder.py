@@ -214,7 +214,11 @@ def test_concurrent_exports_run_once_and_never_leave_a_partial_folder(
     monkeypatch.setattr(ox, "export_model", slow_export)
     results: list[tuple[Path, bool]] = []
     threads = [
-        threading.Thread(target=lambda: results.append(ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)))
+        threading.Thread(
+            target=lambda: results.append(
+                ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
+            )
+        )
         for _ in range(3)
     ]
     for t in threads:
@@ -244,12 +248,12 @@ def test_a_changed_source_replaces_the_cached_export(tmp_path: Path, monkeypatch
         }
 
     monkeypatch.setattr(ox, "export_model", fake_export)
-    folder, now = ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)
+    folder, now = ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
     assert now
-    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path) == (folder, False)
+    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False) == (folder, False)
     real = ox.source_fingerprint
     monkeypatch.setattr(ox, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
-    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path) == (folder, True)
+    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False) == (folder, True)
     assert (folder / ox.MODEL_FILE).read_text() == "2"
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
@@ -266,14 +270,66 @@ def test_a_refused_model_is_remembered_until_its_files_change(
     monkeypatch.setattr(ox, "export_model", refuse)
     for _ in range(2):
         with pytest.raises(ox.OnnxUnavailableError, match="weightedmean"):
-            ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)
+            ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
     assert len(calls) == 1
     real = ox.source_fingerprint
     monkeypatch.setattr(ox, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
     with pytest.raises(ox.OnnxUnavailableError):
-        ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path)
+        ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
     assert len(calls) == 2
+    # Installing or upgrading a package the export depends on earns another try too.
+    monkeypatch.setattr(ox, "_export_environment", lambda: {"onnx": "1.99"})
+    with pytest.raises(ox.OnnxUnavailableError):
+        ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
+    assert len(calls) == 3
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def _copy_model(tmp_path: Path) -> Path:
+    """The bundled model as symlinks, so one config file can be changed cheaply."""
+    source = Path(resolve_model_path(DEFAULT_EMBEDDER_MODEL))
+    folder = tmp_path / "model-copy"
+    for path in source.rglob("*"):
+        if path.is_file():
+            (folder / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path.relative_to(source)).symlink_to(path)
+    return folder
+
+
+def _rewrite(path: Path, data: Any) -> None:
+    path.unlink()  # a symlink into the installed model: replace it, never write through it
+    path.write_text(json.dumps(data))
+
+
+def test_unsupported_pooling_is_refused_before_loading_torch(tmp_path: Path) -> None:
+    folder = _copy_model(tmp_path)
+    pooling = folder / "1_Pooling" / "config.json"
+    cfg = json.loads(pooling.read_text())
+    _rewrite(pooling, {**cfg, "pooling_mode_mean_tokens": False, "pooling_mode_weightedmean_tokens": True})
+    t0 = time.perf_counter()
+    with pytest.raises(ox.OnnxUnavailableError, match="pooling 'weightedmean' is not supported"):
+        ox.ensure_exported(str(folder), tmp_path / "models")
+    assert time.perf_counter() - t0 < 2
+
+
+def test_extra_modules_are_refused_before_loading_torch(tmp_path: Path) -> None:
+    folder = _copy_model(tmp_path)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.append({"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"})
+    _rewrite(folder / "modules.json", modules)
+    with pytest.raises(ox.OnnxUnavailableError, match=r"modules \['Dense'\]"):
+        ox.ensure_exported(str(folder), tmp_path / "models")
+
+
+def test_export_child_reports_a_refusal_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
+        raise ox.OnnxUnavailableError("pooling 'weightedmean'\nis not supported")
+
+    monkeypatch.setattr(ox, "export_model", refuse)
+    assert ox._main([str(tmp_path), str(tmp_path)]) == ox._EXIT_REFUSED
+    assert capsys.readouterr().out.splitlines()[-1] == "pooling 'weightedmean' is not supported"
 
 
 class Transformer:  # names matter: the pipeline is recognised by module class names
