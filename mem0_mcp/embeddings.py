@@ -95,7 +95,10 @@ class SentenceTransformerEmbedder:
 
         self._model = SentenceTransformer(path, device="cpu")
         self._batch_size = batch_size
-        dim = self._model.get_sentence_embedding_dimension()
+        getter = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        dim = getter()
         self._dimension = int(dim) if dim else int(self.embed(["x"]).shape[1])
 
     @property
