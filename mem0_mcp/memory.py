@@ -460,6 +460,8 @@ class Memory:
                 self._llm,
                 PromptSet.load(self.settings.prompts_dir),
                 dedup_threshold=self.settings.dedup_threshold,
+                # Opt-in until a setting exists: extraction and decision in one call.
+                single_call=bool(getattr(self.settings, "llm_single_call", False)),
             )
             self._llm_pipeline = pipeline
 

@@ -212,3 +212,21 @@ def test_updated_target_gone_meanwhile_still_keeps_the_fact(mem: Memory, llm: Fa
     r = mem.add("I really like green tea", user_id="kim", infer=True)
     assert [e.event for e in r.results] == ["ADD"]
     assert texts(mem.get_all(user_id="kim")) == {"Likes green tea a lot"}
+
+
+def test_single_call_mode_through_the_engine(mem: Memory, llm: FakeLLM):
+    from mem0_mcp.llm.pipeline import MemoryPipeline
+    from mem0_mcp.llm.prompts import PromptSet
+
+    mem._llm_pipeline = MemoryPipeline(llm, PromptSet.load(), single_call=True)  # type: ignore[attr-defined]
+    llm.push(facts("Lives in Berlin"))  # empty scope: plain extraction
+    old = mem.add("I live in Berlin", user_id="lee", infer=True).results[0]
+    llm.push({"facts": [{"text": "Lives in Munich", "event": "ADD", "deletes": [0]}]})
+    r = mem.add("I moved to Munich", user_id="lee", infer=True)
+    assert r.usage.llm_calls == 1 and '0: "Lives in Berlin"' in llm.calls[-1].system
+    assert {(e.event, e.memory) for e in r.results} == {
+        ("ADD", "Lives in Munich"),
+        ("DELETE", "Lives in Berlin"),
+    }
+    assert mem.get(old.id).superseded_by == next(e.id for e in r.results if e.event == "ADD")
+    assert texts(mem.get_all(user_id="lee")) == {"Lives in Munich"}

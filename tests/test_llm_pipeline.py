@@ -472,3 +472,99 @@ def test_a_single_huge_message_is_split(prompts):
     assert len(llm.calls) > 1
     joined = " ".join(c.system for c in llm.calls)
     assert "word0 " in joined and "word2999" in joined
+
+
+# --------------------------------------------------------------------------- single-call mode
+
+
+def test_single_call_on_an_empty_scope_is_plain_extraction(prompts):
+    llm = FakeLLM([facts("Likes tea")])
+    plan = run(pipeline(llm, prompts, single_call=True), Store(), "I like tea")
+    assert [(a.event, a.text) for a in plan.actions] == [("ADD", "Likes tea")]
+    assert len(llm.calls) == 1 and "The conversation:" in llm.calls[0].system
+    assert "Stored memories" not in llm.calls[0].system
+
+
+def test_single_call_extracts_and_decides_in_one_call(prompts):
+    llm = FakeLLM(
+        [
+            {
+                "facts": [
+                    {"text": "Lives in Munich", "event": "ADD", "deletes": [2]},
+                    {"text": "Works as a night nurse at Charite", "event": "UPDATE", "id": 0},
+                    {"text": "Has a dog called Rex", "event": "NONE", "id": 1},
+                    {"text": "Plays chess", "event": "UPDATE", "id": 9},  # invented id: becomes an ADD
+                    "Likes jazz",
+                ]
+            }
+        ]
+    )
+    msg = "I moved to Munich. I do night shifts at Charite. Rex says hi."
+    store = Store(
+        {
+            msg: [
+                Neighbour(UUID_A, "Lives in Berlin", 0.31),
+                Neighbour(UUID_B, "Works as a nurse", 0.6),
+                Neighbour(UUID_C, "Has a dog called Rex", 0.5),
+            ]
+        }
+    )
+    plan = run(pipeline(llm, prompts, single_call=True), store, msg)
+    assert len(llm.calls) == 1 and plan.usage.llm_calls == 1
+    system = llm.calls[0].system
+    # Shown under small integers in similarity order, regardless of the similarity floor.
+    assert '0: "Works as a nurse"' in system and '2: "Lives in Berlin"' in system
+    assert UUID_A not in system
+    events = [(a.event, a.memory_id, a.text) for a in plan.actions]
+    assert events == [
+        ("ADD", None, "Lives in Munich"),
+        ("DELETE", UUID_A, "Lives in Berlin"),
+        ("UPDATE", UUID_B, "Works as a night nurse at Charite"),
+        ("NONE", UUID_C, "Has a dog called Rex"),
+        ("ADD", None, "Plays chess"),
+        ("ADD", None, "Likes jazz"),
+    ]
+    assert plan.actions[1].superseded_by == 0
+    assert all(a.vector is not None for a in plan.actions if a.event in ("ADD", "UPDATE"))
+
+
+def test_single_call_catches_a_duplicate_the_model_missed(prompts):
+    llm = FakeLLM([{"facts": [{"text": "Likes green tea", "event": "ADD"}]}])
+    store = Store(
+        {
+            "I like green tea": [Neighbour(UUID_A, "Likes green tea!", 0.8)],
+            "Likes green tea": [Neighbour(UUID_A, "Likes green tea!", 0.99)],
+        }
+    )
+    plan = run(pipeline(llm, prompts, single_call=True), store, "I like green tea")
+    assert [(a.event, a.memory_id) for a in plan.actions] == [("NONE", UUID_A)]
+
+
+def test_single_call_bad_json_falls_back(prompts):
+    llm = FakeLLM(["nope", "still nope"])
+    store = Store({"I like tea": [Neighbour(UUID_A, "Likes coffee", 0.6)]})
+    plan = run(pipeline(llm, prompts, single_call=True), store, "I like tea")
+    assert not plan.inferred and plan.usage.llm_calls == 2
+
+
+def test_single_call_keeps_the_language_rule(prompts):
+    llm = FakeLLM([{"facts": [{"text": "Wohnt in München", "event": "ADD", "deletes": [0]}]}])
+    store = Store({"Ich wohne jetzt in München": [Neighbour(UUID_A, "Wohnt in Leipzig", 0.6)]})
+    plan = run(pipeline(llm, prompts, single_call=True), store, "Ich wohne jetzt in München")
+    assert "Never translate" in llm.calls[0].system
+    assert [a.text for a in plan.actions] == ["Wohnt in München", "Wohnt in Leipzig"]
+
+
+def test_single_call_not_used_for_agent_facts(prompts):
+    llm = FakeLLM([facts("Is called Ada")])
+    msgs = [Message(role="user", content="Name?"), Message(role="assistant", content="I'm Ada.")]
+    store = Store({"I'm Ada.": [Neighbour(UUID_A, "Speaks French", 0.2)]})
+    run(pipeline(llm, prompts, single_call=True), store, msgs, agent_mode=True)
+    assert "facts about the agent itself" in llm.calls[0].system
+
+
+def test_always_decide_is_the_plain_two_call_pipeline(prompts):
+    llm = FakeLLM([facts("Likes tea"), decisions({"fact": 0, "event": "NONE", "id": 0})])
+    store = Store({"Likes tea": [Neighbour(UUID_A, "Likes tea", 1.0)]})
+    plan = run(pipeline(llm, prompts, always_decide=True), store, "I like tea")
+    assert len(llm.calls) == 2 and [a.event for a in plan.actions] == ["NONE"]

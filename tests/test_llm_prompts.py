@@ -35,6 +35,12 @@ def test_bundled_prompts_load_with_their_variables():
     assert ps.get("update_decision").variables == {"today", "existing_memories", "new_facts", "language_rule"}
     assert ps.get("procedural_summary").variables == {"today", "messages", "language_rule"}
     assert ps.get("image_description").variables == {"context"}
+    assert ps.get("extract_and_decide").variables == {
+        "today",
+        "messages",
+        "existing_memories",
+        "language_rule",
+    }
     for name in PROMPT_NAMES:
         text = (REPO / "prompts" / f"{name}.md").read_text()
         for phrase in MEM0_PHRASES:

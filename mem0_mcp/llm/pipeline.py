@@ -128,10 +128,13 @@ class MemoryPipeline:
         prompts: PromptSet,
         *,
         dedup_threshold: float = 0.97,
-        related_threshold: float = 0.5,
+        related_threshold: float = 0.35,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         max_tokens: int | None = None,
         today: Callable[[], date] | None = None,
+        always_decide: bool = False,
+        single_call: bool = False,
+        max_shown_memories: int = 30,
     ) -> None:
         if token_budget < 64:
             raise ValueError("token_budget must be at least 64")
@@ -144,6 +147,13 @@ class MemoryPipeline:
         self.token_budget = token_budget
         self.max_tokens = max_tokens
         self.today = today or date.today
+        # The plain two-call pipeline (extract, then always decide over the top 5): only for
+        # measuring what the shortcuts save (benchmarks/llm_cost.py).
+        self.always_decide = always_decide
+        # Extraction and decision fused into one call whenever the scope holds memories related
+        # to the conversation (found by embedding the messages): one call per add instead of two.
+        self.single_call = single_call
+        self.max_shown_memories = max_shown_memories
 
     # ---------------------------------------------------------------- public
 
@@ -173,7 +183,12 @@ class MemoryPipeline:
             if memory_type == "procedural":
                 return self._procedural(llm, lines, embed, run)
             has_assistant = any(m.role == "assistant" for m in messages)
-            prompt = "agent_fact_extraction" if agent_mode and has_assistant else "fact_extraction"
+            agent_facts = agent_mode and has_assistant
+            if self.single_call and not agent_facts:
+                fused = self._single_call(llm, lines, embed, neighbours, run)
+                if fused is not None:
+                    return Plan(fused, run.usage, inferred=True, warnings=run.warnings)
+            prompt = "agent_fact_extraction" if agent_facts else "fact_extraction"
             facts = self._extract(llm, prompt, lines, run)
         except LLMError as exc:
             logger.warning("inference failed, the engine stores verbatim: %s", exc)
@@ -368,6 +383,9 @@ class MemoryPipeline:
                     continue
             kept.append(i)
             near = sorted(found[i], key=lambda n: n.similarity, reverse=True)
+            if self.always_decide:
+                plans.append(_FactPlan(i, fact, near))
+                continue
             best = near[0] if near else None
             if best is not None and best.similarity >= self.dedup_threshold:
                 plans.append(_FactPlan(i, fact, [], certain=Action("NONE", best.memory, memory_id=best.id)))
@@ -396,6 +414,120 @@ class MemoryPipeline:
                     "without comparing them to related memories"
                 )
                 decisions = {}
+        return self._actions(facts, vectors, plans, decisions, memories, embed)
+
+    def _single_call(
+        self,
+        llm: LLM,
+        lines: list[str],
+        embed: Callable[[Sequence[str]], np.ndarray],
+        neighbours: Callable[[np.ndarray], list[list[Neighbour]]],
+        run: _Run,
+    ) -> list[Action] | None:
+        """Extract and decide in one call; None when the two-call path is the right one.
+
+        That is when the scope holds no memory yet (extraction alone is cheaper and every fact is
+        an ADD) or when the conversation needs more than one chunk.
+        """
+        today = self.today().isoformat()
+        overhead = estimate_tokens(
+            self.prompts.render("extract_and_decide", today=today, messages="", existing_memories="")
+        )
+        chunks = self._chunks(lines, overhead + self.max_shown_memories * 20)
+        if len(chunks) != 1:
+            return None
+        texts = [line.split(": ", 1)[-1] for line in lines]
+        found = neighbours(np.asarray(embed(texts), dtype=np.float32))
+        memories: list[Neighbour] = []
+        seen: set[str] = set()
+        # Round-robin over the messages so every message gets its closest memories shown.
+        for rank in range(max((len(f) for f in found), default=0)):
+            for near in found:
+                ordered = sorted(near, key=lambda n: n.similarity, reverse=True)
+                if rank < len(ordered):
+                    n = ordered[rank]
+                    # No similarity floor here: the fused call costs one call either way, and
+                    # embeddings miss contradictions ("works at Google" vs "works at Siemens").
+                    if n.id not in seen:
+                        seen.add(n.id)
+                        memories.append(n)
+        memories = memories[: self.max_shown_memories]
+        if not memories:
+            return None
+
+        def listing(items: Sequence[str]) -> str:
+            return "\n".join(f"{k}: {json.dumps(t, ensure_ascii=False)}" for k, t in enumerate(items))
+
+        system = self.prompts.render(
+            "extract_and_decide",
+            today=today,
+            messages=chunks[0],
+            existing_memories=listing([m.memory for m in memories]),
+        )
+        data = self._json_call(llm, run, system, "Extract the facts and decide for each, as JSON.", "facts")
+        raw = data.get("facts")
+        if not isinstance(raw, list):
+            raise LLMError(f'"facts" must be a list, got {type(raw).__name__}')
+
+        facts: list[str] = []
+        index: dict[str, int] = {}
+        decisions: dict[int, list[dict[str, Any]]] = {}
+        for item in raw:
+            entry = {"text": item} if isinstance(item, str) else item
+            if not isinstance(entry, dict):
+                logger.warning("fact ignored, not an object: %r", item)
+                continue
+            event = str(entry.get("event") or "ADD").strip().upper()
+            mid = _as_int(entry.get("id"))
+            valid = mid is not None and 0 <= mid < len(memories)
+            text = entry.get("text")
+            if not isinstance(text, str) or not text.strip():
+                if event == "NONE" and valid and mid is not None:
+                    text = memories[mid].memory
+                else:
+                    logger.warning("fact ignored, it has no text: %r", item)
+                    continue
+            text = " ".join(text.split())
+            if _norm(text) not in index:
+                index[_norm(text)] = len(facts)
+                facts.append(text)
+            i = index[_norm(text)]
+            if event in ("UPDATE", "NONE"):
+                if valid:
+                    decisions.setdefault(i, []).append({"event": event, "memory": mid, "text": text})
+                else:
+                    logger.warning(
+                        "decision ignored, the model invented memory id %r: %r", entry.get("id"), item
+                    )
+            elif event not in ("ADD", "DELETE"):
+                logger.warning("decision for %r ignored, unknown event %r", text, event)
+            deletes = entry.get("deletes") or ([entry.get("id")] if event == "DELETE" else [])
+            for raw_id in deletes if isinstance(deletes, list) else [deletes]:
+                d = _as_int(raw_id)
+                if d is None or not 0 <= d < len(memories):
+                    logger.warning("delete ignored, the model invented memory id %r: %r", raw_id, item)
+                    continue
+                decisions.setdefault(i, []).append({"event": "DELETE", "memory": d})
+        if not facts:
+            return []
+
+        vectors = np.asarray(embed(facts), dtype=np.float32)
+        near_facts = neighbours(vectors)
+        plans: list[_FactPlan] = []
+        kept: list[int] = []
+        for i, fact in enumerate(facts):
+            if kept and float(np.max(vectors[kept] @ vectors[i])) >= self.dedup_threshold:
+                continue
+            kept.append(i)
+            best = max(near_facts[i], key=lambda n: n.similarity, default=None)
+            only_add = all(d["event"] == "ADD" for d in decisions.get(i, []))
+            if best is not None and best.similarity >= self.dedup_threshold and only_add:
+                # Certain even if the model missed it: the fact is already stored.
+                plans.append(_FactPlan(i, fact, [], certain=Action("NONE", best.memory, memory_id=best.id)))
+            elif i in decisions:
+                plans.append(_FactPlan(i, fact, []))
+            else:
+                plans.append(_FactPlan(i, fact, [], certain=Action("ADD", fact)))
         return self._actions(facts, vectors, plans, decisions, memories, embed)
 
     def _decision_call(

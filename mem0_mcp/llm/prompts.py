@@ -26,6 +26,7 @@ PROMPT_NAMES = (
     "procedural_summary",
     "image_description",
     "language_rule",
+    "extract_and_decide",
 )
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
