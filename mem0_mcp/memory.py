@@ -484,11 +484,15 @@ class Memory:
             embed=self._embed,
             neighbours=neighbours,
         )
-        all_warnings = [*warnings, *(w for w in plan.warnings if w not in warnings)]
+        # The message check warns about every image block, since verbatim storage cannot use
+        # them; the pipeline knows whether they were described, so its word wins when inferred.
         if not plan.inferred:
+            extra = [w for w in plan.warnings if "image" not in w and w not in warnings]
             return AddResult(
-                inferred=False, reason=plan.reason, usage=plan.usage, warnings=all_warnings
+                inferred=False, reason=plan.reason, usage=plan.usage, warnings=[*warnings, *extra]
             )
+        all_warnings = [w for w in warnings if "image skipped" not in w]
+        all_warnings += [w for w in plan.warnings if w not in all_warnings]
         if not plan.actions:
             all_warnings.append(
                 "the LLM found nothing worth remembering in these messages; nothing was stored"

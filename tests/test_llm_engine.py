@@ -230,3 +230,27 @@ def test_single_call_mode_through_the_engine(mem: Memory, llm: FakeLLM):
     }
     assert mem.get(old.id).superseded_by == next(e.id for e in r.results if e.event == "ADD")
     assert texts(mem.get_all(user_id="lee")) == {"Lives in Munich"}
+
+
+def test_image_with_vision_is_described_and_not_warned_about(tmp_path: Path):
+    llm = FakeLLM(["A red bicycle leaning on a wall.", facts("Bought a red bicycle")], supports_vision=True)
+    m = Memory(make_settings(tmp_path / "d"), embedder=FakeEmbedder(), llm=llm)
+    try:
+        r = m.add(
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Look what I bought"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                    ],
+                }
+            ],
+            user_id="max",
+            infer=True,
+        )
+        assert r.inferred and [e.memory for e in r.results] == ["Bought a red bicycle"]
+        assert r.warnings == [] and r.usage.llm_calls == 2
+        assert "A red bicycle leaning on a wall." in llm.calls[1].system
+    finally:
+        m.close()
