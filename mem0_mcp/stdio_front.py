@@ -159,9 +159,24 @@ class StdioFront:
             return True
         return False
 
-    @property
-    def answered_initialize(self) -> bool:
-        return self._answered_initialize
+    def go_live(self) -> None:
+        """From now on the real server answers everything (queued lines keep their order)."""
+        self._fast = False
+
+
+def invalid_message_error(line: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: not JSON"}}
+    msg_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(msg_id, str | int) or isinstance(msg_id, bool):
+        msg_id = None
+    return {
+        "jsonrpc": "2.0",
+        "id": msg_id,
+        "error": {"code": -32600, "message": "Invalid Request: not a valid JSON-RPC 2.0 message for MCP"},
+    }
 
 
 def claim_stdio() -> tuple[BinaryIO, BinaryIO]:
@@ -199,7 +214,9 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
                 try:
                     message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
                 except Exception as exc:
-                    await read_writer.send(exc)
+                    # The SDK drops what it cannot parse; JSON-RPC wants an error the client can see.
+                    logger.warning("malformed JSON-RPC from the client: %s", str(exc).splitlines()[0])
+                    front.write(invalid_message_error(line))
                     continue
                 await read_writer.send(SessionMessage(message))
                 if (
@@ -219,6 +236,7 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
                 text = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
                 await anyio.to_thread.run_sync(front.write_raw, text)
 
+    front.go_live()
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_in)
         tg.start_soon(pump_out)
