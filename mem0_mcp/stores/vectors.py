@@ -151,7 +151,8 @@ class VectorStore:
             self.table.delete(where)
 
     def drop(self) -> None:
-        self._db.drop_table(TABLE, ignore_missing=True)
+        if TABLE in self._db.table_names():
+            self._db.drop_table(TABLE)
         self._table = None
 
     # --- reads
