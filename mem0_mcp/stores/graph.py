@@ -85,6 +85,7 @@ class GraphStore(Protocol):
 
     def burst(self, *, write: bool = False) -> Any: ...
     def entities_by_name(self, scope: Scope, norms: Sequence[str]) -> dict[str, GraphEntity]: ...
+    def named(self, scope: Scope, norm: str) -> list[GraphEntity]: ...
     def similar_entities(
         self, scope: Scope, vector: np.ndarray, k: int, *, exact: bool
     ) -> list[GraphEntity]: ...
@@ -367,6 +368,20 @@ class KuzuGraphStore:
         for row in rows:
             out.setdefault(row["key"], _entity(row))
         return out
+
+    def named(self, scope: Scope, norm: str) -> list[GraphEntity]:
+        """Entities called ``norm`` (name or alias) in the scope, an AND of its ids: {user_id: alice}
+        also sees the entities alice's agents recorded, each scope's its own."""
+        with self._session(False) as conn:
+            if not self._has_graph(conn):
+                return []
+            rows = self._rows(
+                conn,
+                f"MATCH (e:Entity) WHERE {_scope_where('e', exact=False)} AND list_contains(e.aliases, $n) "
+                f"RETURN {_E} ORDER BY e.created_at LIMIT 20",
+                {**_scope_params(scope), "n": norm},
+            )
+        return [_entity(r) for r in rows]
 
     def similar_entities(self, scope: Scope, vector: np.ndarray, k: int, *, exact: bool) -> list[GraphEntity]:
         with self._session(False) as conn:

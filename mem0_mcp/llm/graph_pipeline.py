@@ -1,0 +1,213 @@
+"""The LLM half of graph memory: conversation in, entities and relations out; and, given the
+stored relations of the entities touched, which of them the new information retires.
+
+It knows no storage (``mem0_mcp.graph`` resolves entities and writes). Prompts are the editable
+files ``prompts/graph_extraction.md`` and ``prompts/graph_contradiction.md``; a file of the same
+name in ``settings.prompts_dir`` replaces the bundled one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from mem0_mcp.llm.base import LLM, LLMError, LLMResponse
+from mem0_mcp.llm.jsonparse import complete_json
+from mem0_mcp.llm.prompts import Prompt, PromptError, _bundled_dir
+from mem0_mcp.models import Usage
+
+logger = logging.getLogger(__name__)
+
+GRAPH_PROMPTS = ("graph_extraction", "graph_contradiction", "language_rule")
+SELF_WORDS = frozenset({"i", "me", "my", "mine", "myself", "user", "the user", "speaker", "the speaker"})
+MAX_NAME = 200
+MAX_RELATION = 80
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_EDGE_PUNCT = "\"'`.,;:!?()[]{}<>"
+
+
+def normalize_name(name: str) -> str:
+    """The key two mentions of one entity share: case, spacing, accents' form and edge punctuation."""
+    text = unicodedata.normalize("NFKC", name).casefold().strip().strip(_EDGE_PUNCT).strip()
+    text = " ".join(text.split())
+    return text[4:] if text.startswith("the ") and len(text) > 4 else text
+
+
+def normalize_relation(relation: str) -> str:
+    """Relations are compared as lowercase snake_case (``Works At`` == ``works_at``)."""
+    text = _NON_WORD.sub("_", unicodedata.normalize("NFKC", relation).casefold()).strip("_")
+    return text[:MAX_RELATION]
+
+
+def clean_name(name: str) -> str:
+    return " ".join(str(name).split()).strip(_EDGE_PUNCT).strip()[:MAX_NAME]
+
+
+def load_graph_prompts(override_dir: Path | None = None) -> dict[str, Prompt]:
+    bundled = _bundled_dir()
+    out: dict[str, Prompt] = {}
+    for name in GRAPH_PROMPTS:
+        for folder in (override_dir, bundled):
+            if folder is not None and (folder / f"{name}.md").is_file():
+                path = folder / f"{name}.md"
+                out[name] = Prompt(name, path.read_text(encoding="utf-8"), str(path))
+                break
+        else:
+            raise PromptError(f"prompt {name!r}: no {name}.md in {override_dir} nor in {bundled}")
+    return out
+
+
+@dataclass
+class Triple:
+    source: str
+    relation: str
+    destination: str
+
+
+@dataclass
+class Extraction:
+    entities: dict[str, str]  # cleaned name -> type
+    relations: list[Triple]
+    usage: Usage = field(default_factory=Usage)
+
+
+class GraphExtractor:
+    def __init__(
+        self,
+        llm: LLM,
+        prompts: dict[str, Prompt] | None = None,
+        *,
+        max_tokens: int | None = None,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        self.llm = llm
+        self.prompts = prompts or load_graph_prompts()
+        self.max_tokens = max_tokens
+        self.today = today or date.today
+
+    def _render(self, name: str, **values: object) -> str:
+        prompt = self.prompts[name]
+        if "language_rule" in prompt.variables:
+            values.setdefault("language_rule", self.prompts["language_rule"].template.strip())
+        return prompt.render(**values)
+
+    def _json(self, system: str, user: str, key: str, usage: Usage) -> dict[str, Any]:
+        calls: list[LLMResponse] = []
+        try:
+            return complete_json(
+                self.llm,
+                system,
+                [{"role": "user", "content": user}],
+                max_tokens=self.max_tokens,
+                expect_key=key,
+                calls=calls,
+            )
+        finally:
+            for r in calls:
+                usage.llm_calls += 1
+                usage.input_tokens += int(r.input_tokens or 0)
+                usage.output_tokens += int(r.output_tokens or 0)
+
+    def extract(self, transcript: str, self_name: str) -> Extraction:
+        """Entities and relations of a conversation; "I/me/my" become ``self_name``. Raises LLMError."""
+        usage = Usage()
+        system = self._render(
+            "graph_extraction", today=self.today().isoformat(), self_name=self_name, messages=transcript
+        )
+        data = self._json(system, "Extract the entities and relations as JSON.", "relations", usage)
+        entities: dict[str, str] = {}
+        by_norm: dict[str, str] = {}
+
+        def name_of(raw: Any) -> str | None:
+            if not isinstance(raw, str) or not clean_name(raw):
+                return None
+            name = clean_name(raw)
+            if normalize_name(name) in SELF_WORDS:
+                name = self_name
+            return by_norm.setdefault(normalize_name(name), name)
+
+        raw_entities = data.get("entities") or []
+        for item in raw_entities if isinstance(raw_entities, list) else []:
+            if isinstance(item, dict) and (name := name_of(item.get("name"))):
+                kind = item.get("type")
+                kind = " ".join(str(kind).casefold().split())[:40] if isinstance(kind, str) else ""
+                if name == self_name:
+                    kind = "person"
+                entities.setdefault(name, kind or "entity")
+        relations: list[Triple] = []
+        seen: set[tuple[str, str, str]] = set()
+        raw_relations = data.get("relations")
+        if not isinstance(raw_relations, list):
+            raise LLMError(f'"relations" must be a list, got {type(raw_relations).__name__}')
+        for item in raw_relations:
+            if not isinstance(item, dict):
+                logger.warning("graph: relation ignored, not an object: %r", item)
+                continue
+            src, dst = name_of(item.get("source")), name_of(item.get("destination"))
+            rel = normalize_relation(str(item.get("relation") or item.get("relationship") or ""))
+            if not src or not dst or not rel:
+                logger.warning("graph: relation ignored, source/relation/destination missing: %r", item)
+                continue
+            if normalize_name(src) == normalize_name(dst):
+                continue
+            key = (normalize_name(src), rel, normalize_name(dst))
+            if key in seen:
+                continue
+            seen.add(key)
+            for end in (src, dst):
+                entities.setdefault(end, "person" if end == self_name else "entity")
+            relations.append(Triple(src, rel, dst))
+        # Entities with no relation are not stored: the graph is made of relations.
+        used = {n for t in relations for n in (t.source, t.destination)}
+        return Extraction({n: t for n, t in entities.items() if n in used}, relations, usage)
+
+    def contradicted(
+        self,
+        existing: Sequence[Triple],
+        new: Sequence[Triple],
+        transcript: str,
+        usage: Usage,
+    ) -> dict[int, str]:
+        """Index into ``existing`` -> reason, for each stored relation the new information retires."""
+        if not existing:
+            return {}
+
+        def listing(items: Sequence[Triple]) -> str:
+            return "\n".join(
+                f"{i}: {json.dumps(t.source, ensure_ascii=False)} -{t.relation}-> "
+                f"{json.dumps(t.destination, ensure_ascii=False)}"
+                for i, t in enumerate(items)
+            )
+
+        system = self._render(
+            "graph_contradiction",
+            today=self.today().isoformat(),
+            existing_relations=listing(existing),
+            new_relations=listing(new) or "(none)",
+            messages=transcript,
+        )
+        data = self._json(
+            system, "Which stored relations are no longer true? Answer as JSON.", "invalidate", usage
+        )
+        raw = data.get("invalidate")
+        if not isinstance(raw, list):
+            raise LLMError(f'"invalidate" must be a list, got {type(raw).__name__}')
+        out: dict[int, str] = {}
+        for item in raw:
+            entry = item if isinstance(item, dict) else {"id": item}
+            idx = entry.get("id")
+            if isinstance(idx, str) and idx.strip().isdigit():
+                idx = int(idx)
+            if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < len(existing):
+                logger.warning("graph: invalidation ignored, the model invented relation %r", item)
+                continue
+            reason = entry.get("reason")
+            out[idx] = " ".join(reason.split())[:300] if isinstance(reason, str) else ""
+        return out

@@ -1,0 +1,74 @@
+"""A scripted LLM for graph tests that routes by prompt: graph extraction and contradiction calls
+run in a worker thread concurrently with fact extraction, so one shared queue would race."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from mem0_mcp.llm.base import LLMError, LLMResponse
+
+EXTRACTION = "graph_extraction"
+CONTRADICTION = "graph_contradiction"
+FACTS = "facts"
+
+
+def kind_of(system: str) -> str:
+    if "You build a knowledge graph" in system:
+        return EXTRACTION
+    if "You keep a knowledge graph current" in system:
+        return CONTRADICTION
+    return FACTS
+
+
+@dataclass
+class RoutingLLM:
+    name: str = "routing-fake"
+    supports_vision: bool = False
+    queues: dict[str, deque[Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (kind, system prompt)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def push(self, kind: str, *replies: Any) -> None:
+        with self._lock:
+            self.queues.setdefault(kind, deque()).extend(replies)
+
+    def graph(self, relations: list[tuple[str, str, str]], types: dict[str, str] | None = None) -> None:
+        types = types or {}
+        names = {n for r in relations for n in (r[0], r[2])}
+        self.push(
+            EXTRACTION,
+            {
+                "entities": [{"name": n, "type": types.get(n, "entity")} for n in sorted(names)],
+                "relations": [{"source": s, "relation": r, "destination": d} for s, r, d in relations],
+            },
+        )
+
+    def complete(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        *,
+        json_output: bool = True,
+        max_tokens: int | None = None,
+    ) -> LLMResponse:
+        kind = kind_of(system)
+        with self._lock:
+            self.calls.append((kind, system))
+            queue = self.queues.get(kind)
+            if not queue:
+                raise AssertionError(f"RoutingLLM: no {kind} reply queued:\n{system[:300]}")
+            reply = queue.popleft()
+        if isinstance(reply, Exception):
+            raise reply
+        text = json.dumps(reply) if isinstance(reply, dict) else str(reply)
+        return LLMResponse(text, len(system) // 4, len(text) // 4)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _ in self.calls if k == kind)
+
+
+__all__ = ["CONTRADICTION", "EXTRACTION", "FACTS", "LLMError", "RoutingLLM"]
