@@ -120,6 +120,8 @@ class Memory:
         self._writes_since_optimize = 0
         self._optimizing = threading.Lock()
         self._dimension_checked = False
+        self._graph: Any | None = None  # mem0_mcp.graph.GraphMemory, built on first use
+        self._graph_init = threading.Lock()
 
     def _default_llm(self) -> Any | None:
         try:
@@ -396,6 +398,7 @@ class Memory:
         if memory_type == "procedural" and not scope.agent_id:
             raise InvalidInputError("agent_id", "procedural memory summarizes an agent's run: give agent_id")
         reason = None
+        graph_job = self._graph_begin(msgs, scope)
         if infer:
             result = self._add_inferred(
                 msgs,
@@ -408,7 +411,7 @@ class Memory:
                 progress=progress,
             )
             if result is not None and result.inferred:
-                return result
+                return self._graph_finish(graph_job, result)
             reason = (
                 result.reason
                 if result is not None and result.reason
@@ -429,7 +432,7 @@ class Memory:
         )
         out.reason = reason
         out.warnings = warnings
-        return out
+        return self._graph_finish(graph_job, out)
 
     def _add_inferred(
         self,
@@ -728,6 +731,7 @@ class Memory:
         text_future = self._pool.submit(self._vectors.text_search, query, where, n)
         try:
             vector = self._embed([query])[0]
+            graph_future = self._graph_search(query, vector, scope, k)
             dense = self._vectors.vector_search(vector, where, n)
         except Exception as exc:
             text_future.cancel()
@@ -739,7 +743,10 @@ class Memory:
         ranked = fuse(dense, text, vector_weight=self.settings.vector_weight)
         if threshold is not None:
             ranked = [c for c in ranked if c.score >= threshold]
-        return SearchResult(results=[self._item(c.row, c.score) for c in ranked[:k]])
+        return SearchResult(
+            results=[self._item(c.row, c.score) for c in ranked[:k]],
+            relations=self._graph_relations(graph_future),
+        )
 
     def get(self, memory_id: str, *, scope: Scope | None = None) -> MemoryItem:
         return self._item(self._row(memory_id, scope))
@@ -839,6 +846,8 @@ class Memory:
             row = self._row(memory_id, scope)
             self._vectors.delete(f"id = {sql_str(row['id'])}")
             self._history.add([self._history_entry(row, "DELETE", row["memory"], None)])
+        if self.graph is not None:
+            self.graph.forget_memory(row["id"])
         return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")
 
     def delete_all(
@@ -853,6 +862,8 @@ class Memory:
             if rows:
                 self._vectors.delete(where)
                 self._history.add(self._history_entry(r, "DELETE", r["memory"], None) for r in rows)
+        if self.graph is not None:
+            self.graph.delete_scope(scope)
         desc = ", ".join(f"{k}={v!r}" for k, v in scope.as_dict().items())
         return DeleteResult(deleted=len(rows), message=f"deleted {len(rows)} memories of {desc}")
 
@@ -863,6 +874,43 @@ class Memory:
             self._history.reset()
             self._meta_path.unlink(missing_ok=True)
             self._dimension_checked = False
+            if self.graph is not None:
+                self.graph.reset()
+
+    # ------------------------------------------------------------------ graph (derived data)
+    @property
+    def graph(self) -> Any | None:
+        """The entity graph (``mem0_mcp.graph.GraphMemory``) when graph_enabled, else None."""
+        if not self.settings.graph_enabled:
+            return None
+        with self._graph_init:
+            if self._graph is None:
+                from mem0_mcp.graph import GraphMemory
+
+                self._graph = GraphMemory.for_engine(self)
+        return self._graph
+
+    def _graph_begin(self, msgs: list[Message], scope: Scope) -> Any | None:
+        # Extraction starts now, in a thread: it overlaps the vector work of the same add.
+        return self.graph.begin(msgs, scope) if self.graph is not None else None
+
+    def _graph_finish(self, job: Any | None, result: AddResult) -> AddResult:
+        # The graph is derived: its failures become warnings, never a failed add.
+        return job.finish(result) if job is not None else result
+
+    def _graph_search(self, query: str, vector: np.ndarray, scope: Scope, k: int) -> Any | None:
+        graph = self.graph
+        return graph.submit_search(query, vector, scope, k) if graph is not None else None
+
+    @staticmethod
+    def _graph_relations(future: Any | None) -> list[dict[str, Any]]:
+        if future is None:
+            return []
+        try:
+            return list(future.result())
+        except Exception:
+            logger.exception("graph: search failed; returning memories without relations")
+            return []
 
     # ------------------------------------------------------------------ misc
     @property
@@ -884,7 +932,7 @@ class Memory:
             embedder_ready=bool(ready),
             dimension=dim,
             llm_provider=getattr(self._llm, "name", "none") if self._llm is not None else "none",
-            graph_enabled=False,
+            graph_enabled=self.settings.graph_enabled,
             ann_index=self._vectors.has_vector_index(),
             version=__version__,
         )
@@ -892,6 +940,8 @@ class Memory:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._history.close()
+        if self._graph is not None:
+            self._graph.close()
 
 
 def _first_error(exc: Exception) -> str:
