@@ -108,7 +108,14 @@ class Settings(BaseSettings):
     hard_delete: bool = Field(False, description="DELETE decisions remove rows instead of superseding.")
 
     # --- graph
-    graph_enabled: bool = Field(False, description="Entity graph on Kuzu (not yet available).")
+    graph_enabled: bool = Field(
+        False, description="Entity graph on Kuzu: relations extracted on add (needs an LLM), graph tools."
+    )
+    graph_query_enabled: bool = Field(
+        False,
+        description="The query_graph tool (read-only Cypher over every scope): single-user local "
+        "setups only; always refused over authenticated HTTP.",
+    )
 
     # --- server
     transport: Literal["stdio", "sse", "http"] = "stdio"
