@@ -1,0 +1,231 @@
+"""Graph tools on the MCP server, registered through ``server.register_graph_tools`` (imported by
+``create_server`` only when ``graph_enabled``).
+
+Scopes resolve exactly as for the memory tools: over authenticated HTTP the caller is pinned to
+its principal's user_id. None of these tools needs a server-side LLM: names are embedded with
+the engine's embedder.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from pydantic import BaseModel, Field
+
+from mem0_mcp.auth import current_principal
+from mem0_mcp.server import (
+    AgentId,
+    RunId,
+    ServerState,
+    UserId,
+    _annotations,
+    register_graph_tools,
+    resolve_scope,
+    run_engine,
+    strict_tool,
+)
+
+if TYPE_CHECKING:
+    from mem0_mcp.graph import GraphMemory
+
+
+class GraphRelations(BaseModel):
+    relations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Each {source, relation, destination, ids, types, valid_from, invalidated_at?, "
+        "sources (memory ids), score?}.",
+    )
+
+
+class EntityView(BaseModel):
+    entities: list[dict[str, Any]] = Field(
+        default_factory=list, description="One per scope the name occurs in."
+    )
+    neighbours: list[str] = Field(default_factory=list)
+    relations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Valid and invalidated relations (the history), newest first."
+    )
+
+
+class GraphPath(BaseModel):
+    found: bool
+    hops: int
+    relations: list[dict[str, Any]] = Field(default_factory=list, description="The chain, in order.")
+    reason: str | None = None
+
+
+class RelationWrite(BaseModel):
+    relation: dict[str, Any] = Field(description="The relation; event ADD (new) or NONE (already there).")
+
+
+class RelationDelete(BaseModel):
+    deleted: int
+    message: str
+
+
+class GraphRows(BaseModel):
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+    truncated: bool = False
+
+
+Name = Annotated[str, Field(description="An entity's name, e.g. 'Alice' or 'Acme Corp' (case-insensitive).")]
+
+
+@register_graph_tools
+def graph_tool_list(state: ServerState) -> list[Tool]:
+    settings = state.settings
+
+    async def graph_of() -> GraphMemory:
+        memory = await state.memory()
+        graph = memory.graph
+        if graph is None:
+            raise ToolError("graph memory is off on this server (MEM0_MCP_GRAPH_ENABLED=false)")
+        return graph
+
+    async def search_graph(
+        query: Annotated[str, Field(description="What to look for: names, roles, places, in plain words.")],
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="Most relations to return.")] = 10,
+    ) -> GraphRelations:
+        scope = resolve_scope(settings, user_id, agent_id, run_id)
+        graph = await graph_of()
+        return GraphRelations(relations=await run_engine(graph.search_relations, query, scope, limit))
+
+    async def get_entity(
+        name: Name,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+        depth: Annotated[int, Field(ge=1, le=3, description="Hops of neighbours to include.")] = 1,
+    ) -> EntityView:
+        scope = resolve_scope(settings, user_id, agent_id, run_id)
+        graph = await graph_of()
+        return EntityView(**await run_engine(graph.get_entity, name, scope, depth))
+
+    async def find_path(
+        source: Name,
+        target: Name,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+        max_hops: Annotated[int, Field(ge=1, le=6, description="Longest chain to look for.")] = 3,
+    ) -> GraphPath:
+        scope = resolve_scope(settings, user_id, agent_id, run_id)
+        graph = await graph_of()
+        return GraphPath(**await run_engine(graph.find_path, source, target, scope, max_hops))
+
+    async def add_relation(
+        source: Name,
+        relation: Annotated[str, Field(description="A short verb phrase: works_at, lives_in, sister_of.")],
+        destination: Name,
+        source_type: Annotated[str | None, Field(description="e.g. person, organization, city.")] = None,
+        destination_type: Annotated[str | None, Field(description="e.g. person, organization, city.")] = None,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+    ) -> RelationWrite:
+        scope = resolve_scope(settings, user_id, agent_id, run_id)
+        graph = await graph_of()
+        rel = await run_engine(
+            graph.add_relation,
+            source,
+            relation,
+            destination,
+            scope,
+            source_type=source_type,
+            destination_type=destination_type,
+        )
+        return RelationWrite(relation=rel)
+
+    async def delete_relation(
+        source: Name,
+        relation: Annotated[str, Field(description="The relation to remove, e.g. works_at.")],
+        destination: Name,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+    ) -> RelationDelete:
+        scope = resolve_scope(settings, user_id, agent_id, run_id)
+        graph = await graph_of()
+        n = await run_engine(graph.delete_relation, source, relation, destination, scope)
+        what = f"{source} -{relation}-> {destination}"
+        return RelationDelete(deleted=n, message=f"deleted {what}" if n else f"no valid relation {what}")
+
+    async def query_graph(
+        cypher: Annotated[
+            str,
+            Field(
+                description="A read-only Cypher query over the tables Entity(id, name, norm, type, "
+                "aliases, user_id, agent_id, run_id, created_at) and RELATES(relation, valid_from, "
+                "invalidated_at, sources, ...), e.g. MATCH (a:Entity)-[r:RELATES]->(b:Entity) "
+                "RETURN a.name, r.relation, b.name LIMIT 20"
+            ),
+        ],
+        params: Annotated[dict[str, Any] | None, Field(description="Query parameters ($name).")] = None,
+        limit: Annotated[int, Field(ge=1, le=500, description="Most rows to return.")] = 100,
+    ) -> GraphRows:
+        if current_principal() is not None:
+            raise ToolError("query_graph is refused over authenticated HTTP: it would see every user's graph")
+        graph = await graph_of()
+        rows = await run_engine(graph.query, cypher, params, limit + 1)
+        return GraphRows(rows=rows[:limit], truncated=len(rows) > limit)
+
+    read = _annotations(read_only=True, idempotent=True)
+    tools = [
+        strict_tool(
+            search_graph,
+            name="search_graph",
+            title="Search the memory graph",
+            description="Find relations between people, places, organisations and things that match a "
+            "query (entities matched by meaning and by name, then their relations ranked). Only "
+            "currently valid relations.",
+            annotations=read,
+        ),
+        strict_tool(
+            get_entity,
+            name="get_entity",
+            title="Look up an entity",
+            description="Everything the graph knows about one entity: its neighbours and its relations, "
+            "including invalidated ones with when they stopped being true.",
+            annotations=read,
+        ),
+        strict_tool(
+            find_path,
+            name="find_path",
+            title="Find how two entities connect",
+            description="The shortest chain of valid relations between two entities, e.g. how a person "
+            "is connected to a company.",
+            annotations=read,
+        ),
+        strict_tool(
+            add_relation,
+            name="add_relation",
+            title="Record a relation",
+            description="Write one relation into the graph yourself (no LLM needed), e.g. source 'Alice', "
+            "relation 'works_at', destination 'Acme'. Entities are matched by name or created.",
+            annotations=_annotations(read_only=False, idempotent=True),
+        ),
+        strict_tool(
+            delete_relation,
+            name="delete_relation",
+            title="Remove a relation",
+            description="Delete one valid relation source -relation-> destination from the graph.",
+            annotations=_annotations(read_only=False, destructive=True, idempotent=True),
+        ),
+    ]
+    if getattr(settings, "graph_query_enabled", False):
+        tools.append(
+            strict_tool(
+                query_graph,
+                name="query_graph",
+                title="Query the graph (Cypher)",
+                description="Run a read-only Cypher query over the whole graph (all scopes): for "
+                "single-user local setups. Write clauses and non-read procedures are refused.",
+                annotations=read,
+            )
+        )
+    return tools
