@@ -62,6 +62,8 @@ class RoutingLLM:
             if not queue:
                 raise AssertionError(f"RoutingLLM: no {kind} reply queued:\n{system[:300]}")
             reply = queue.popleft()
+        if callable(reply):
+            reply = reply(system)
         if isinstance(reply, Exception):
             raise reply
         text = json.dumps(reply) if isinstance(reply, dict) else str(reply)

@@ -1,0 +1,260 @@
+"""Graph memory through the engine: real Kùzu + LanceDB in tmp_path, scripted LLM routed by prompt."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mem0_mcp.graph import rebuild_graph
+from mem0_mcp.llm.base import LLMError
+from mem0_mcp.memory import Memory
+from mem0_mcp.models import Scope
+from tests.conftest import FakeEmbedder, make_settings
+from tests.graph_fakes import CONTRADICTION, EXTRACTION, FACTS, RoutingLLM
+
+ALICE = Scope(user_id="alice")
+
+
+def triples(relations: list[dict]) -> set[tuple[str, str, str, str]]:
+    return {(r["source"], r["relation"], r["destination"], r.get("event", "")) for r in relations}
+
+
+@pytest.fixture
+def llm() -> RoutingLLM:
+    return RoutingLLM()
+
+
+@pytest.fixture
+def mem(tmp_path: Path, llm: RoutingLLM) -> Iterator[Memory]:
+    m = Memory(make_settings(tmp_path / "data", graph_enabled=True), embedder=FakeEmbedder(), llm=llm)
+    yield m
+    m.close()
+
+
+def test_verbatim_add_extracts_entities_and_relations(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph(
+        [("I", "works_at", "Google"), ("Google", "located_in", "Zurich"), ("my", "sister_of", "Anna")],
+        {"Google": "organization", "Zurich": "city"},
+    )
+    r = mem.add("I work at Google in Zurich. Anna is my sister.", user_id="alice")
+    [event] = r.results
+    assert triples(r.relations) == {
+        ("alice", "works_at", "Google", "ADD"),
+        ("Google", "located_in", "Zurich", "ADD"),
+        ("alice", "sister_of", "Anna", "ADD"),
+    }
+    assert all(rel["sources"] == [event.id] for rel in r.relations)
+    assert r.usage.llm_calls == 1 and not r.warnings
+    # "I", "me", "my" all resolved to the scope's user: one entity.
+    view = mem.graph.get_entity("alice", ALICE)
+    assert [e["type"] for e in view["entities"]] == ["person"]
+    assert set(view["neighbours"]) == {"Google", "Anna"}
+    assert "alice" in llm.calls[0][1] and mem.stats().graph_enabled
+
+
+def test_infer_add_runs_graph_beside_fact_extraction(mem: Memory, llm: RoutingLLM) -> None:
+    llm.push(FACTS, {"facts": ["Works at Google"]})
+    llm.graph([("I", "works_at", "Google")])
+    r = mem.add([{"role": "user", "content": "I work at Google"}], user_id="alice", infer=True)
+    assert r.inferred and [e.event for e in r.results] == ["ADD"]
+    assert triples(r.relations) == {("alice", "works_at", "Google", "ADD")}
+    assert r.relations[0]["sources"] == [r.results[0].id]
+    assert r.usage.llm_calls == 2
+    assert {k for k, _ in llm.calls} == {FACTS, EXTRACTION}
+
+
+def test_entity_merge_by_name_and_alias(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("alice", "works_at", "Acme Corp.")])
+    mem.add("I work at Acme Corp.", user_id="alice")
+    # Different case and punctuation: the same entity, nothing new; the relation gains a source.
+    llm.graph([("Alice", "works_at", "ACME CORP")])
+    r = mem.add("Alice works at ACME CORP", user_id="alice")
+    assert triples(r.relations) == {("alice", "works_at", "Acme Corp", "NONE")}
+    assert len(r.relations[0]["sources"]) == 2
+    # A new mention that embeds close to a stored entity merges into it and becomes an alias.
+    mem.graph.merge_threshold = 0.7
+    llm.graph([("alice", "likes", "Acme Corp Berlin")])
+    mem.add("I like Acme Corp Berlin", user_id="alice")
+    counts = mem.graph.store.counts()
+    assert counts == {"entities": 2, "relations": 2}
+    [acme] = mem.graph.get_entity("acme corp berlin", ALICE)["entities"]
+    assert acme["name"] == "Acme Corp" and "acme corp berlin" in acme["aliases"]
+
+
+def test_contradiction_invalidates_with_time_and_keeps_history(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("I", "works_at", "Google"), ("I", "likes", "pizza")])
+    mem.add("I work at Google and like pizza", user_id="alice")
+    llm.graph([("I", "works_at", "Siemens")])
+
+    def retire_google(system: str) -> dict:
+        line = next(x for x in system.splitlines() if '-works_at-> "Google"' in x)
+        return {"invalidate": [{"id": int(line.split(":")[0]), "reason": "changed jobs"}, {"id": 7}]}
+
+    llm.push(CONTRADICTION, retire_google)
+    r = mem.add("I moved to Siemens", user_id="alice")
+    assert triples(r.relations) == {
+        ("alice", "works_at", "Siemens", "ADD"),
+        ("alice", "works_at", "Google", "INVALIDATE"),
+    }
+    contradiction_prompt = next(s for k, s in llm.calls if k == CONTRADICTION)
+    assert '"alice" -works_at-> "Google"' in contradiction_prompt
+    assert '"alice" -likes-> "pizza"' in contradiction_prompt  # shown, not retired
+    view = mem.graph.get_entity("alice", ALICE)
+    rels = {(x["destination"], x.get("invalidated_at") is not None) for x in view["relations"]}
+    assert rels == {("Siemens", False), ("Google", True), ("pizza", False)}
+    google = next(x for x in view["relations"] if x["destination"] == "Google")
+    assert google["invalidated_reason"] == "changed jobs" and google["invalidated_at"] >= google["valid_from"]
+    # Search sees only valid relations.
+    found = mem.search("where does alice work", user_id="alice").relations
+    assert ("alice", "works_at", "Siemens") in {(x["source"], x["relation"], x["destination"]) for x in found}
+    assert "Google" not in {x["destination"] for x in found}
+
+
+def test_search_returns_relations_one_and_two_hops(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph(
+        [("I", "works_at", "Acme"), ("Acme", "located_in", "Berlin"), ("Berlin", "capital_of", "Germany")]
+    )
+    mem.add("I work at Acme, in Berlin, the capital of Germany", user_id="alice")
+    one = mem.search("Acme", user_id="alice", limit=10).relations
+    assert {x["relation"] for x in one} == {"works_at", "located_in"}
+    assert all(x["score"] > 0 for x in one)
+    mem.graph.depth = 2
+    two = mem.search("Acme", user_id="alice", limit=10).relations
+    assert {x["relation"] for x in two} == {"works_at", "located_in", "capital_of"}
+    # Ranked: the relations touching the matched entity come before the second hop.
+    assert two[-1]["relation"] == "capital_of"
+    assert mem.search("Acme", user_id="bob").relations == []
+
+
+def test_delete_propagates_to_relations_sourced_only_from_it(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("I", "works_at", "Acme"), ("I", "lives_in", "Berlin")])
+    first = mem.add("I work at Acme and live in Berlin", user_id="alice").results[0].id
+    llm.graph([("I", "lives_in", "Berlin")])
+    second = mem.add("I live in Berlin", user_id="alice").results[0].id
+    mem.delete(first)
+    left = mem.graph.get_entity("alice", ALICE)["relations"]
+    assert [(x["relation"], x["sources"]) for x in left] == [("lives_in", [second])]
+    assert mem.graph.store.entities_by_name(ALICE, ["acme"]) == {}  # orphan removed
+    mem.delete(second)
+    assert mem.graph.store.counts() == {"entities": 0, "relations": 0}
+
+
+def test_delete_all_clears_only_that_scope(mem: Memory, llm: RoutingLLM) -> None:
+    for user in ("alice", "bob"):
+        llm.graph([("I", "lives_in", "Paris")])
+        mem.add("I live in Paris", user_id=user)
+    # Same name, two scopes: two Paris entities.
+    assert mem.graph.store.counts() == {"entities": 4, "relations": 2}
+    mem.delete_all(user_id="alice")
+    assert mem.graph.store.counts() == {"entities": 2, "relations": 1}
+    assert mem.graph.get_entity("paris", Scope(user_id="bob"))["relations"]
+    assert mem.graph.get_entity("paris", ALICE)["entities"] == []
+
+
+def test_graph_failure_never_fails_the_add(mem: Memory, llm: RoutingLLM, monkeypatch) -> None:
+    llm.push(EXTRACTION, LLMError("model overloaded"))
+    r = mem.add("I work at Acme", user_id="alice")
+    assert [e.event for e in r.results] == ["ADD"]
+    assert r.relations == [] and "graph" in r.warnings[0] and "model overloaded" in r.warnings[0]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mem.graph.store, "create_relation", broken)
+    llm.graph([("I", "lives_in", "Berlin")])
+    r = mem.add("I live in Berlin", user_id="alice")
+    assert r.results[0].event == "ADD" and "disk full" in r.warnings[0]
+    assert mem.get(r.results[0].id).memory == "I live in Berlin"
+    # Graph failures in search and delete are logged, not raised.
+    monkeypatch.setattr(mem.graph.store, "similar_entities", broken)
+    monkeypatch.setattr(mem.graph.store, "forget_source", broken)
+    assert mem.search("Berlin", user_id="alice").results
+    assert mem.delete(r.results[0].id).deleted == 1
+
+
+def test_graph_off_or_no_llm(tmp_path: Path) -> None:
+    off = Memory(make_settings(tmp_path / "a"), embedder=FakeEmbedder(), llm=RoutingLLM())
+    r = off.add("I work at Acme", user_id="alice")
+    assert r.relations == [] and off.graph is None and not off.stats().graph_enabled
+    off.close()
+    no_llm = Memory(make_settings(tmp_path / "b", graph_enabled=True), embedder=FakeEmbedder())
+    assert no_llm.add("I work at Acme", user_id="alice").relations == []
+    # Explicit relations need no LLM.
+    rel = no_llm.graph.add_relation("alice", "works at", "Acme", ALICE, destination_type="Organization")
+    assert (rel["relation"], rel["event"], rel["destination_type"]) == ("works_at", "ADD", "organization")
+    assert no_llm.graph.add_relation("Alice", "works_at", "acme", ALICE)["event"] == "NONE"
+    assert no_llm.search("acme", user_id="alice").relations[0]["destination"] == "Acme"
+    assert no_llm.graph.delete_relation("alice", "works_at", "ACME", ALICE) == 1
+    assert no_llm.graph.delete_relation("alice", "works_at", "ACME", ALICE) == 0
+    no_llm.close()
+
+
+def test_two_engines_on_one_data_dir_both_write_the_graph(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", graph_enabled=True)
+    llms = [RoutingLLM(), RoutingLLM()]
+    engines = [Memory(settings, embedder=FakeEmbedder(), llm=llm) for llm in llms]
+    n = 6
+    for i in range(n):
+        for k, llm in enumerate(llms):
+            llm.graph([(f"person{k}_{i}", "knows", "alice")])
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(n):
+                r = engines[k].add(f"person{k}_{i} knows alice", user_id="alice")
+                assert not r.warnings, r.warnings
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    # Both wrote through per-operation opens; the shared name resolved to one entity.
+    for engine in engines:
+        assert engine.graph.store.counts() == {"entities": 2 * n + 1, "relations": 2 * n}
+    view = engines[0].graph.get_entity("alice", ALICE)
+    assert len(view["entities"]) == 1 and len(view["relations"]) == 2 * n
+    for e in engines:
+        e.close()
+
+
+def test_find_path_and_export(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("I", "works_at", "Acme"), ("Bob", "works_at", "Acme"), ("Bob", "married_to", "Carol")])
+    mem.add("I work at Acme with Bob; Bob is married to Carol", user_id="alice")
+    path = mem.graph.find_path("alice", "carol", ALICE, 3)
+    assert path["found"] and path["hops"] == 3
+    assert [x["relation"] for x in path["relations"]] == ["works_at", "works_at", "married_to"]
+    assert not mem.graph.find_path("alice", "carol", ALICE, 2)["found"]
+    assert "Nobody" in mem.graph.find_path("alice", "Nobody", ALICE, 3)["reason"]
+    exported = mem.graph.export(ALICE)
+    assert len(exported["nodes"]) == 4 and len(exported["edges"]) == 3
+
+
+def test_rebuild_from_memories(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("I", "works_at", "Acme")])
+    mem.add("I work at Acme", user_id="alice")
+    llm.graph([("I", "lives_in", "Berlin")])
+    mem.add("I live in Berlin", user_id="alice")
+    mem.graph.store.delete_scope(ALICE)
+    assert mem.graph.store.counts()["relations"] == 0
+    for reply in ([("alice", "works_at", "Acme")], [("alice", "lives_in", "Berlin")]):
+        llm.graph(reply)
+    out = rebuild_graph(mem, ALICE)
+    assert out == {"memories": 2, "relations": 2, "failed": 0}
+    assert mem.graph.store.counts() == {"entities": 3, "relations": 2}
+
+
+def test_reset_drops_the_graph(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("I", "works_at", "Acme")])
+    mem.add("I work at Acme", user_id="alice")
+    mem.reset()
+    assert mem.graph.store.counts() == {"entities": 0, "relations": 0}
+    mem.graph.add_relation("a", "knows", "b", ALICE)
+    assert mem.graph.store.counts() == {"entities": 2, "relations": 1}
