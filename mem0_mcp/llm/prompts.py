@@ -113,8 +113,9 @@ class PromptSet:
         if override_dir is not None:
             unknown = sorted(p.stem for p in override_dir.glob("*.md") if p.stem not in PROMPT_NAMES)
             if unknown:
-                logger.warning(
-                    "prompts_dir %s: ignoring %s (known names: %s)",
+                # Other components (the graph) read their own prompts from the same folder.
+                logger.info(
+                    "prompts_dir %s: not LLM-pipeline prompts: %s (pipeline names: %s)",
                     override_dir,
                     ", ".join(unknown),
                     ", ".join(PROMPT_NAMES),
