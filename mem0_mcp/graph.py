@@ -590,7 +590,11 @@ def rebuild_graph(
         raise InvalidInputError(
             "llm_provider", "rebuilding the graph needs an LLM backend to extract relations"
         )
-    graph.store.delete_scope(scope)
+    # Relations derived from memories go; those an agent wrote itself (add_relation) stay.
+    _, old = graph.store.all_of(scope)
+    with graph.store.burst(write=True):
+        for source in sorted({s for r in old for s in r.sources} - {EXPLICIT_SOURCE}):
+            graph.store.forget_source(source)
     done = relations = failed = 0
     offset: int | None = 0
     total = 0

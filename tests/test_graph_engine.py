@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,13 +243,35 @@ def test_rebuild_from_memories(mem: Memory, llm: RoutingLLM) -> None:
     mem.add("I work at Acme", user_id="alice")
     llm.graph([("I", "lives_in", "Berlin")])
     mem.add("I live in Berlin", user_id="alice")
-    mem.graph.store.delete_scope(ALICE)
-    assert mem.graph.store.counts()["relations"] == 0
+    mem.graph.add_relation("alice", "knows", "Bob", ALICE)  # written by an agent: survives
+    mem.graph.store.delete_scope(Scope(user_id="nobody"))
     for reply in ([("alice", "works_at", "Acme")], [("alice", "lives_in", "Berlin")]):
         llm.graph(reply)
     out = rebuild_graph(mem, ALICE)
     assert out == {"memories": 2, "relations": 2, "failed": 0}
-    assert mem.graph.store.counts() == {"entities": 3, "relations": 2}
+    assert mem.graph.store.counts() == {"entities": 4, "relations": 3}
+    # Every derived relation points at the memory it came from again.
+    ids = {m.id for m in mem.get_all(user_id="alice").results}
+    _, rels = mem.graph.store.all_of(ALICE)
+    assert {s for r in rels for s in r.sources} == ids | {"explicit"}
+
+
+def test_cli_graph_export(tmp_path: Path, monkeypatch, capsys) -> None:
+    from mem0_mcp.cli import main
+
+    data = tmp_path / "data"
+    m = Memory(make_settings(data, graph_enabled=True), embedder=FakeEmbedder())
+    m.graph.add_relation("Alice", "works_at", "Acme", ALICE, destination_type="organization")
+    m.close()
+    monkeypatch.setenv("MEM0_MCP_DATA_DIR", str(data))
+    assert main(["graph", "export", "--user-id", "alice"]) == 0
+    graph = json.loads(capsys.readouterr().out)
+    assert [e["relation"] for e in graph["edges"]] == ["works_at"] and len(graph["nodes"]) == 2
+    for fmt, marker in (("graphml", "<graphml"), ("dot", "digraph")):
+        out = tmp_path / f"g.{fmt}"
+        assert main(["graph", "export", "--user-id", "alice", "--format", fmt, "--out", str(out)]) == 0
+        assert marker in out.read_text()
+    assert main(["graph", "export"]) == 2
 
 
 def test_reset_drops_the_graph(mem: Memory, llm: RoutingLLM) -> None:

@@ -1,0 +1,92 @@
+"""``mem0-mcp graph export|rebuild``: the scope's graph as a file, or re-derived from its memories.
+
+Importing this module is cheap (the CLI builds its parser on every start); the engine and Kùzu
+are imported only when a graph command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def add_graph_parser(commands: argparse._SubParsersAction) -> None:
+    graph = commands.add_parser("graph", help="export or rebuild the entity graph of a scope")
+    sub = graph.add_subparsers(dest="graph_command", metavar="graph-command", required=True)
+    export = sub.add_parser(
+        "export",
+        help="write a scope's graph as JSON (nodes, edges), GraphML or Graphviz DOT",
+        description="Write the graph of a scope. GraphML opens in yEd, Gephi or Cytoscape; DOT renders "
+        "with Graphviz (dot -Tsvg). Invalidated relations are included (dashed in DOT).",
+    )
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="clear a scope's graph and extract it again from its stored memories (needs an LLM)",
+    )
+    for p in (export, rebuild):
+        p.add_argument("--user-id")
+        p.add_argument("--agent-id")
+        p.add_argument("--run-id")
+    export.add_argument("--format", choices=["json", "graphml", "dot"], default="json")
+    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+
+
+def run_graph_command(args: argparse.Namespace) -> int:
+    from mem0_mcp.config import load_settings
+    from mem0_mcp.errors import Mem0Error
+    from mem0_mcp.graph import GraphMemory, rebuild_graph, to_dot, to_graphml
+    from mem0_mcp.models import Scope
+    from mem0_mcp.stores.graph import KuzuGraphStore
+
+    scope = Scope(user_id=args.user_id, agent_id=args.agent_id, run_id=args.run_id)
+    if scope.is_empty():
+        print("mem0-mcp graph: give --user-id, --agent-id or --run-id", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+        if args.graph_command == "export":
+            # Export needs neither the embedder nor an LLM: read the store directly.
+            store = KuzuGraphStore(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")
+            graph = GraphMemory(settings, store, embed=_no_embedder, llm=lambda: None).export(scope)
+            if args.format == "graphml":
+                text = to_graphml(graph)
+            elif args.format == "dot":
+                text = to_dot(graph)
+            else:
+                text = json.dumps(graph, indent=2, ensure_ascii=False) + "\n"
+            if args.out is None:
+                sys.stdout.write(text)
+            else:
+                args.out.write_text(text, encoding="utf-8")
+                print(
+                    f"wrote {len(graph['nodes'])} entities and {len(graph['edges'])} relations to {args.out}",
+                    file=sys.stderr,
+                )
+            return 0
+        from mem0_mcp.memory import Memory
+
+        memory = Memory(settings.model_copy(update={"graph_enabled": True}))
+        try:
+
+            def progress(done: int, total: int) -> None:
+                print(f"\r{done}/{total} memories", end="", file=sys.stderr, flush=True)
+
+            out = rebuild_graph(memory, scope, progress=progress)
+        finally:
+            memory.close()
+        print(f"\nrebuilt: {json.dumps(out)}", file=sys.stderr)
+        return 0 if not out["failed"] else 1
+    except Mem0Error as exc:
+        print(f"mem0-mcp graph: {exc}", file=sys.stderr)
+        return 2
+
+
+def _no_embedder(texts: Sequence[str]) -> np.ndarray:
+    raise RuntimeError("graph export does not embed")
