@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         "MEM0_MCP_CONFIG_FILE; these options override them.",
     )
     add_serve_options(serve)
+    from mem0_mcp.graph_cli import add_graph_parser
+
+    add_graph_parser(commands)
     return parser
 
 
@@ -174,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             args = parser.parse_args(["serve", *(argv if argv is not None else sys.argv[1:])])
         return serve(args)
+    if args.command == "graph":
+        from mem0_mcp.graph_cli import run_graph_command
+
+        return run_graph_command(args)
     parser.print_help(sys.stderr)
     return 2
 
