@@ -1,4 +1,9 @@
-"""The ONNX embedder against the real bundled model: export, cache, and parity with sentence-transformers."""
+"""The ONNX embedder against the real bundled model: export, cache, and parity with sentence-transformers.
+
+Tests on the real model are marked slow: the one-time export (torch, sentence-transformers, the
+verification) plus the reference model take 30-60 s on the shared 2-core machine. The cache,
+locking and refusal rules are tested without them.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +65,7 @@ def reference() -> Any:
     return SentenceTransformer(resolve_model_path(DEFAULT_EMBEDDER_MODEL), device="cpu")
 
 
+@pytest.mark.slow
 def test_first_start_exports_then_later_starts_load_the_cache(
     exported: tuple[Settings, ox.OnnxEmbedder],
 ) -> None:
@@ -88,6 +94,7 @@ def test_first_start_exports_then_later_starts_load_the_cache(
     np.testing.assert_allclose(second.embed(SENTENCES), first.embed(SENTENCES), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cached_start_does_not_import_torch(exported: tuple[Settings, ox.OnnxEmbedder]) -> None:
     settings, _ = exported
     code = (
@@ -110,6 +117,7 @@ def test_cached_start_does_not_import_torch(exported: tuple[Settings, ox.OnnxEmb
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_satisfies_the_embedder_protocol(onnx_model: ox.OnnxEmbedder) -> None:
     assert isinstance(onnx_model, Embedder)
     assert onnx_model.name == DEFAULT_EMBEDDER_MODEL
@@ -117,6 +125,7 @@ def test_satisfies_the_embedder_protocol(onnx_model: ox.OnnxEmbedder) -> None:
     assert onnx_model.max_seq_length == 256
 
 
+@pytest.mark.slow
 def test_vectors_match_sentence_transformers(onnx_model: ox.OnnxEmbedder, reference: Any) -> None:
     expected = reference.encode(SENTENCES, normalize_embeddings=True, show_progress_bar=False)
     got = onnx_model.embed(SENTENCES)
@@ -124,12 +133,14 @@ def test_vectors_match_sentence_transformers(onnx_model: ox.OnnxEmbedder, refere
     assert cos.min() >= 0.9999, cos
 
 
+@pytest.mark.slow
 def test_batch_equals_single(onnx_model: ox.OnnxEmbedder) -> None:
     batched = onnx_model.embed(SENTENCES)
     singles = np.vstack([onnx_model.embed([s]) for s in SENTENCES])
     np.testing.assert_allclose(batched, singles, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_length_sorting_keeps_input_order_across_chunks(onnx_model: ox.OnnxEmbedder) -> None:
     model = onnx_model
     small_batches = ox.OnnxEmbedder(model.folder, name=model.name, batch_size=3, threads=1)
@@ -137,12 +148,14 @@ def test_length_sorting_keeps_input_order_across_chunks(onnx_model: ox.OnnxEmbed
     np.testing.assert_allclose(small_batches.embed(texts), model.embed(texts), atol=2e-5)
 
 
+@pytest.mark.slow
 def test_empty_input(onnx_model: ox.OnnxEmbedder) -> None:
     out = onnx_model.embed([])
     assert out.shape == (0, 384)
     assert out.dtype == np.float32
 
 
+@pytest.mark.slow
 def test_output_is_normalized_float32(onnx_model: ox.OnnxEmbedder) -> None:
     out = onnx_model.embed(SENTENCES)
     assert out.dtype == np.float32
@@ -150,6 +163,7 @@ def test_output_is_normalized_float32(onnx_model: ox.OnnxEmbedder) -> None:
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_semantic_sanity(onnx_model: ox.OnnxEmbedder) -> None:
     hike, outdoor, tax = onnx_model.embed(
         ["I love hiking in the mountains", "outdoor activities", "my tax return"]
@@ -157,6 +171,7 @@ def test_semantic_sanity(onnx_model: ox.OnnxEmbedder) -> None:
     assert float(hike @ outdoor) > float(hike @ tax) + 0.2
 
 
+@pytest.mark.slow
 def test_build_embedder_picks_onnx(exported: tuple[Settings, ox.OnnxEmbedder]) -> None:
     settings, _ = exported
     for choice in ("auto", "onnx"):
@@ -177,6 +192,7 @@ def test_slug_is_filesystem_safe_and_unique() -> None:
         assert "/" not in slug and "\\" not in slug and not slug.startswith(".")
 
 
+@pytest.mark.slow
 def test_stale_cache_is_detected(exported: tuple[Settings, ox.OnnxEmbedder], tmp_path: Path) -> None:
     _, model = exported
     source = ox.resolve_source_folder(DEFAULT_EMBEDDER_MODEL)
