@@ -13,7 +13,9 @@ among them) do not offer it, so a missing capability fails loudly with what to c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from mem0_mcp.llm.base import LLMError, LLMResponse
@@ -170,3 +172,53 @@ def sampling_llm_for_session(
         supports_sampling=lambda: client_supports_sampling(session),
         max_tokens=max_tokens,
     )
+
+
+_bound: ContextVar[tuple[Any, Any] | None] = ContextVar("mem0_mcp_sampling_session", default=None)
+
+
+class RequestSamplingLLM:
+    """The sampling backend for an engine that outlives any one MCP request.
+
+    The engine is built once, but the client's model can only be asked through the session of
+    the request in flight. The server wraps each engine call in :meth:`bind`; the binding is a
+    context variable, which anyio copies into the worker thread the engine runs in::
+
+        llm = RequestSamplingLLM(max_tokens=settings.llm_max_tokens)
+        memory = Memory(settings, llm=llm)
+        ...
+        with llm.bind(ctx.session, ctx.request_id):
+            result = await anyio.to_thread.run_sync(lambda: memory.add(..., infer=True))
+    """
+
+    name = "sampling"
+    supports_vision = True
+
+    def __init__(self, *, max_tokens: int = 2048) -> None:
+        self.max_tokens = max_tokens
+
+    @contextmanager
+    def bind(self, session: Any, related_request_id: Any = None) -> Iterator[None]:
+        token = _bound.set((session, related_request_id))
+        try:
+            yield
+        finally:
+            _bound.reset(token)
+
+    def complete(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        *,
+        json_output: bool = True,
+        max_tokens: int | None = None,
+    ) -> LLMResponse:
+        bound = _bound.get()
+        if bound is None:
+            raise LLMError(
+                "llm_provider=sampling: no MCP request is in progress whose client could be asked "
+                "(the server must call the engine inside RequestSamplingLLM.bind)"
+            )
+        session, request_id = bound
+        llm = sampling_llm_for_session(session, max_tokens=self.max_tokens, related_request_id=request_id)
+        return llm.complete(system, messages, json_output=json_output, max_tokens=max_tokens)

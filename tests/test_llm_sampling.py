@@ -17,7 +17,12 @@ from mem0_mcp.llm.base import LLMError
 from mem0_mcp.llm.pipeline import MemoryPipeline
 from mem0_mcp.llm.prompts import PromptSet
 from mem0_mcp.models import Message
-from mem0_mcp.sampling_llm import SamplingLLM, SamplingUnsupportedError, sampling_llm_for_session
+from mem0_mcp.sampling_llm import (
+    RequestSamplingLLM,
+    SamplingLLM,
+    SamplingUnsupportedError,
+    sampling_llm_for_session,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning")
 
@@ -132,3 +137,53 @@ async def test_sampling_client_without_the_capability_falls_back_with_a_reason()
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_request_sampling_llm_needs_a_bound_request():
+    with pytest.raises(LLMError, match="no MCP request is in progress"):
+        RequestSamplingLLM().complete("s", [{"role": "user", "content": "x"}])
+
+
+async def test_request_sampling_llm_through_a_real_mcp_client():
+    """One engine-lifetime LLM; each request binds its own session, the worker thread sees it."""
+    llm = RequestSamplingLLM(max_tokens=300)
+    pipeline = MemoryPipeline(llm, PromptSet.load())
+    server = MCPServer("request-sampling-test")
+
+    @server.tool()
+    async def remember(text: str, ctx: Context) -> str:
+        def plan() -> Any:
+            return pipeline.plan(
+                [Message(content=text)],
+                agent_mode=False,
+                memory_type=None,
+                embed=lambda texts: np.eye(len(texts), 8, dtype=np.float32),
+                neighbours=lambda vectors: [[] for _ in vectors],
+            )
+
+        with llm.bind(ctx.session, ctx.request_id):
+            result = await anyio.to_thread.run_sync(plan)
+        return json.dumps({"facts": [a.text for a in result.actions], "reason": result.reason})
+
+    seen: list[int] = []
+
+    async def on_sampling(
+        context: Any, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        seen.append(params.max_tokens)
+        fact = "Likes tea" if "tea" in (params.system_prompt or "") else "Likes coffee"
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=json.dumps({"facts": [fact]})),
+            model="m",
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        async with Client(server, sampling_callback=on_sampling, mode="legacy") as client:
+            first = json.loads((await client.call_tool("remember", {"text": "I like tea"})).content[0].text)
+            second = json.loads(
+                (await client.call_tool("remember", {"text": "I like coffee"})).content[0].text
+            )
+    assert first["facts"] == ["Likes tea"] and second["facts"] == ["Likes coffee"]
+    assert seen == [300, 300]
