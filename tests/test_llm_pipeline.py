@@ -472,6 +472,10 @@ def test_a_single_huge_message_is_split(prompts):
     assert len(llm.calls) > 1
     joined = " ".join(c.system for c in llm.calls)
     assert "word0 " in joined and "word2999" in joined
+    assert all("user: " in c.system for c in llm.calls)  # each chunk still names the speaker
+    assert "user: (continued) " in llm.calls[-1].system
+    for call in llm.calls:
+        assert estimate_tokens(call.text) <= 800 + 50
 
 
 # --------------------------------------------------------------------------- single-call mode

@@ -289,13 +289,18 @@ class MemoryPipeline:
             if estimate_tokens(line) <= budget:
                 pieces.append(line)
                 continue
-            width = budget * CHARS_PER_TOKEN
-            rest = line
+            # Every piece keeps the speaker, so a later chunk still knows who said it.
+            speaker, sep, rest = line.partition(": ")
+            prefix = f"{speaker}{sep}" if sep and len(speaker) < 200 else ""
+            rest = rest if prefix else line
+            width = max(CHARS_PER_TOKEN * 16, budget * CHARS_PER_TOKEN - len(prefix) - 16)
+            first = True
             while rest:
                 cut = rest.rfind(" ", 0, width) if len(rest) > width else len(rest)
                 cut = cut if cut > width // 2 else min(width, len(rest))
-                pieces.append(rest[:cut].strip())
+                pieces.append(prefix + ("" if first else "(continued) ") + rest[:cut].strip())
                 rest = rest[cut:].strip()
+                first = False
         chunks: list[str] = []
         current: list[str] = []
         used = 0
