@@ -367,8 +367,7 @@ class GraphMemory:
                 if (e.score or 0.0) >= SEED_THRESHOLD:
                     seeds[e.id] = max(seeds.get(e.id, 0.0), float(e.score or 0.0))
             for e in self.store.text_entities(scope, query, SEED_ENTITIES):
-                bm25 = float(e.score or 0.0)
-                seeds[e.id] = max(seeds.get(e.id, 0.0), bm25 / (bm25 + 1.0))
+                seeds[e.id] = max(seeds.get(e.id, 0.0), float(e.score or 0.0))
             if not seeds:
                 return []
             rels = self.store.relations(scope, list(seeds), depth=hops, limit=50 * limit)

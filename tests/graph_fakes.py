@@ -30,6 +30,7 @@ class RoutingLLM:
     supports_vision: bool = False
     queues: dict[str, deque[Any]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (kind, system prompt)
+    defaults: dict[str, Any] = field(default_factory=dict)  # reply when a kind's queue is empty
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def push(self, kind: str, *replies: Any) -> None:
@@ -59,9 +60,12 @@ class RoutingLLM:
         with self._lock:
             self.calls.append((kind, system))
             queue = self.queues.get(kind)
-            if not queue:
+            if queue:
+                reply = queue.popleft()
+            elif kind in self.defaults:
+                reply = self.defaults[kind]
+            else:
                 raise AssertionError(f"RoutingLLM: no {kind} reply queued:\n{system[:300]}")
-            reply = queue.popleft()
         if callable(reply):
             reply = reply(system)
         if isinstance(reply, Exception):

@@ -77,11 +77,21 @@ def test_cypher_injection_string_is_just_a_name(store: KuzuGraphStore) -> None:
     other = store.create_entity(ALICE, "Acme", "acme", "organization", vec(2), NOW)
     store.create_relation(ALICE, evil.id, INJECTION, other.id, [INJECTION], NOW)
     assert store.entities_by_name(ALICE, [INJECTION.casefold()])[INJECTION.casefold()].name == INJECTION
-    assert store.text_entities(ALICE, INJECTION, 5) is not None
+    assert [e.id for e in store.text_entities(ALICE, INJECTION, 5)] == [evil.id]
     assert store.named(ALICE, INJECTION.casefold())[0].id == evil.id
     assert store.forget_source(INJECTION) == 1
     assert store.entities_by_name(BOB, ["bob"])["bob"].id == victim.id
     assert store.counts()["entities"] == 1  # the orphaned pair went, Bob stayed
+
+
+def test_name_words_match_whole_words_only(store: KuzuGraphStore) -> None:
+    for i, name in enumerate(["Anna", "Ann Smith", "Acme Corp", "Hannover"]):
+        store.create_entity(ALICE, name, name.casefold(), "thing", vec(i), NOW)
+    hits = store.text_entities(ALICE, "Where does ann work? At ACME?", 5)
+    assert [(e.name, e.score) for e in hits] == [("Ann Smith", 0.5), ("Acme Corp", 0.5)] or [
+        (e.name, e.score) for e in hits
+    ] == [("Acme Corp", 0.5), ("Ann Smith", 0.5)]
+    assert store.text_entities(ALICE, "what is it about", 5) == []  # stop words only
 
 
 def test_aliases_sources_invalidate_and_orphans(store: KuzuGraphStore) -> None:
