@@ -572,3 +572,10 @@ def test_always_decide_is_the_plain_two_call_pipeline(prompts):
     store = Store({"Likes tea": [Neighbour(UUID_A, "Likes tea", 1.0)]})
     plan = run(pipeline(llm, prompts, always_decide=True), store, "I like tea")
     assert len(llm.calls) == 2 and [a.event for a in plan.actions] == ["NONE"]
+
+
+def test_a_broken_custom_prompt_falls_back_with_the_reason(tmp_path):
+    (tmp_path / "fact_extraction.md").write_text("{{messages}} for {{speaker}}")
+    llm = FakeLLM([])
+    plan = run(pipeline(llm, PromptSet.load(tmp_path)), Store(), "I like tea")
+    assert not plan.inferred and "speaker" in (plan.reason or "") and not llm.calls

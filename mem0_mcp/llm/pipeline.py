@@ -24,7 +24,7 @@ import numpy as np
 
 from mem0_mcp.llm.base import LLM, LLMError, LLMResponse
 from mem0_mcp.llm.jsonparse import complete_json
-from mem0_mcp.llm.prompts import PromptSet
+from mem0_mcp.llm.prompts import PromptError, PromptSet
 from mem0_mcp.models import Message, Usage
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,12 @@ class MemoryPipeline:
                     return Plan(fused, run.usage, inferred=True, warnings=run.warnings)
             prompt = "agent_fact_extraction" if agent_facts else "fact_extraction"
             facts = self._extract(llm, prompt, lines, run)
+        except PromptError as exc:
+            # A broken custom prompt must not lose the user's text: store verbatim, say why.
+            logger.error("prompt error, the engine stores verbatim: %s", exc)
+            return Plan(
+                [], run.usage, inferred=False, reason=f"{exc}; stored verbatim instead", warnings=run.warnings
+            )
         except LLMError as exc:
             logger.warning("inference failed, the engine stores verbatim: %s", exc)
             return Plan(

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from mem0_mcp.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 PROMPT_NAMES = (
@@ -32,7 +34,7 @@ PROMPT_NAMES = (
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
-class PromptError(Exception):
+class PromptError(ConfigError):
     """A prompt template is missing or was filled without one of its variables."""
 
 
