@@ -6,6 +6,11 @@ answer is certain skips the LLM: a near-exact duplicate is NONE, and facts with 
 memory at all are ADDed without the decision call. What remains goes to ONE decision call
 over all those facts at once, with stored memories shown under small integer ids so the model
 never has to copy (or invent) UUIDs.
+
+``single_call=True`` (opt-in) fuses extraction and decision into one call whenever the scope
+already holds memories; on LoCoMo replayed as adds that is 43% fewer calls than the plain
+extract-then-decide pipeline, against 3% for the shortcuts alone (benchmarks/llm_cost.py), at
+the price of a harder prompt for the model.
 """
 
 from __future__ import annotations
