@@ -591,35 +591,6 @@ def _inspect_pipeline(st_model: Any, source: Path) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _without_onnx_package() -> Iterator[None]:
-    """Lets torch's TorchScript exporter run when the ``onnx`` package is not installed.
-
-    The exporter imports ``onnx`` only to attach onnx-script functions for custom-domain
-    operators; a plain transformer has none, so that step returns its input unchanged.
-    The export is checked against sentence-transformers afterwards, so a graph this skips
-    something in fails loudly rather than silently.
-    """
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        yield
-        return
-    try:
-        from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
-    except ImportError:  # another torch layout: let the exporter speak for itself
-        yield
-        return
-    original = onnx_proto_utils._add_onnxscript_fn
-    onnx_proto_utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
-    try:
-        yield
-    finally:
-        onnx_proto_utils._add_onnxscript_fn = original
-
-
 def export_model(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
     """Export the transformer of a sentence-transformers folder to ``out_dir`` and verify it.
 
@@ -663,9 +634,9 @@ def export_model(source: Path, out_dir: Path, *, model: str | None = None) -> di
     axes = {n: {0: "batch", 1: "sequence"} for n in input_names}
     axes[spec["output_name"]] = {0: "batch", 1: "sequence"}
     try:
-        with _without_onnx_package(), warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            # dynamo=False: the TorchScript exporter needs neither onnxscript nor (see above) onnx.
+            # dynamo=False: the TorchScript exporter needs `onnx` but not onnxscript.
             torch.onnx.export(
                 _Encoder().eval(),
                 args,
