@@ -57,6 +57,7 @@ class LineChannel:
         self._writer = writer
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self.raw: list[bytes] = []
+        self.responses: dict[Any, dict[str, Any]] = {}
 
         def pump() -> None:
             for line in iter(reader.readline, b""):
@@ -76,14 +77,16 @@ class LineChannel:
         return json.loads(line)
 
     def recv_id(self, msg_id: Any, timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The response to msg_id, and the notifications that came before it."""
+        """The response to msg_id, and what else arrived meanwhile (responses may come out of order)."""
         deadline = time.monotonic() + timeout
         others = []
-        while True:
+        while msg_id not in self.responses:
             msg = self.recv(max(0.01, deadline - time.monotonic()))
-            if msg.get("id") == msg_id and "method" not in msg:
-                return msg, others
-            others.append(msg)
+            if "id" in msg and "method" not in msg:
+                self.responses[msg["id"]] = msg
+            if msg.get("id") != msg_id:
+                others.append(msg)
+        return self.responses.pop(msg_id), others
 
 
 MODEL_CACHE = REPO / ".pytest_cache" / "mem0-mcp-models"
@@ -196,13 +199,14 @@ class Pipes:
     def __init__(self) -> None:
         c2s_r, c2s_w = os.pipe()
         s2c_r, s2c_w = os.pipe()
-        self.server_in = os.fdopen(c2s_r, "rb", buffering=0)
+        self.server_in = os.fdopen(c2s_r, "rb")
         self.client_out = os.fdopen(c2s_w, "wb")
-        self.client_in = os.fdopen(s2c_r, "rb", buffering=0)
+        self.client_in = os.fdopen(s2c_r, "rb")
         self.server_out = os.fdopen(s2c_w, "wb")
 
     def close(self) -> None:
-        for f in (self.server_in, self.client_out, self.client_in, self.server_out):
+        # Write ends first: a buffered reader blocked in readline holds its lock until it sees EOF.
+        for f in (self.client_out, self.server_out, self.server_in, self.client_in):
             with contextlib.suppress(OSError):
                 f.close()
 
