@@ -197,6 +197,8 @@ def test_two_engines_on_one_data_dir_both_write_the_graph(tmp_path: Path) -> Non
     settings = make_settings(tmp_path / "data", graph_enabled=True)
     llms = [RoutingLLM(), RoutingLLM()]
     engines = [Memory(settings, embedder=FakeEmbedder(), llm=llm) for llm in llms]
+    for e in engines:
+        e.graph.merge_threshold = 2.0  # one-word names can collide in the hashed fake embedding
     n = 6
     for i in range(n):
         for k, llm in enumerate(llms):
@@ -281,3 +283,39 @@ def test_reset_drops_the_graph(mem: Memory, llm: RoutingLLM) -> None:
     assert mem.graph.store.counts() == {"entities": 0, "relations": 0}
     mem.graph.add_relation("a", "knows", "b", ALICE)
     assert mem.graph.store.counts() == {"entities": 2, "relations": 1}
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from mem0_mcp.memory import Memory
+from mem0_mcp.models import Scope
+from tests.conftest import FakeEmbedder, make_settings
+m = Memory(make_settings(Path({data!r}), graph_enabled=True), embedder=FakeEmbedder())
+m.graph.merge_threshold = 2.0  # one-word names can collide in the hashed fake embedding
+for i in range({n}):
+    m.graph.add_relation(f"child{{i}}", "knows", "alice", Scope(user_id="alice"))
+m.close()
+"""
+
+
+def test_two_processes_share_the_graph(tmp_path: Path) -> None:
+    """Kùzu admits one process at a time: each operation opens and closes under graph.lock."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    n = 8
+    root = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(root=root, data=str(data), n=n)])
+    m = Memory(make_settings(data, graph_enabled=True), embedder=FakeEmbedder())
+    m.graph.merge_threshold = 2.0
+    try:
+        for i in range(n):
+            m.graph.add_relation(f"parent{i}", "knows", "alice", ALICE)
+        assert child.wait(timeout=120) == 0
+        assert m.graph.store.counts() == {"entities": 2 * n + 1, "relations": 2 * n}
+    finally:
+        child.kill()
+        m.close()

@@ -265,13 +265,20 @@ class KuzuGraphStore:
                 self._close()
 
     def _begin(self) -> None:
-        self._conn.execute("BEGIN TRANSACTION;")
+        self._exec("BEGIN TRANSACTION;")
         self._in_tx = True
+
+    def _exec(self, statement: str) -> None:
+        # Results are closed at once: a live result keeps the database from closing, and the
+        # next process cannot open it until it does.
+        result = self._conn.execute(statement)
+        for r in result if isinstance(result, list) else [result]:
+            r.close()
 
     def _end(self, how: str) -> None:
         if self._in_tx:
             self._in_tx = False
-            self._conn.execute(f"{how};")
+            self._exec(f"{how};")
 
     def _open(self, write: bool) -> Any:
         import importlib.util  # noqa: F401  (Kùzu's Python scans look it up without importing it)
@@ -299,7 +306,7 @@ class KuzuGraphStore:
 
     def _load(self, extension: str) -> bool:
         try:
-            self._conn.execute(f"LOAD EXTENSION {extension};")
+            self._exec(f"LOAD EXTENSION {extension};")
             return True
         except RuntimeError as exc:
             logger.warning("graph: Kùzu extension %s unavailable (%s)", extension, exc)
