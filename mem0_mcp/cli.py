@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -162,6 +163,15 @@ def _serve_stdio(settings: Settings, engine: EngineHandle, front: StdioFront) ->
         "-" if front.initialize_answered_after is None else f"{front.initialize_answered_after:.3f}s",
         time.perf_counter() - _STARTED,
     )
+
+    def shut_down(signum: int, _frame: object) -> None:
+        # Claude Desktop sends SIGTERM on quit: finish what is in flight (no half-done write),
+        # then exit. A second signal kills at once.
+        signal.signal(signum, signal.SIG_DFL)
+        front.end_input()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(stdio_front.serve, server, front)
     logging.shutdown()

@@ -123,6 +123,10 @@ class StdioFront:
             return True
         return False
 
+    def end_input(self) -> None:
+        """Stop as if the client closed stdin: queued requests still finish, then the server exits."""
+        self._lines.put(None)
+
     def next_line(self) -> bytes | None:
         """Next line for the real server (blocking); None at end of input."""
         return self._lines.get()

@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -145,7 +146,8 @@ def test_claude_desktop_config_handshake_before_model_add_search(
             hits = found["result"]["structuredContent"]["results"]
             assert hits[0]["memory"] == "I love hiking in the mountains"
             assert hits[0]["user_id"] == env["MEM0_MCP_USER_ID"]
-            proc.stdin.close()
+            # Claude Desktop stops its servers with SIGTERM: a clean exit, not a kill.
+            proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
         finally:
             if proc.poll() is None:
