@@ -65,53 +65,52 @@ class EngineClient:
 
 
 class McpClient:
-    """The same workload through the MCP tools, on an in-memory client session."""
+    """The same workload through the MCP tools, on an in-memory client session.
 
-    def __init__(self, settings: Any, embedder: Any) -> None:
-        import anyio
-        from anyio.from_thread import start_blocking_portal
+    Called from a worker thread (see ``run_via_mcp``) while the session lives in the event loop.
+    """
 
-        self._anyio = anyio
-        self._portal_cm = start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
-        self._client = self._portal.call(self._open, settings, embedder)
-
-    async def _open(self, settings: Any, embedder: Any) -> Any:
-        from mcp.client import Client
-
-        from mem0_mcp.server import create_server
-
-        try:
-            server = create_server(settings, embedder=embedder)
-        except TypeError:
-            server = create_server(settings)
-        self._client_cm = Client(server)
-        return await self._client_cm.__aenter__()
+    def __init__(self, client: Any, has_timestamp: bool) -> None:
+        self._client = client
+        self.has_timestamp = has_timestamp
 
     def _call(self, tool: str, args: dict[str, Any]) -> Any:
-        result = self._portal.call(self._client.call_tool, tool, args)
-        if getattr(result, "is_error", False) or getattr(result, "isError", False):
-            raise RuntimeError(f"{tool} failed: {result}")
-        data = getattr(result, "structured_content", None) or getattr(result, "structuredContent", None)
-        if data is None:
-            data = json.loads(result.content[0].text)
-        return data
+        import anyio.from_thread
+
+        result = anyio.from_thread.run(self._client.call_tool, tool, args)
+        if result.is_error:
+            raise RuntimeError(f"{tool} failed: {result.content}")
+        return result.structured_content
 
     def add(self, messages: list[dict], user_id: str, timestamp: str | None) -> None:
         args: dict[str, Any] = {"messages": messages, "user_id": user_id, "infer": False}
-        if timestamp:
+        if timestamp and self.has_timestamp:
             args["timestamp"] = timestamp
         self._call("add_memory", args)
 
     def search(self, query: str, user_id: str, limit: int) -> list[dict[str, Any]]:
-        data = self._call("search_memory", {"query": query, "user_id": user_id, "limit": limit})
-        return data.get("results", data) if isinstance(data, dict) else data
+        return self._call("search_memory", {"query": query, "user_id": user_id, "limit": limit})["results"]
 
-    def close(self) -> None:
-        try:
-            self._portal.call(self._client_cm.__aexit__, None, None, None)
-        finally:
-            self._portal_cm.__exit__(None, None, None)
+
+def run_via_mcp(conversations: Sequence[Conversation], settings: Any, embedder: Any, **kw: Any) -> dict:
+    import anyio
+    from mcp.client import Client
+
+    from mem0_mcp.memory import Memory
+    from mem0_mcp.server import create_server
+
+    async def go() -> dict:
+        server = create_server(settings, memory_factory=lambda s: Memory(s, embedder=embedder))
+        async with Client(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            has_ts = "timestamp" in (tools["add_memory"].input_schema.get("properties") or {})
+            if not has_ts:
+                print("add_memory takes no timestamp yet: sessions are stored undated", file=sys.stderr)
+            return await anyio.to_thread.run_sync(
+                lambda: run_engine(conversations, McpClient(client, has_ts), **kw)
+            )
+
+    return anyio.run(go)
 
 
 def run_engine(conversations: Sequence[Conversation], client: Any, *, ingest: bool = True) -> dict[str, Any]:
@@ -179,11 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder = build_embedder(settings)
     print(f"embedder {type(embedder).__name__} loaded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
 
-    client = (McpClient if args.via_mcp else EngineClient)(settings, embedder)
     try:
-        run = run_engine(conversations, client, ingest=not args.skip_ingest)
+        if args.via_mcp:
+            run = run_via_mcp(conversations, settings, embedder, ingest=not args.skip_ingest)
+        else:
+            client = EngineClient(settings, embedder)
+            try:
+                run = run_engine(conversations, client, ingest=not args.skip_ingest)
+            finally:
+                client.close()
     finally:
-        client.close()
         if tmp is not None:
             tmp.cleanup()
     system = "mem0-mcp (mcp)" if args.via_mcp else "mem0-mcp"
