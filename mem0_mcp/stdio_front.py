@@ -1,8 +1,8 @@
 """The stdio transport, with a handshake that does not wait for the MCP SDK to import.
 
 Importing the SDK costs ~1.3 s on a small machine (its pydantic protocol models), more than the
-one-second budget for ``initialize``. So the front answers ``initialize``, ``tools/list`` and
-``ping`` from ``manifest.json`` (captured from the real server by ``python -m
+one-second budget for ``initialize``. So the front answers ``initialize``, ``tools/list``, the
+prompt and resource lists and ``ping`` from ``manifest.json`` (captured from the real server by ``python -m
 mem0_mcp.stdio_front --write-manifest``) while the SDK, the server and the engine load in the
 background. Once the real server runs, the front replays the client's ``initialize`` to it (and
 drops that reply), then forwards every line. If the live tool list differs from the manifest,
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 REPLAY_INIT_ID = "mem0-mcp/replay-initialize"
 CHECK_TOOLS_ID = "mem0-mcp/check-tools"
+LISTS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
 
 
 def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any] | None:
@@ -114,9 +115,14 @@ class StdioFront:
             return True
         if msg_id is None:
             return False
-        if method == "tools/list" and not (msg.get("params") or {}).get("cursor"):
+        if (msg.get("params") or {}).get("cursor"):
+            return False
+        if method == "tools/list":
             self.write({"jsonrpc": "2.0", "id": msg_id, "result": self._manifest["tools_list"]})
             self.served_tools_from_manifest = True
+            return True
+        if method in self._manifest.get("other_lists", {}):
+            self.write({"jsonrpc": "2.0", "id": msg_id, "result": self._manifest["other_lists"][method]})
             return True
         if method == "ping":
             self.write({"jsonrpc": "2.0", "id": msg_id, "result": {}})
@@ -249,7 +255,7 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
 
 
 async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
-    """What the real server answers to initialize and tools/list, as sent on the wire."""
+    """What the real server answers to initialize and the list requests, as sent on the wire."""
     import anyio
     import mcp_types as types
     from mcp.server.lowlevel.server import NotificationOptions
@@ -274,7 +280,7 @@ async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
             },
         },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        *({"jsonrpc": "2.0", "id": i, "method": m} for i, m in enumerate(LISTS, start=2)),
     ]
     results: dict[int, Any] = {}
 
@@ -283,9 +289,9 @@ async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
             await read_writer.send(SessionMessage(types.jsonrpc_message_adapter.validate_python(req)))
         async for session_message in write_reader:
             data = json.loads(session_message.message.model_dump_json(by_alias=True, exclude_unset=True))
-            if data.get("id") in (1, 2):
+            if data.get("id") in range(1, len(LISTS) + 2):
                 results[data["id"]] = data["result"]
-            if len(results) == 2:
+            if len(results) == len(LISTS) + 1:
                 await read_writer.aclose()
                 return
 
@@ -298,6 +304,7 @@ async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
     return {
         "initialize": init,
         "tools_list": results[2],
+        "other_lists": {m: results[i] for i, m in enumerate(LISTS, start=2) if m != "tools/list"},
         "handshake_versions": list(HANDSHAKE_PROTOCOL_VERSIONS),
     }
 

@@ -241,6 +241,10 @@ async def test_front_answers_before_the_server_exists_then_hands_over(pipes: Pip
     tools, _ = chan.recv_id(2, timeout=10)
     chan.send({"jsonrpc": "2.0", "id": 3, "method": "ping"})
     chan.recv_id(3, timeout=10)
+    chan.send({"jsonrpc": "2.0", "id": 30, "method": "prompts/list"})
+    assert chan.recv_id(30, timeout=10)[0]["result"]["prompts"][0]["name"] == "memory_guide"
+    chan.send({"jsonrpc": "2.0", "id": 31, "method": "resources/templates/list"})
+    assert chan.recv_id(31, timeout=10)[0]["result"]["resourceTemplates"]
     # Answered from the manifest: no server has been created yet.
     assert init["result"]["capabilities"]["tools"]["listChanged"] is True
     assert {t["name"] for t in tools["result"]["tools"]} >= {"add_memory", "search_memory"}
