@@ -20,7 +20,8 @@ def llm() -> FakeLLM:
 
 @pytest.fixture
 def mem(tmp_path: Path, llm: FakeLLM) -> Iterator[Memory]:
-    m = Memory(make_settings(tmp_path / "data"), embedder=FakeEmbedder(), llm=llm)
+    # Two-call mode: these tests script the extraction and the decision replies separately.
+    m = Memory(make_settings(tmp_path / "data", llm_single_call=False), embedder=FakeEmbedder(), llm=llm)
     yield m
     m.close()
 
@@ -100,7 +101,8 @@ def test_contradiction_supersedes_and_adds_the_new_fact(mem: Memory, llm: FakeLL
 
 
 def test_hard_delete_setting(tmp_path: Path, llm: FakeLLM):
-    m = Memory(make_settings(tmp_path / "d", hard_delete=True), embedder=FakeEmbedder(), llm=llm)
+    settings = make_settings(tmp_path / "d", hard_delete=True, llm_single_call=False)
+    m = Memory(settings, embedder=FakeEmbedder(), llm=llm)
     try:
         llm.push(facts("Lives in Berlin"))
         old = m.add("I live in Berlin", user_id="dave", infer=True).results[0]
@@ -214,11 +216,8 @@ def test_updated_target_gone_meanwhile_still_keeps_the_fact(mem: Memory, llm: Fa
     assert texts(mem.get_all(user_id="kim")) == {"Likes green tea a lot"}
 
 
-def test_single_call_mode_through_the_engine(mem: Memory, llm: FakeLLM):
-    from mem0_mcp.llm.pipeline import MemoryPipeline
-    from mem0_mcp.llm.prompts import PromptSet
-
-    mem._llm_pipeline = MemoryPipeline(llm, PromptSet.load(), single_call=True)  # type: ignore[attr-defined]
+def test_single_call_mode_is_the_default(tmp_path: Path, llm: FakeLLM):
+    mem = Memory(make_settings(tmp_path / "single"), embedder=FakeEmbedder(), llm=llm)
     llm.push(facts("Lives in Berlin"))  # empty scope: plain extraction
     old = mem.add("I live in Berlin", user_id="lee", infer=True).results[0]
     llm.push({"facts": [{"text": "Lives in Munich", "event": "ADD", "deletes": [0]}]})
@@ -230,6 +229,7 @@ def test_single_call_mode_through_the_engine(mem: Memory, llm: FakeLLM):
     }
     assert mem.get(old.id).superseded_by == next(e.id for e in r.results if e.event == "ADD")
     assert texts(mem.get_all(user_id="lee")) == {"Lives in Munich"}
+    mem.close()
 
 
 def test_image_with_vision_is_described_and_not_warned_about(tmp_path: Path):

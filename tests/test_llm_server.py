@@ -15,7 +15,8 @@ from tests.server_fixtures import structured
 
 async def test_add_memory_infer_through_mcp(tmp_path: Path) -> None:
     llm = FakeLLM()
-    settings = make_settings(tmp_path / "data", user_id="tester")
+    # Two-call mode: the extraction and decision replies are scripted separately.
+    settings = make_settings(tmp_path / "data", user_id="tester", llm_single_call=False)
     server = create_server(settings, memory_factory=lambda s: Memory(s, embedder=FakeEmbedder(), llm=llm))
     async with Client(server) as client:
         llm.push(facts("Lives in Berlin", "Is vegetarian"))
