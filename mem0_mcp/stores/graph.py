@@ -206,11 +206,13 @@ class KuzuGraphStore:
         lock_path: Path | None = None,
         buffer_pool_mb: int = 64,
         vector_index: bool = False,
+        checkpoint_kb: int = 1024,
     ) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = WriteLock(lock_path or path.parent / "graph.lock")
         self._buffer_pool = buffer_pool_mb * 1024 * 1024
+        self._checkpoint_bytes = checkpoint_kb * 1024
         self._vector_index = vector_index
         self._db: Any = None
         self._conn: Any = None
@@ -287,8 +289,19 @@ class KuzuGraphStore:
 
         started = time.perf_counter()
         try:
-            self._db = kuzu.Database(str(self.path), buffer_pool_size=self._buffer_pool, read_only=not write)
+            self._db = kuzu.Database(
+                str(self.path),
+                buffer_pool_size=self._buffer_pool,
+                read_only=not write,
+                checkpoint_threshold=self._checkpoint_bytes,
+            )
             self._conn = kuzu.Connection(self._db)
+            if write:
+                # Closing checkpoints by default, and a checkpoint after one new edge in a
+                # 50k-edge table took 1-1.7 s (the rel table's CSR is rewritten); closing without
+                # it takes ~10 ms. The WAL is durable at commit and replayed by the next open;
+                # Kùzu checkpoints at a commit once the WAL passes checkpoint_kb.
+                self._exec("CALL force_checkpoint_on_close=false;")
         except RuntimeError as exc:
             self._db = self._conn = None
             raise StoreError(f"graph store {self.path}: cannot open: {exc}") from exc
