@@ -2,7 +2,8 @@
 """Graph memory costs on Kùzu: per-operation open, search at scale, add with vs without graph.
 
 1. Open cost: the database is opened per operation (one process may hold it), so every graph
-   read or write pays an open + close; measured on a small graph and on the large one.
+   read or write pays an open + close; measured on a small graph and on the large one. Writes
+   close without a checkpoint; the write-ahead log (its size is reported) is replayed by opens.
 2. Graph search p50 with N entities / M relations in the searched scope (default 10k / 50k,
    bulk-loaded with COPY), depth 1 and 2, query vector given (embedding excluded).
 3. add() with graph vs without: verbatim adds through ``Memory`` with a scripted LLM that answers
@@ -142,7 +143,9 @@ def open_costs(store: KuzuGraphStore, n: int) -> dict[str, float]:
             pass
 
     opened = timed(bare_open, n)
+    wal = store.path.with_name(store.path.name + ".wal")
     return {
+        "wal_kb_after": round(wal.stat().st_size / 1024, 1) if wal.exists() else 0.0,
         "open_close_ms_p50": p50(opened),
         "open_read_close_ms_p50": p50(read),
         "open_write_close_ms_p50": p50(write),
