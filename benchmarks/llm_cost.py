@@ -459,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     prompts = PromptSet.load()
+    from mem0_mcp.config import Settings
+
+    default_single_call = bool(Settings.model_fields["llm_single_call"].default)
     shipped = MemoryPipeline(None, prompts)
     dedup, shipped_related = shipped.dedup_threshold, shipped.related_threshold
     embed = make_embedder(args.embedder)
@@ -504,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "pipeline": mode,
                     "related_threshold": related,
-                    "shipped_default": mode == "ours" and related == shipped_related,
+                    # The default mode follows the llm_single_call setting's default.
+                    "shipped_default": related == shipped_related
+                    and (mode == "ours_single_call") == default_single_call,
                     "tally": tally.__dict__,
                     "calls_saved_pct": pct(tally.calls, base.calls),
                     "input_tokens_saved_pct": pct(tally.input_tokens, base.input_tokens),
@@ -535,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         label = (
             f"ours, rel>={r['related_threshold']}"
             if r["pipeline"] == "ours"
-            else "ours, single call (opt-in)"
+            else "ours, single call"
         )
         label += " *" if r["shipped_default"] else ""
         print(
