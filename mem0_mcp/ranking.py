@@ -1,17 +1,44 @@
-"""How dense and full-text candidates become one ranked list with scores in [0, 1]."""
+"""How dense and full-text candidates become one ranked list with scores in [0, 1].
+
+Every choice here was measured on the LoCoMo turn-recall benchmark (benchmarks/locomo.py); the
+figures are in the comments so a later change can be judged against them.
+"""
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+
+_WORD = re.compile(r"[^\W_]+")
+
+# Share of the final score given to a memory whose speaker (``name``) the query names: "what did
+# Caroline say about ..." is about Caroline's messages. Worth about +3 frac@10 on LoCoMo.
+NAME_BOOST = 0.2
+# Same for a memory whose event time falls in a period the query names ("in June", "on May 3,
+# 2023"): +0.7 frac@10 on LoCoMo, where 15% of the questions carry such a cue.
+TIME_BOOST = 0.2
+# An event is often told some days after it happened ("we went camping last week"): a memory
+# dated up to this long after the named period still matches.
+TIME_SLACK = timedelta(days=7)
+
+
+def words(text: str) -> set[str]:
+    """Lowercase word tokens (letters and digits of any script)."""
+    return set(_WORD.findall(text.lower()))
 
 
 @dataclass
 class Candidate:
     row: dict[str, Any]
-    dense: float = 0.0  # cosine similarity, clamped to [0, 1]
+    cosine: float = 0.0  # raw cosine similarity
+    dense: float = 0.0  # cosine, min-max normalized over this query's dense candidates
     text: float = 0.0  # BM25, normalized to [0, 1] within this query
+    named: bool = False  # the query names this memory's speaker
+    dated: bool = False  # the memory's event time is in a period the query names
     score: float = 0.0
     sources: set[str] = field(default_factory=set)
 
@@ -21,23 +48,129 @@ def fuse(
     text_hits: Sequence[dict[str, Any]],
     *,
     vector_weight: float,
+    query: str | None = None,
 ) -> list[Candidate]:
-    """Normalized score fusion: a weighted sum of cosine similarity and max-normalized BM25.
+    """Normalized score fusion: a weighted sum of normalized cosine and max-normalized BM25.
 
-    Unlike reciprocal rank fusion it keeps how far apart candidates are, and the result is an
-    absolute-enough score for a caller's ``threshold``.
+    Unlike reciprocal rank fusion it keeps how far apart candidates are. Cosines of one small
+    model crowd into a narrow band (0.3-0.6) whose position moves from query to query, so the
+    dense side is min-max normalized over its candidates, like BM25 is by its maximum: with that,
+    a dense weight of 0.4 beat the clamped raw cosine at any weight (71.7 vs 70.3 frac@10).
     """
     by_id: dict[str, Candidate] = {}
-    for hit in dense_hits:
-        sim = 1.0 - float(hit.get("_distance", 1.0))
+    sims = [1.0 - float(hit.get("_distance", 1.0)) for hit in dense_hits]
+    lo, hi = (min(sims), max(sims)) if sims else (0.0, 0.0)
+    for hit, sim in zip(dense_hits, sims, strict=True):
         cand = by_id.setdefault(hit["id"], Candidate(row=hit))
-        cand.dense = min(1.0, max(0.0, sim))
+        cand.cosine = sim
+        cand.dense = (sim - lo) / (hi - lo) if hi > lo else 1.0
         cand.sources.add("vector")
     top_text = max((float(h.get("_score", 0.0)) for h in text_hits), default=0.0)
     for hit in text_hits:
         cand = by_id.setdefault(hit["id"], Candidate(row=hit))
         cand.text = float(hit.get("_score", 0.0)) / top_text if top_text > 0 else 0.0
         cand.sources.add("text")
+    query_words = words(query) if query else set()
+    cues = time_cues(query) if query else []
     for cand in by_id.values():
-        cand.score = vector_weight * cand.dense + (1.0 - vector_weight) * cand.text
+        base = vector_weight * cand.dense + (1.0 - vector_weight) * cand.text
+        name = cand.row.get("name")
+        cand.named = bool(name and query_words and words(str(name)) & query_words)
+        when = _parse_time(cand.row.get("event_at")) if cues else None
+        cand.dated = when is not None and any(cue.matches(when) for cue in cues)
+        # Divided back into [0, 1] so a caller's threshold keeps its meaning.
+        boosts = NAME_BOOST * cand.named + TIME_BOOST * cand.dated
+        cand.score = (base + boosts) / (1.0 + NAME_BOOST + (TIME_BOOST if cues else 0.0))
     return sorted(by_id.values(), key=lambda c: (-c.score, c.row["id"]))
+
+
+_MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ]
+    )
+    for m in names
+}
+_MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# "May 3, 2023", "3 May 2023", "May 2023", "in May", "2023" (a month alone needs "in"/"on"/"during"
+# before it: "may" is also a verb).
+_DATE_PATTERNS = (
+    re.compile(rf"\b(?P<month>{_MONTH_RE})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>\d{{4}})\b"),
+    re.compile(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month>{_MONTH_RE})\.?,?\s+(?P<year>\d{{4}})\b"),
+    re.compile(rf"\b(?P<month>{_MONTH_RE})\.?,?\s+(?P<year>\d{{4}})\b"),
+    re.compile(rf"\b(?:in|on|during|of|since|by)\s+(?:early\s+|mid\s+|late\s+)?(?P<month>{_MONTH_RE})\b"),
+    re.compile(r"\b(?:in|during|of)\s+(?P<year>(?:19|20)\d{2})\b"),
+)
+
+
+@dataclass(frozen=True)
+class TimeCue:
+    """A calendar period the query names; None parts are unconstrained ("in May": any year)."""
+
+    year: int | None
+    month: int | None
+    day: int | None
+
+    def period(self, year: int) -> tuple[datetime, datetime]:
+        if self.month is None:
+            return datetime(year, 1, 1), datetime(year + 1, 1, 1)
+        start = datetime(year, self.month, self.day or 1)
+        if self.day is not None:
+            return start, start + timedelta(days=1)
+        return start, start + timedelta(days=calendar.monthrange(year, self.month)[1])
+
+    def matches(self, when: datetime, slack: timedelta = TIME_SLACK) -> bool:
+        """Is ``when`` (naive, or compared on its own wall clock) in the period or just after it?"""
+        when = when.replace(tzinfo=None)
+        # No year ("in June"): any year; the year before counts for "in December" told in January.
+        years = [self.year] if self.year is not None else [when.year, when.year - 1]
+        for year in years:
+            try:
+                start, end = self.period(year)
+            except ValueError:  # "February 30"
+                continue
+            if start <= when < end + slack:
+                return True
+        return False
+
+
+def time_cues(query: str) -> list[TimeCue]:
+    text = query.lower()
+    cues: list[TimeCue] = []
+    taken: list[tuple[int, int]] = []
+    for pattern in _DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            if any(a < m.end() and m.start() < b for a, b in taken):
+                continue  # "May 3, 2023" must not also count as "May 2023" and "in 2023"
+            taken.append(m.span())
+            parts = m.groupdict()
+            cues.append(
+                TimeCue(
+                    year=int(parts["year"]) if parts.get("year") else None,
+                    month=_MONTHS[parts["month"].rstrip(".")] if parts.get("month") else None,
+                    day=int(parts["day"]) if parts.get("day") else None,
+                )
+            )
+    return cues
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
