@@ -70,6 +70,10 @@ async def test_write_and_read_the_graph_without_an_llm(graph_settings: Settings)
 
         found = structured(await client.call_tool("search_graph", {"query": "Acme", "limit": 5}))
         assert {r["relation"] for r in found["relations"]} == {"works_at", "located_in"}
+        # search_memory carries the graph's relations beside the memories.
+        await client.call_tool("add_memory", {"text": "Alice started at Acme last spring"})
+        both = structured(await client.call_tool("search_memory", {"query": "Acme"}))
+        assert both["results"] and {r["relation"] for r in both["relations"]} == {"works_at", "located_in"}
 
         view = structured(await client.call_tool("get_entity", {"name": "acme", "depth": 2}))
         assert view["entities"][0]["type"] == "organization"

@@ -473,21 +473,28 @@ class KuzuGraphStore:
             # One scan with substring tests (the words are parameters $w0..$wN; only those names
             # are formatted in); whole words are checked below. A regexp per word was 60x slower.
             any_word = " OR ".join(f"contains(e.norm, $w{i})" for i in range(len(words)))
+            params = {**_scope_params(scope), **{f"w{i}": w for i, w in enumerate(words)}}
+            # Candidates carry only id and name: a common word can match thousands.
             rows = self._rows(
                 conn,
                 f"MATCH (e:Entity) WHERE ({any_word}) AND {_scope_where('e', exact=False)} "
-                f"RETURN {_E} LIMIT 5000",
-                {**_scope_params(scope), **{f"w{i}": w for i, w in enumerate(words)}},
+                "RETURN e.id AS id, e.norm AS norm LIMIT 20000",
+                params,
             )
-        wanted = set(words)
-        scored = []
-        for r in rows:
-            name_words = _WORD.findall(r["norm"])
-            hits = len(wanted.intersection(name_words))
-            if hits:
-                scored.append((hits / max(1, len(set(name_words))), hits, r))
-        scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
-        return [_entity(r, score) for score, _, r in scored[:k]]
+            wanted = set(words)
+            scored: list[tuple[float, int, str]] = []
+            for r in rows:
+                name_words = set(_WORD.findall(r["norm"]))
+                hits = len(wanted & name_words)
+                if hits:
+                    scored.append((hits / max(1, len(name_words)), hits, r["id"]))
+            scored.sort(reverse=True)
+            top = {i: score for score, _, i in scored[:k]}
+            if not top:
+                return []
+            full = self._rows(conn, f"MATCH (e:Entity) WHERE e.id IN $ids RETURN {_E}", {"ids": list(top)})
+        full.sort(key=lambda r: top[r["id"]], reverse=True)
+        return [_entity(r, top[r["id"]]) for r in full]
 
     def entity_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids:
