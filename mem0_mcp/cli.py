@@ -182,10 +182,15 @@ def _serve_stdio(settings: Settings, engine: EngineHandle, front: StdioFront) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    if not argv or (argv[0].startswith("--") and argv[0] not in ("--help", "--version")):
+        # Plain `mem0-mcp [serve options]` serves, as MCP client configs often omit the subcommand.
+        argv = ["serve", *argv]
+    elif argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
+        parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(commands)}")
     args = parser.parse_args(argv)
-    if args.command in (None, "serve"):
-        if args.command is None:
-            args = parser.parse_args(["serve", *(argv if argv is not None else sys.argv[1:])])
+    if args.command == "serve":
         return serve(args)
     if args.command == "graph":
         from mem0_mcp.graph_cli import run_graph_command

@@ -63,7 +63,8 @@ def test_version(tmp_path: Path) -> None:
         ),
         (["serve", "--transport", "http"], {"MEM0_MCP_PORT": "not-a-port"}, "port"),
         (["serve"], {"MEM0_MCP_MAX_LIMIT": "0"}, "max_limit"),
-        (["serve", "--transport", "carrier-pigeon"], {}, "invalid choice"),
+        (["--transport", "carrier-pigeon"], {}, "invalid choice"),
+        (["frobnicate"], {}, "unknown command"),
     ],
 )
 def test_bad_configuration_fails_at_start_naming_the_setting(
