@@ -50,6 +50,8 @@ EXPLICIT_SOURCE = "explicit"  # relations written through add_relation, not deri
 MERGE_THRESHOLD = 0.9  # cosine of entity-name embeddings above which two mentions are one entity
 SEED_THRESHOLD = 0.35  # cosine above which an entity is taken to match a search query
 SEED_ENTITIES = 5
+FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself"})
+SELF_SEED = 0.5  # how strongly a first-person query matches the scope's own entity
 MAX_HOPS = 6
 _WORD = re.compile(r"\w+", re.UNICODE)
 _QUERY_LIMIT = 500
@@ -368,6 +370,10 @@ class GraphMemory:
                     seeds[e.id] = max(seeds.get(e.id, 0.0), float(e.score or 0.0))
             for e in self.store.text_entities(scope, query, SEED_ENTITIES):
                 seeds[e.id] = max(seeds.get(e.id, 0.0), float(e.score or 0.0))
+            # "my manager", "where do I live": the speaker is the scope's own entity.
+            if {w.casefold() for w in _WORD.findall(query)} & FIRST_PERSON:
+                for e in self.store.named(scope, normalize_name(self_name(scope))):
+                    seeds[e.id] = max(seeds.get(e.id, 0.0), SELF_SEED)
             if not seeds:
                 return []
             rels = self.store.relations(scope, list(seeds), depth=hops, limit=50 * limit)

@@ -128,6 +128,9 @@ def test_search_returns_relations_one_and_two_hops(mem: Memory, llm: RoutingLLM)
     # Ranked: the relations touching the matched entity come before the second hop.
     assert two[-1]["relation"] == "capital_of"
     assert mem.search("Acme", user_id="bob").relations == []
+    # A first-person query reaches the speaker's own entity without naming it.
+    mine = mem.search("where do I work", user_id="alice").relations
+    assert ("alice", "works_at", "Acme") in {(x["source"], x["relation"], x["destination"]) for x in mine}
 
 
 def test_delete_propagates_to_relations_sourced_only_from_it(mem: Memory, llm: RoutingLLM) -> None:
