@@ -218,6 +218,7 @@ class KuzuGraphStore:
         self._conn: Any = None
         self._writable = False
         self._in_tx = False
+        self._entity_table = False  # whether the open database has the Entity table
         self._dimension: int | None = None
         self.opens = 0
         self.open_seconds = 0.0
@@ -330,7 +331,7 @@ class KuzuGraphStore:
     def _close(self) -> None:
         conn, db = self._conn, self._db
         self._conn = self._db = None
-        self._writable = self._in_tx = False
+        self._writable = self._in_tx = self._entity_table = False
         try:
             if conn is not None:
                 conn.close()
@@ -399,7 +400,12 @@ class KuzuGraphStore:
             self._begin()
 
     def _has_graph(self, conn: Any) -> bool:
-        return conn is not None and "Entity" in self._tables(conn)
+        # Once per open: the answer can only change through this connection (schema creation).
+        if conn is None:
+            return False
+        if not self._entity_table:
+            self._entity_table = "Entity" in self._tables(conn)
+        return self._entity_table
 
     # ------------------------------------------------------------------ entities
     def entities_by_name(self, scope: Scope, norms: Sequence[str]) -> dict[str, GraphEntity]:
