@@ -206,3 +206,16 @@ def test_export_formats() -> None:
     assert 'A & "B" <c>' in [d.text for d in root.iter("{http://graphml.graphdrawing.org/xmlns}data")]
     dot = to_dot(graph)
     assert dot.startswith("digraph") and json.dumps('A & "B" <c> (person)') in dot and "dashed" in dot
+
+
+def test_optional_hnsw_index(tmp_path: Path) -> None:
+    """Off by default (slower than the exact scan at 10k entities); when on, it is built, kept up
+    to date by writes, and falls back to the exact scan when the scope filter leaves too few."""
+    store = KuzuGraphStore(tmp_path / "graph.kuzu", vector_index=True)
+    ents = [store.create_entity(ALICE, f"n{i}", f"n{i}", "thing", vec(i), NOW) for i in range(6)]
+    store.create_entity(BOB, "b", "b", "thing", vec(2), NOW)
+    hits = store.similar_entities(ALICE, vec(2), 1, exact=False)
+    assert [h.id for h in hits] == [ents[2].id] and hits[0].score == pytest.approx(1.0)
+    assert [h.name for h in store.similar_entities(BOB, vec(2), 3, exact=True)] == ["b"]
+    rows = store.read_query("CALL SHOW_INDEXES() RETURN index_name AS name", None, 10)
+    assert {"name": "entity_vectors"} in rows
