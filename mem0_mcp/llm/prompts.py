@@ -30,6 +30,8 @@ PROMPT_NAMES = (
     "language_rule",
     "extract_and_decide",
 )
+# Read from the same folder by the graph pipeline; listed so an override is not reported as unknown.
+OTHER_PROMPT_NAMES = ("graph_extraction", "graph_contradiction")
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -113,7 +115,7 @@ class PromptSet:
                     "reinstall mem0-mcp or add the file to prompts_dir"
                 )
         if override_dir is not None:
-            unknown = sorted(p.stem for p in override_dir.glob("*.md") if p.stem not in PROMPT_NAMES)
+            unknown = sorted(p.stem for p in override_dir.glob("*.md") if p.stem not in (*PROMPT_NAMES, *OTHER_PROMPT_NAMES))
             if unknown:
                 # Other components (the graph) read their own prompts from the same folder.
                 logger.info(
