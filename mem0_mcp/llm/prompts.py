@@ -115,7 +115,11 @@ class PromptSet:
                     "reinstall mem0-mcp or add the file to prompts_dir"
                 )
         if override_dir is not None:
-            unknown = sorted(p.stem for p in override_dir.glob("*.md") if p.stem not in (*PROMPT_NAMES, *OTHER_PROMPT_NAMES))
+            unknown = sorted(
+                p.stem
+                for p in override_dir.glob("*.md")
+                if p.stem not in (*PROMPT_NAMES, *OTHER_PROMPT_NAMES)
+            )
             if unknown:
                 # Other components (the graph) read their own prompts from the same folder.
                 logger.info(
