@@ -144,7 +144,10 @@ def _serve_http(settings: Settings, engine: EngineHandle, args: argparse.Namespa
                 server, transport=settings.transport, path=args.path, allowed_hosts=args.allowed_host
             )
         )
-    return 0
+    # The engine is closed by now; skip interpreter teardown, as on stdio (see _serve_stdio).
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _serve_stdio(settings: Settings, engine: EngineHandle, front: StdioFront) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ from tests.conftest import FakeEmbedder, make_settings
 
 REPO = Path(__file__).resolve().parent.parent
 MEM0_MCP_BIN = Path(sys.executable).with_name("mem0-mcp")
+
+MODEL_CACHE = REPO / ".pytest_cache" / "mem0-mcp-models"
 
 TOKEN_ALICE = "alice-token-0123456789abcdef"
 TOKEN_BOB = "bob-token-0123456789abcdef"
@@ -82,3 +85,14 @@ def example_config_env(data_dir: Path) -> tuple[list[str], dict[str, str]]:
     env.update(entry.get("env", {}))
     env["MEM0_MCP_DATA_DIR"] = str(data_dir)
     return [command, *entry.get("args", [])], env
+
+
+def seed_models(data_dir: Path) -> None:
+    """Copy the embedder's one-time model conversion (kept by test_stdio) into a fresh data dir."""
+    if MODEL_CACHE.is_dir() and not (data_dir / "models").exists():
+        shutil.copytree(MODEL_CACHE, data_dir / "models")
+
+
+def keep_models(data_dir: Path) -> None:
+    if not MODEL_CACHE.is_dir() and (data_dir / "models").is_dir():
+        shutil.copytree(data_dir / "models", MODEL_CACHE)

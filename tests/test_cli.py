@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from mem0_mcp import __version__
-from tests.server_fixtures import MEM0_MCP_BIN, TOKEN_ALICE
+from tests.server_fixtures import MEM0_MCP_BIN, TOKEN_ALICE, seed_models
 
 INIT = {
     "jsonrpc": "2.0",
@@ -86,6 +86,7 @@ def _free_port() -> int:
 def test_serve_http_process(tmp_path: Path) -> None:
     port = _free_port()
     env = clean_env(tmp_path, MEM0_MCP_AUTH_TOKENS=json.dumps({TOKEN_ALICE: "alice"}))
+    seed_models(tmp_path / "data")
     stdout_path, stderr_path = tmp_path / "stdout", tmp_path / "stderr"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         proc = subprocess.Popen(

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import threading
@@ -25,7 +24,7 @@ from mem0_mcp import stdio_front
 from mem0_mcp.memory import Memory
 from mem0_mcp.server import create_server
 from tests.conftest import FakeEmbedder, make_settings
-from tests.server_fixtures import REPO, example_config_env, structured
+from tests.server_fixtures import example_config_env, keep_models, seed_models, structured
 
 pytestmark = pytest.mark.anyio
 
@@ -90,9 +89,6 @@ class LineChannel:
         return self.responses.pop(msg_id), others
 
 
-MODEL_CACHE = REPO / ".pytest_cache" / "mem0-mcp-models"
-
-
 @pytest.fixture(scope="module")
 def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh data dir for the real-model tests, seeded with the embedder's one-time model export.
@@ -101,11 +97,9 @@ def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     first start only, so the tests keep the converted model between runs.
     """
     data_dir = tmp_path_factory.mktemp("stdio") / "data"
-    if MODEL_CACHE.is_dir():
-        shutil.copytree(MODEL_CACHE, data_dir / "models")
+    seed_models(data_dir)
     yield data_dir
-    if not MODEL_CACHE.is_dir() and (data_dir / "models").is_dir():
-        shutil.copytree(data_dir / "models", MODEL_CACHE)
+    keep_models(data_dir)
 
 
 def _log_time(line: str) -> float:
