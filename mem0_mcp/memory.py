@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+import pyarrow.compute as pc
 
 from mem0_mcp import __version__
 from mem0_mcp.config import Settings
@@ -44,7 +46,7 @@ from mem0_mcp.models import (
     SearchResult,
     Stats,
 )
-from mem0_mcp.ranking import fuse
+from mem0_mcp.ranking import dense_query, fuse, words
 from mem0_mcp.stores.history import HistoryStore
 from mem0_mcp.stores.vectors import VectorStore
 
@@ -54,6 +56,7 @@ ProgressFn = Callable[[float, float | None, str | None], None]
 MAX_ID_LENGTH = 256
 MAX_NAME_LENGTH = 200
 STORE_META = "store.json"
+NAMES_REFRESH_SECONDS = 30.0
 
 
 def now_iso() -> str:
@@ -120,6 +123,10 @@ class Memory:
         self._writes_since_optimize = 0
         self._optimizing = threading.Lock()
         self._dimension_checked = False
+        # Lowercase words of the speakers' names in the store, and when they were read (see
+        # _speaker_names); other processes' adds show up within NAMES_REFRESH_SECONDS.
+        self._names: tuple[float, frozenset[str]] | None = None
+        self._names_refreshing = threading.Lock()
         self._graph: Any | None = None  # mem0_mcp.graph.GraphMemory, built on first use
         self._graph_init = threading.Lock()
 
@@ -705,6 +712,7 @@ class Memory:
             if keep:
                 new_rows = [rows[i] for i in keep]
                 self._vectors.add(new_rows, vectors[keep])
+                self._note_names(new_rows)
                 self._history.add(self._history_entry(r, "ADD", None, r["memory"]) for r in new_rows)
         if progress:
             progress(total, total, "stored")
@@ -758,8 +766,13 @@ class Memory:
         # 79.5 -> 79.6); an inverted-index top-k at 2n cost no measurable time.
         text_future = self._pool.submit(self._vectors.text_search, query, where, 2 * n)
         try:
-            vector = self._embed([query])[0]
-            graph_future = self._graph_search(query, vector, scope, k)
+            semantic = dense_query(query, self._speaker_names())
+            if semantic != query and self.graph is not None:
+                # The graph matches entities by name: it keeps the vector of the query as asked.
+                vector, graph_vector = self._embed([semantic, query])
+            else:
+                vector = graph_vector = self._embed([semantic])[0]
+            graph_future = self._graph_search(query, graph_vector, scope, k)
             dense = self._vectors.vector_search(vector, where, n)
         except Exception as exc:
             text_future.cancel()
@@ -902,6 +915,7 @@ class Memory:
             self._history.reset()
             self._meta_path.unlink(missing_ok=True)
             self._dimension_checked = False
+            self._names = None
             if self.graph is not None:
                 self.graph.reset()
 
@@ -925,6 +939,46 @@ class Memory:
     def _graph_finish(self, job: Any | None, result: AddResult) -> AddResult:
         # The graph is derived: its failures become warnings, never a failed add.
         return job.finish(result) if job is not None else result
+
+    def _speaker_names(self) -> frozenset[str]:
+        """Name words of the store's speakers, for ranking.dense_query.
+
+        Read once synchronously, then refreshed in the background when older than
+        NAMES_REFRESH_SECONDS so a search never waits on the scan; adds of this process update
+        it at once.
+        """
+        cached = self._names
+        if cached is None:
+            return self._read_names()
+        if time.monotonic() - cached[0] > NAMES_REFRESH_SECONDS and self._names_refreshing.acquire(False):
+
+            def refresh() -> None:
+                try:
+                    self._read_names()
+                finally:
+                    self._names_refreshing.release()
+
+            self._pool.submit(refresh)
+        return cached[1]
+
+    def _read_names(self) -> frozenset[str]:
+        tbl = self._vectors.table
+        found: set[str] = set()
+        if tbl is not None:
+            try:
+                col = tbl.search().where("name IS NOT NULL").select(["name"]).limit(None).to_arrow()
+                found = {w for name in pc.unique(col["name"]).to_pylist() if name for w in words(name)}
+            except Exception as exc:  # ranking degrades gracefully; the search itself must not fail
+                logger.debug("reading speaker names failed: %s", exc)
+        names = frozenset(found)
+        self._names = (time.monotonic(), names)
+        return names
+
+    def _note_names(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        new = {w for r in rows if r.get("name") for w in words(str(r["name"]))}
+        cached = self._names
+        if cached is not None and not new <= cached[1]:
+            self._names = (cached[0], cached[1] | new)
 
     def _graph_search(self, query: str, vector: np.ndarray, scope: Scope, k: int) -> Any | None:
         graph = self.graph

@@ -26,6 +26,30 @@ TIME_BOOST = 0.2
 TIME_SLACK = timedelta(days=7)
 
 
+_CAPITALIZED = re.compile(r"\b([A-Z][^\W_]*)(['’]s)?\b")
+
+
+def dense_query(query: str, names: frozenset[str] | set[str]) -> str:
+    """The text the embedder sees for a query: speakers it names become pronouns.
+
+    The name boost already favours a named speaker's memories. Left in the vector, the name pulls
+    it toward every message by or about that person, all of which carry the name, and away from
+    the topic asked about: "When did they go to the support group?" embeds the question better
+    than "When did Caroline ...". LoCoMo frac@10 +1.0 (removing the name: +0.5). ``names`` holds
+    lowercase name words; only capitalized words are touched, so a speaker called "Will" leaves
+    "what will ..." alone.
+    """
+    if not names:
+        return query
+
+    def swap(m: re.Match[str]) -> str:
+        if m.group(1).lower() not in names:
+            return m.group(0)
+        return "their" if m.group(2) else "they"
+
+    return _CAPITALIZED.sub(swap, query)
+
+
 def words(text: str) -> set[str]:
     """Lowercase word tokens (letters and digits of any script)."""
     return set(_WORD.findall(text.lower()))

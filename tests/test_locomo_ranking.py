@@ -7,7 +7,8 @@ from datetime import datetime
 import pytest
 
 from mem0_mcp.memory import Memory
-from mem0_mcp.ranking import NAME_BOOST, TimeCue, fuse, time_cues, words
+from mem0_mcp.ranking import NAME_BOOST, TimeCue, dense_query, fuse, time_cues, words
+from tests.conftest import FakeEmbedder, make_settings
 
 
 def _hit(id_: str, *, distance: float | None = None, score: float | None = None, **row: object) -> dict:
@@ -126,3 +127,40 @@ def test_full_text_index_weighs_the_own_words_and_reaches_two_messages_out(memor
     assert row["search_text"].startswith("A beagle called Max.\nA beagle called Max.\n")
     single = memory.add("Just one message.", user_id="u").results[0]
     assert memory._vectors.get(single.id)["search_text"] == "Just one message."
+
+
+def test_dense_query_swaps_named_speakers_for_pronouns():
+    names = frozenset({"caroline", "will"})
+    assert dense_query("When did Caroline go to the group?", names) == "When did they go to the group?"
+    assert dense_query("What is Caroline's dog called?", names) == "What is their dog called?"
+    # Only capitalized words: a speaker called Will leaves the verb alone.
+    assert dense_query("What will Will do?", names) == "What will they do?"
+    assert dense_query("Where did Bob go?", names) == "Where did Bob go?"
+    assert dense_query("Where did Caroline go?", frozenset()) == "Where did Caroline go?"
+
+
+class RecordingEmbedder(FakeEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def embed(self, texts):
+        self.seen.extend(texts)
+        return super().embed(texts)
+
+
+def test_search_embeds_the_query_without_known_speaker_names(tmp_path):
+    emb = RecordingEmbedder()
+    mem = Memory(make_settings(tmp_path / "data"), embedder=emb)
+    try:
+        said = {"role": "user", "content": "I researched adoption agencies.", "name": "Caroline"}
+        mem.add([said], user_id="u")
+        hits = mem.search("What did Caroline research?", user_id="u").results
+        assert emb.seen[-1] == "What did they research?"
+        assert hits and hits[0].name == "Caroline"
+        # A speaker added later by this process is known at once.
+        mem.add([{"role": "user", "content": "I ran a marathon.", "name": "Melanie"}], user_id="u")
+        mem.search("What did Melanie run?", user_id="u")
+        assert emb.seen[-1] == "What did they run?"
+    finally:
+        mem.close()
