@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     optimize_every: int = Field(
         500, ge=1, description="Writes between background compactions of the memory table."
     )
+    dense_cache_rows: int = Field(
+        200_000,
+        ge=0,
+        description="Up to this many memories, dense search runs on an in-process copy of the vectors "
+        "(~10x faster than LanceDB's flat scan here; ~1.6 KB of RAM per memory); 0 turns it off.",
+    )
     read_consistency_seconds: float = Field(
         0.0,
         ge=0.0,

@@ -426,3 +426,41 @@ async def test_async_facade(memory: Memory) -> None:
     assert hits.results[0].id == res.results[0].id
     with pytest.raises(NotFoundError):
         await amem.get("missing")
+
+
+def test_dense_copy_ranks_as_lancedb_does(tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    cached = Memory(make_settings(tmp_path / "a"), embedder=emb)
+    plain = Memory(make_settings(tmp_path / "b", dense_cache_rows=0), embedder=emb)
+    for mem in (cached, plain):
+        for i in range(40):
+            mem.add(f"note {i} on topic {i % 7} with word{i % 5}", user_id="u" if i % 3 else "w")
+    for query in ("topic 3", "word2 note", "note 11"):
+        # Ties are ordered by (random) id, so compare scores in order and the memories as sets.
+        a = [(round(h.score or 0, 4), h.memory) for h in cached.search(query, user_id="u", limit=40).results]
+        b = [(round(h.score or 0, 4), h.memory) for h in plain.search(query, user_id="u", limit=40).results]
+        assert [x[0] for x in a] == [x[0] for x in b]
+        assert sorted(a) == sorted(b)
+    cached.close()
+    plain.close()
+
+
+def test_search_follows_writes_of_this_and_other_engines(settings, fake_embedder: FakeEmbedder) -> None:
+    one = Memory(settings, embedder=fake_embedder)
+    two = Memory(settings, embedder=fake_embedder)
+    keep = one.add("zebra crossing near home", user_id="u").results[0].id
+    assert [h.id for h in one.search("zebra", user_id="u").results] == [keep]  # copy loaded
+    other = two.add("zebra stripes pattern", user_id="u").results[0].id
+    assert {h.id for h in one.search("zebra", user_id="u").results} == {keep, other}
+    two.delete(other)
+    assert [h.id for h in one.search("zebra", user_id="u").results] == [keep]
+    one.update(keep, text="giraffe neck length")
+    assert one.search("giraffe", user_id="u").results[0].memory == "giraffe neck length"
+    mine = one.add("zebra again, mine", user_id="u").results[0].id
+    assert mine in {h.id for h in one.search("zebra", user_id="u").results}
+    one.delete(mine)
+    assert mine not in {h.id for h in one.search("zebra", user_id="u").results}
+    one.delete_all(user_id="u")
+    assert one.search("zebra", user_id="u").results == []
+    one.close()
+    two.close()

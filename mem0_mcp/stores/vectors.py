@@ -23,6 +23,7 @@ from lancedb.index import FTS, BTree, IvfPq
 
 from mem0_mcp.errors import StoreError
 from mem0_mcp.filters import sql_str
+from mem0_mcp.stores.dense_cache import DenseCache
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +63,19 @@ def memory_schema(dimension: int) -> pa.Schema:
 
 
 class VectorStore:
-    def __init__(self, path: Path, *, read_consistency_seconds: float = 0.0) -> None:
+    def __init__(
+        self, path: Path, *, read_consistency_seconds: float = 0.0, dense_cache_rows: int = 0
+    ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(
             str(path), read_consistency_interval=timedelta(seconds=read_consistency_seconds)
         )
         self._table: Any = None
         self._create_lock = threading.Lock()
+        self._cache = DenseCache(dense_cache_rows) if dense_cache_rows > 0 else None
+        # Held around each write and its cache delta, and around a cache reload, so a reload
+        # never sees a row that a delta then appends a second time.
+        self._cache_io = threading.RLock()
         self._open_existing()
 
     # --- table lifecycle
@@ -132,28 +139,59 @@ class VectorStore:
         arrays = [pa.array(data[c], type=schema.field(c).type) for c in ROW_COLUMNS]
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
         arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimension))
-        tbl.add(pa.Table.from_arrays(arrays, schema=schema))
+        with self._cache_io:
+            before = int(tbl.version)
+            tbl.add(pa.Table.from_arrays(arrays, schema=schema))
+            after = int(tbl.version)
+            if self._cache is not None and self._cache.follows(before, after):
+                self._cache.add(rows, vectors, after)
 
     def update(self, memory_id: str, values: dict[str, Any]) -> None:
         values = dict(values)
         if "metadata" in values:
-            values["metadata"] = json.dumps(values["metadata"] or {})
+            values["metadata"] = json.dumps(values["metadata"] or {}, separators=(",", ":"))
+        cached = dict(values)
         if "vector" in values:
             values["vector"] = np.asarray(values["vector"], dtype=np.float32).tolist()
-        self.table.update(where=f"id = {sql_str(memory_id)}", values=values)
+        tbl = self.table
+        with self._cache_io:
+            before = int(tbl.version)
+            tbl.update(where=f"id = {sql_str(memory_id)}", values=values)
+            after = int(tbl.version)
+            if self._cache is not None and self._cache.follows(before, after):
+                self._cache.update(memory_id, cached, after)
 
     def update_where(self, where: str, values: dict[str, Any]) -> None:
         if self.table is not None:
-            self.table.update(where=where, values=values)
+            with self._cache_io:
+                self.table.update(where=where, values=values)
+                self._invalidate_cache()
 
-    def delete(self, where: str) -> None:
-        if self.table is not None:
-            self.table.delete(where)
+    def delete(self, where: str, ids: Sequence[str] | None = None) -> None:
+        """Delete rows; ``ids`` (when the caller knows them) keeps the dense cache current."""
+        tbl = self.table
+        if tbl is None:
+            return
+        with self._cache_io:
+            before = int(tbl.version)
+            tbl.delete(where)
+            after = int(tbl.version)
+            if self._cache is not None:
+                if ids is not None and self._cache.follows(before, after):
+                    self._cache.delete(ids, after)
+                else:
+                    self._cache.invalidate()
 
     def drop(self) -> None:
-        if TABLE in self._db.table_names():
-            self._db.drop_table(TABLE)
-        self._table = None
+        with self._cache_io:
+            if TABLE in self._db.table_names():
+                self._db.drop_table(TABLE)
+            self._table = None
+            self._invalidate_cache()
+
+    def _invalidate_cache(self) -> None:
+        if self._cache is not None:
+            self._cache.invalidate()
 
     # --- reads
     def get(self, memory_id: str) -> dict[str, Any] | None:
@@ -182,12 +220,35 @@ class VectorStore:
             q = q.where(where, prefilter=True)
         return q.to_list()
 
-    def text_search(self, query: str, where: str, k: int) -> list[dict]:
+    def dense_search(
+        self, vector: np.ndarray, k: int, scope: dict[str, str | None], *, include_superseded: bool
+    ) -> list[dict] | None:
+        """Exact scope search from the in-process copy; None when the copy cannot serve it."""
+        tbl = self.table
+        if self._cache is None or tbl is None:
+            return None
+        if self._cache.version != int(tbl.version):
+            with self._cache_io:
+                if self._cache.version != int(tbl.version) and not self._cache.load(tbl):
+                    return None
+        return self._cache.search(vector, k, scope, include_superseded)
+
+    def fill_rows(self, hits: list[dict]) -> list[dict]:
+        """Full rows for id-only hits: from the dense copy, else from the table."""
+        ids = [h["id"] for h in hits]
+        rows = self._cache.rows(ids) if self._cache is not None and self._cache.version is not None else {}
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            in_list = ", ".join(sql_str(i) for i in missing)
+            rows.update({r["id"]: r for r in self.query(f"id IN ({in_list})")})
+        return [{**rows[h["id"]], **h} for h in hits if h["id"] in rows]
+
+    def text_search(self, query: str, where: str, k: int, *, ids_only: bool = False) -> list[dict]:
         tbl = self.table
         if tbl is None:
             return []
         q = tbl.search(query, query_type="fts", fts_columns="search_text")
-        q = q.select([*ROW_COLUMNS, "_score"]).limit(k)
+        q = q.select(["id", "_score"] if ids_only else [*ROW_COLUMNS, "_score"]).limit(k)
         if where:
             q = q.where(where, prefilter=True)
         try:
@@ -220,5 +281,9 @@ class VectorStore:
                 )
         except Exception as exc:
             logger.warning("optimizing the memory table failed (will retry later): %s", exc)
+            self._invalidate_cache()
             return
+        # Compaction changes the version, not the content; but another process may have
+        # written meanwhile, so the copy is reloaded rather than trusted.
+        self._invalidate_cache()
         logger.info("memory table optimized in %.2fs", time.perf_counter() - t0)
