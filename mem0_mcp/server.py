@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -210,6 +210,20 @@ def build_tools(state: ServerState) -> list[Tool]:
                 "false: store the text verbatim."
             ),
         ] = False,
+        memory_type: Annotated[
+            Literal["semantic", "episodic", "procedural"] | None,
+            Field(
+                description="procedural (with agent_id and infer=true): summarize an agent's run "
+                "into one memory of steps and results; omit for ordinary facts."
+            ),
+        ] = None,
+        timestamp: Annotated[
+            str | float | None,
+            Field(
+                description="When the conversation happened (ISO 8601 or epoch seconds), for "
+                "importing old chats; default now."
+            ),
+        ] = None,
     ) -> AddResult:
         if (text is None) == (messages is None):
             raise ToolError("text/messages: give exactly one of text (one fact) or messages (a conversation)")
@@ -231,6 +245,8 @@ def build_tools(state: ServerState) -> list[Tool]:
             **scope.as_dict(),
             metadata=metadata,
             infer=infer,
+            memory_type=memory_type,
+            timestamp=timestamp,
             progress=progress,
         )
 

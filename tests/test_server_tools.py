@@ -231,3 +231,18 @@ async def test_manifest_matches_the_live_server() -> None:
     assert load_manifest() == live, (
         "mem0_mcp/manifest.json is stale: run python -m mem0_mcp.stdio_front --write-manifest"
     )
+
+
+async def test_add_memory_with_event_time_and_type(server_settings: Settings) -> None:
+    async with Client(fake_server(server_settings)) as client:
+        [event] = await add(
+            client,
+            messages=[{"role": "user", "content": "We moved to Porto", "name": "Ana"}],
+            timestamp="2023-05-08T13:56:00Z",
+            memory_type="episodic",
+        )
+        item = structured(await client.call_tool("get_memory", {"memory_id": event["id"]}))
+        assert item["event_at"] == "2023-05-08T13:56:00.000000Z"
+        assert item["memory_type"] == "episodic" and item["name"] == "Ana"
+        bad = await client.call_tool("add_memory", {"text": "x", "timestamp": "someday"})
+        assert "timestamp" in error_text(bad)
