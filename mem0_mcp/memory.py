@@ -358,12 +358,6 @@ class Memory:
             parts.append("superseded_at IS NULL")
         return " AND ".join(p for p in parts if p)
 
-    @staticmethod
-    def _exact_scope(scope: Scope) -> str:
-        return " AND ".join(
-            f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.model_dump().items()
-        )
-
     def _history_entry(self, row: Mapping[str, Any], event: str, old: str | None, new: str | None) -> dict:
         return {
             "memory_id": row["id"],
@@ -501,10 +495,9 @@ class Memory:
             self._llm_pipeline = pipeline
 
         def neighbours(vectors: np.ndarray) -> list[list[Neighbour]]:
-            where = self._where(scope)
             found = []
             for vector in vectors:
-                hits = self._vectors.vector_search(vector, where, 5)
+                hits = self._nearest(scope, vector, 5)
                 found.append(
                     [Neighbour(str(h["id"]), str(h["memory"]), 1.0 - float(h["_distance"])) for h in hits]
                 )
@@ -722,13 +715,15 @@ class Memory:
         return AddResult(results=events, inferred=False)
 
     def _existing_hashes(self, scope: Scope, hashes: list[str], event_at: str | None) -> dict[str, str]:
-        when = f"event_at = {sql_str(event_at)}" if event_at else "event_at IS NULL"
-        in_list = ", ".join(sql_str(h) for h in set(hashes))
-        where = f"{self._exact_scope(scope)} AND {when} AND superseded_at IS NULL AND hash IN ({in_list})"
-        return {r["hash"]: r["id"] for r in self._vectors.query(where, columns=("id", "hash"))}
+        return self._vectors.existing_hashes(hashes, scope.model_dump(), event_at)
+
+    def _nearest(self, scope: Scope, vector: np.ndarray, k: int) -> list[dict[str, Any]]:
+        """The k nearest live memories of a scope (the in-process copy when it can serve)."""
+        hits = self._vectors.dense_search(vector, k, scope.model_dump(), include_superseded=False)
+        return hits if hits is not None else self._vectors.vector_search(vector, self._where(scope), k)
 
     def _near_duplicate(self, scope: Scope, vector: np.ndarray) -> str | None:
-        hits = self._vectors.vector_search(vector, self._where(scope), 1)
+        hits = self._nearest(scope, vector, 1)
         if hits and 1.0 - float(hits[0]["_distance"]) >= self.settings.dedup_threshold:
             return str(hits[0]["id"])
         return None

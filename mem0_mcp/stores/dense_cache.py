@@ -54,6 +54,7 @@ class DenseCache:
         self._vocab: dict[str, dict[str | None, int]] = {c: {None: 0} for c in SCOPE}
         self._cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
         self._index: dict[str, int] = {}
+        self._by_hash: dict[str, list[int]] = {}
 
     # --- loading
     def invalidate(self) -> None:
@@ -82,6 +83,7 @@ class DenseCache:
             self._vocab = {c: {None: 0} for c in SCOPE}
             self._cols = {c: [] for c in COLUMNS}
             self._index = {}
+            self._by_hash = {}
             columns = {c: data.column(c).to_pylist() for c in COLUMNS}
             self._append_locked(
                 [{c: columns[c][i] for c in COLUMNS} for i in range(len(data))],
@@ -116,6 +118,7 @@ class DenseCache:
                 value = row.get(c)
                 self._cols[c].append(value)
             self._index[row["id"]] = pos
+            self._by_hash.setdefault(row["hash"], []).append(pos)
         self._n = need
 
     # --- deltas of this process's own writes (callers hold the write lock)
@@ -149,6 +152,8 @@ class DenseCache:
                 self.version = None
                 return
             for key, value in values.items():
+                if key == "hash" and value != self._cols["hash"][pos]:
+                    self._by_hash.setdefault(value, []).append(pos)
                 if key == "vector":
                     self._matrix[pos] = np.asarray(value, dtype=np.float32)
                 elif key in self._cols:
@@ -203,6 +208,26 @@ class DenseCache:
                 row["_distance"] = 1.0 - float(sims[b])
                 out.append(row)
             return out
+
+    def find_hashes(
+        self, hashes: Sequence[str], scope: Mapping[str, str | None], event_at: str | None
+    ) -> dict[str, str]:
+        """hash -> id of a live, current memory with that text in exactly this scope and event time."""
+        with self._lock:
+            found: dict[str, str] = {}
+            cols = self._cols
+            for h in hashes:
+                for pos in self._by_hash.get(h, ()):
+                    if (
+                        self._alive[pos]
+                        and not self._superseded[pos]
+                        and cols["hash"][pos] == h
+                        and cols["event_at"][pos] == event_at
+                        and all(cols[c][pos] == (scope.get(c) or None) for c in SCOPE)
+                    ):
+                        found[h] = cols["id"][pos]
+                        break
+            return found
 
     def rows(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self._lock:

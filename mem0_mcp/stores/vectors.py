@@ -220,10 +220,8 @@ class VectorStore:
             q = q.where(where, prefilter=True)
         return q.to_list()
 
-    def dense_search(
-        self, vector: np.ndarray, k: int, scope: dict[str, str | None], *, include_superseded: bool
-    ) -> list[dict] | None:
-        """Exact scope search from the in-process copy; None when the copy cannot serve it."""
+    def _current_cache(self) -> DenseCache | None:
+        """The in-process copy, reloaded if another process wrote; None when it cannot serve."""
         tbl = self.table
         if self._cache is None or tbl is None:
             return None
@@ -231,7 +229,29 @@ class VectorStore:
             with self._cache_io:
                 if self._cache.version != int(tbl.version) and not self._cache.load(tbl):
                     return None
-        return self._cache.search(vector, k, scope, include_superseded)
+        return self._cache
+
+    def dense_search(
+        self, vector: np.ndarray, k: int, scope: dict[str, str | None], *, include_superseded: bool
+    ) -> list[dict] | None:
+        """Exact scope search from the in-process copy; None when the copy cannot serve it."""
+        cache = self._current_cache()
+        return None if cache is None else cache.search(vector, k, scope, include_superseded)
+
+    def existing_hashes(
+        self, hashes: Sequence[str], scope: dict[str, str | None], event_at: str | None
+    ) -> dict[str, str]:
+        """hash -> id of live memories with the same text, scope (exactly) and event time."""
+        cache = self._current_cache()
+        if cache is not None:
+            return cache.find_hashes(hashes, scope, event_at)
+        exact = " AND ".join(
+            f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.items()
+        )
+        when = f"event_at = {sql_str(event_at)}" if event_at else "event_at IS NULL"
+        in_list = ", ".join(sql_str(h) for h in set(hashes))
+        where = f"{exact} AND {when} AND superseded_at IS NULL AND hash IN ({in_list})"
+        return {r["hash"]: r["id"] for r in self.query(where, columns=("id", "hash"))}
 
     def fill_rows(self, hits: list[dict]) -> list[dict]:
         """Full rows for id-only hits: from the dense copy, else from the table."""
