@@ -25,6 +25,11 @@ MemoryFactory = Callable[["Settings"], "Memory"]
 def _default_factory(settings: Settings) -> Memory:
     from mem0_mcp.memory import Memory
 
+    if settings.llm_provider == "sampling":
+        # The client's own model, asked through whichever request is in flight (see server.py).
+        from mem0_mcp.sampling_llm import RequestSamplingLLM
+
+        return Memory(settings, llm=RequestSamplingLLM(max_tokens=settings.llm_max_tokens))
     return Memory(settings)
 
 

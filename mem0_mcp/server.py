@@ -11,6 +11,7 @@ is one second from process start.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
@@ -39,6 +40,7 @@ from mem0_mcp.config import Settings
 from mem0_mcp.engine_handle import EngineHandle, MemoryFactory
 from mem0_mcp.errors import ConfigError, Mem0Error
 from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, Scope, SearchResult
+from mem0_mcp.sampling_llm import RequestSamplingLLM
 from mem0_mcp.tools_schema import MemoryHistory, MemoryList, decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
@@ -239,16 +241,23 @@ def build_tools(state: ServerState) -> list[Tool]:
                 except Exception:  # a gone client must not fail the write
                     logger.debug("progress notification dropped", exc_info=True)
 
-        return await run_engine(
-            memory.add,
-            payload,
-            **scope.as_dict(),
-            metadata=metadata,
-            infer=infer,
-            memory_type=memory_type,
-            timestamp=timestamp,
-            progress=progress,
+        llm = memory.llm
+        binding = (
+            llm.bind(ctx.session, ctx.request_id)
+            if isinstance(llm, RequestSamplingLLM)
+            else contextlib.nullcontext()
         )
+        with binding:  # a context variable: the worker thread running the add inherits it
+            return await run_engine(
+                memory.add,
+                payload,
+            **scope.as_dict(),
+                metadata=metadata,
+                infer=infer,
+                memory_type=memory_type,
+                timestamp=timestamp,
+                progress=progress,
+            )
 
     async def search_memory(
         query: Annotated[str, Field(description="What to look for, in natural language.")],

@@ -187,3 +187,36 @@ async def test_request_sampling_llm_through_a_real_mcp_client():
             )
     assert first["facts"] == ["Likes tea"] and second["facts"] == ["Likes coffee"]
     assert seen == [300, 300]
+
+
+async def test_add_memory_infers_with_the_clients_own_model(tmp_path) -> None:
+    """llm_provider=sampling end to end: the add_memory tool asks the connected client's model."""
+    from mem0_mcp.memory import Memory
+    from mem0_mcp.sampling_llm import RequestSamplingLLM
+    from mem0_mcp.server import create_server
+    from tests.conftest import FakeEmbedder, make_settings
+
+    settings = make_settings(tmp_path / "data", llm_provider="sampling")
+    server = create_server(
+        settings, memory_factory=lambda s: Memory(s, embedder=FakeEmbedder(), llm=RequestSamplingLLM())
+    )
+    asked: list[str] = []
+
+    async def on_sampling(
+        context: Any, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        asked.append(params.system_prompt or "")
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=json.dumps({"facts": ["Drinks green tea daily"]})),
+            model="client-model",
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        async with Client(server, sampling_callback=on_sampling, mode="legacy") as client:
+            out = await client.call_tool("add_memory", {"text": "I have green tea every day", "infer": True})
+    assert not out.is_error, out.content
+    result = out.structured_content
+    assert result["inferred"] is True and asked
+    assert [e["memory"] for e in result["results"]] == ["Drinks green tea daily"]
