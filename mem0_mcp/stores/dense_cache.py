@@ -17,28 +17,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mem0_mcp.stores.columns import RESULT_COLUMNS, SCOPE_COLUMNS
+
 logger = logging.getLogger(__name__)
 
-SCOPE = ("user_id", "agent_id", "run_id")
-# Columns a search result needs; the long index texts stay on disk.
-COLUMNS = (
-    "id",
-    "memory",
-    "hash",
-    "user_id",
-    "agent_id",
-    "run_id",
-    "actor_id",
-    "role",
-    "name",
-    "memory_type",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "event_at",
-    "superseded_at",
-    "superseded_by",
-)
+SCOPE = SCOPE_COLUMNS
+COLUMNS = RESULT_COLUMNS
 
 
 class DenseCache:

@@ -23,33 +23,12 @@ from lancedb.index import FTS, BTree, IvfPq
 
 from mem0_mcp.errors import StoreError
 from mem0_mcp.filters import sql_str
+from mem0_mcp.stores.columns import ROW_COLUMNS, SCOPE_COLUMNS
 from mem0_mcp.stores.dense_cache import DenseCache
 
 logger = logging.getLogger(__name__)
 
 TABLE = "memories"
-SCOPE_COLUMNS = ("user_id", "agent_id", "run_id")
-# Everything but the vector: what reads return.
-ROW_COLUMNS = (
-    "id",
-    "memory",
-    "hash",
-    "search_text",
-    "context",
-    "user_id",
-    "agent_id",
-    "run_id",
-    "actor_id",
-    "role",
-    "name",
-    "memory_type",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "event_at",
-    "superseded_at",
-    "superseded_by",
-)
 
 
 def memory_schema(dimension: int) -> pa.Schema:
