@@ -692,7 +692,7 @@ class Memory:
         )
         events: list[AddEvent] = []
         with self._lock.hold():
-            existing = self._existing_hashes(scope, [r["hash"] for r in rows], event_at)
+            existing = self._vectors.existing_hashes([r["hash"] for r in rows], scope.model_dump(), event_at)
             keep: list[int] = []
             for i, row in enumerate(rows):
                 dup_id = existing.get(row["hash"])
@@ -713,9 +713,6 @@ class Memory:
             progress(total, total, "stored")
         self._after_write(len(keep))
         return AddResult(results=events, inferred=False)
-
-    def _existing_hashes(self, scope: Scope, hashes: list[str], event_at: str | None) -> dict[str, str]:
-        return self._vectors.existing_hashes(hashes, scope.model_dump(), event_at)
 
     def _nearest(self, scope: Scope, vector: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The k nearest live memories of a scope (the in-process copy when it can serve)."""

@@ -140,12 +140,6 @@ class VectorStore:
             if self._cache is not None and self._cache.follows(before, after):
                 self._cache.update(memory_id, cached, after)
 
-    def update_where(self, where: str, values: dict[str, Any]) -> None:
-        if self.table is not None:
-            with self._cache_io:
-                self.table.update(where=where, values=values)
-                self._invalidate_cache()
-
     def delete(self, where: str, ids: Sequence[str] | None = None) -> None:
         """Delete rows; ``ids`` (when the caller knows them) keeps the dense cache current."""
         tbl = self.table
