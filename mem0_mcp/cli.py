@@ -139,10 +139,13 @@ def _serve_http(settings: Settings, engine: EngineHandle, args: argparse.Namespa
         settings.port,
     )
     with contextlib.suppress(KeyboardInterrupt):
+        if args.allowed_host:
+            # --allowed-host adds to the allowed_hosts setting (environment or config file).
+            overrides["allowed_hosts"] = [*settings.allowed_hosts, *args.allowed_host]
+            settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
         anyio.run(
-            lambda: serve_http(
-                server, transport=settings.transport, path=args.path, allowed_hosts=args.allowed_host
-            )
+            # The allowed_hosts setting holds the --allowed-host values too (see serve).
+            lambda: serve_http(server, transport=settings.transport, path=args.path)
         )
     # The engine is closed by now; skip interpreter teardown, as on stdio (see _serve_stdio).
     logging.shutdown()

@@ -8,18 +8,24 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mem0_mcp.errors import ConfigError
 
 ENV_PREFIX = "MEM0_MCP_"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
 DEFAULT_EMBEDDER_MODEL = "bundled:all-MiniLM-L6-v2"
+# HOST or HOST:PORT as a Host header carries it: a DNS name, IPv4, or a bracketed IPv6 address.
+_ALLOWED_HOST = re.compile(
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?)"  # [IPv6] or name / IPv4
+    r"(:(\d{1,5}|\*))?"  # :port, or :* for any port
+)
 
 
 def default_data_dir() -> Path:
@@ -149,6 +155,12 @@ class Settings(BaseSettings):
         False, description="Serve HTTP without tokens; only accepted when host is a loopback address."
     )
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra Host header values (HOST or HOST:PORT) the HTTP transports accept beside "
+        "loopback names and the bound host, e.g. a reverse proxy's public name; in the environment "
+        "comma-separated or a JSON list. `serve --allowed-host` adds to them.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("data_dir", "prompts_dir", "auth_tokens_file", "model_cache_dir", mode="after")
@@ -163,6 +175,25 @@ class Settings(BaseSettings):
         if not v:
             raise ValueError("must not be empty")
         return v
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("[") and not text.startswith("[:"):
+                # A JSON list; "[::1]:8765,..." (a bracketed IPv6 address) is a plain list.
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    pass
+            return text.split(",")
+        return v
+
+    @field_validator("allowed_hosts", mode="after")
+    @classmethod
+    def _allowed_hosts(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(check_allowed_host(h) for h in v if h.strip()))
 
     @field_validator("http_path")
     @classmethod
@@ -222,6 +253,16 @@ class Settings(BaseSettings):
                 )
             tokens.update(data)
         return tokens
+
+
+def check_allowed_host(value: str) -> str:
+    """A Host header value to accept: ``name``, ``name:port``, ``1.2.3.4:port``, ``[::1]:port``."""
+    host = value.strip()
+    if not _ALLOWED_HOST.fullmatch(host) or (host.count(":") > 1 and not host.startswith("[")):
+        raise ValueError(
+            f"{value!r} is not HOST or HOST:PORT (no scheme or path; IPv6 in brackets: [::1]:8765)"
+        )
+    return host
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):

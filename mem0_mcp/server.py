@@ -251,7 +251,7 @@ def build_tools(state: ServerState) -> list[Tool]:
             return await run_engine(
                 memory.add,
                 payload,
-            **scope.as_dict(),
+                **scope.as_dict(),
                 metadata=metadata,
                 infer=infer,
                 memory_type=memory_type,
@@ -604,12 +604,13 @@ def create_server(
 
 
 def transport_security(settings: Settings, allowed_hosts: Sequence[str] = ()) -> TransportSecuritySettings:
-    """Host/Origin allow-lists against DNS rebinding: loopback names, the bound host, and extras."""
+    """Host/Origin allow-lists against DNS rebinding: loopback names, the bound host, and extras
+    (the ``allowed_hosts`` setting, then ``allowed_hosts`` given here)."""
     hosts = ["127.0.0.1", "localhost", "[::1]"]
     bound = f"[{settings.host}]" if ":" in settings.host else settings.host
     if bound not in ("0.0.0.0", "[::]"):
         hosts.append(bound)
-    hosts = list(dict.fromkeys([*hosts, *allowed_hosts]))
+    hosts = list(dict.fromkeys([*hosts, *settings.allowed_hosts, *allowed_hosts]))
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[*hosts, *(f"{h}:*" for h in hosts)],

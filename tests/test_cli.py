@@ -65,6 +65,8 @@ def test_version(tmp_path: Path) -> None:
         (["serve"], {"MEM0_MCP_MAX_LIMIT": "0"}, "max_limit"),
         (["--transport", "carrier-pigeon"], {}, "invalid choice"),
         (["frobnicate"], {}, "unknown command"),
+        (["serve", "--transport", "http", "--allowed-host", "http://x.example"], {}, "allowed_hosts"),
+        (["serve", "--transport", "http"], {"MEM0_MCP_ALLOWED_HOSTS": "a.example/mcp"}, "allowed_hosts"),
     ],
 )
 def test_bad_configuration_fails_at_start_naming_the_setting(

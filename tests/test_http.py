@@ -13,10 +13,11 @@ import pytest
 from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import ValidationError
 
 from mem0_mcp.config import Settings
 from mem0_mcp.errors import ConfigError
-from mem0_mcp.server import create_server
+from mem0_mcp.server import create_server, transport_security
 from tests.conftest import make_settings
 from tests.server_fixtures import (
     TOKEN_ALICE,
@@ -153,6 +154,58 @@ async def test_http_guards(tmp_path: Path) -> None:
             )
         ) as client:
             assert structured(await client.call_tool("add_memory", {"text": "still serving"}))["results"]
+
+
+async def test_allowed_hosts_setting(tmp_path: Path) -> None:
+    server = fake_server(http_settings(tmp_path / "data", allowed_hosts=["memory.example.com"]))
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {TOKEN_ALICE}",
+    }
+    async with running_http(server, "http") as base, httpx2.AsyncClient(timeout=30) as http:
+        for host in ("memory.example.com", "memory.example.com:443"):
+            allowed = await http.post(f"{base}/mcp", json=init, headers={**headers, "Host": host})
+            assert allowed.status_code == 200, (host, allowed.text)
+        proxied = await http.post(
+            f"{base}/mcp",
+            json=init,
+            headers={**headers, "Host": "memory.example.com", "Origin": "https://memory.example.com"},
+        )
+        assert proxied.status_code == 200
+        for host in ("evil.example", "memory.example.com.evil.example"):
+            refused = await http.post(f"{base}/mcp", json=init, headers={**headers, "Host": host})
+            assert refused.status_code in (400, 403, 421), host
+
+
+def test_allowed_hosts_from_the_environment_and_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEM0_MCP_ALLOWED_HOSTS", "memory.example.com, proxy.internal:8443,[::1]:9000")
+    settings = make_settings(tmp_path / "data")
+    assert settings.allowed_hosts == ["memory.example.com", "proxy.internal:8443", "[::1]:9000"]
+    monkeypatch.setenv("MEM0_MCP_ALLOWED_HOSTS", '["a.example", "b.example:80"]')
+    settings = make_settings(tmp_path / "data")
+    assert settings.allowed_hosts == ["a.example", "b.example:80"]
+    # serve --allowed-host adds to the setting; both reach the DNS-rebinding check.
+    security = transport_security(settings, ["cli.example"])
+    assert security.allowed_hosts is not None
+    for host in ("a.example", "a.example:*", "b.example:80", "cli.example", "127.0.0.1:*"):
+        assert host in security.allowed_hosts
+    for bad in ("http://a.example", "a.example/path", "::1", "a b"):
+        monkeypatch.setenv("MEM0_MCP_ALLOWED_HOSTS", bad)
+        with pytest.raises(ValidationError, match="allowed_hosts"):
+            make_settings(tmp_path / "data")
 
 
 async def test_unauthenticated_loopback_uses_the_default_user(tmp_path: Path) -> None:
