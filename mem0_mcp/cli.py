@@ -47,7 +47,38 @@ def build_parser() -> argparse.ArgumentParser:
     from mem0_mcp.graph_cli import add_graph_parser
 
     add_graph_parser(commands)
+    add_reindex_parser(commands)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100000, got {value}")
+    return value
+
+
+def add_reindex_parser(commands: argparse._SubParsersAction) -> None:
+    reindex = commands.add_parser(
+        "reindex",
+        help="re-embed every memory with the configured embedding model (MEM0_MCP_EMBEDDER_MODEL)",
+        description="Re-embed every memory of MEM0_MCP_DATA_DIR with MEM0_MCP_EMBEDDER_MODEL, after "
+        "changing the model. The old table stays in place until the new one is complete; the "
+        "history is kept. Servers on the same data dir must be restarted with the new model after.",
+    )
+    reindex.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help="memories per embedding batch (default MEM0_MCP_EMBEDDING_BATCH_SIZE)",
+    )
+    reindex.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    reindex.add_argument(
+        "--force", action="store_true", help="re-embed even when the store already uses the configured model"
+    )
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +139,10 @@ def serve(args: argparse.Namespace) -> int:
         overrides["http_path"] = args.path
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        if args.allowed_host:
+            # --allowed-host adds to the allowed_hosts setting (environment or config file).
+            overrides["allowed_hosts"] = [*settings.allowed_hosts, *args.allowed_host]
+            settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         print(f"mem0-mcp: {exc}", file=sys.stderr)
         return 2
@@ -139,10 +174,6 @@ def _serve_http(settings: Settings, engine: EngineHandle, args: argparse.Namespa
         settings.port,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        if args.allowed_host:
-            # --allowed-host adds to the allowed_hosts setting (environment or config file).
-            overrides["allowed_hosts"] = [*settings.allowed_hosts, *args.allowed_host]
-            settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
         anyio.run(
             # The allowed_hosts setting holds the --allowed-host values too (see serve).
             lambda: serve_http(server, transport=settings.transport, path=args.path)
@@ -186,6 +217,100 @@ def _serve_stdio(settings: Settings, engine: EngineHandle, front: StdioFront) ->
     os._exit(0)
 
 
+def run_reindex(args: argparse.Namespace) -> int:
+    """``mem0-mcp reindex``: 0 done or nothing to do, 1 failed or declined, 2 nothing to re-embed."""
+    from mem0_mcp.config import load_settings
+    from mem0_mcp.errors import Mem0Error
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"mem0-mcp reindex: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    from mem0_mcp import reindex as rx
+
+    try:
+        info = rx.inspect_store(settings)
+    except Mem0Error as exc:
+        print(f"mem0-mcp reindex: {exc}", file=sys.stderr)
+        return 2
+    new_model = settings.embedder_model
+    if not info.has_table and info.model is None:
+        print(
+            f"mem0-mcp reindex: {settings.data_dir} holds no memories: nothing to re-embed "
+            "(is MEM0_MCP_DATA_DIR the right folder?)",
+            file=sys.stderr,
+        )
+        return 2
+    if info.model == new_model and not args.force:
+        print(
+            f"mem0-mcp reindex: {settings.data_dir} is already embedded with {new_model!r}: nothing to do "
+            "(--force re-embeds anyway)",
+            file=sys.stderr,
+        )
+        return 0
+    old_model = "an interrupted reindex" if info.interrupted else repr(info.model or "an unrecorded model")
+    if not args.yes:
+        what = f"re-embed {info.rows} memories of {settings.data_dir} with {new_model!r} (now: {old_model})"
+        if not sys.stdin.isatty():
+            print(f"mem0-mcp reindex: would {what}; pass --yes to confirm", file=sys.stderr)
+            return 2
+        print(
+            f"{what[0].upper()}{what[1:]}? Servers on this data dir will have to be restarted with the "
+            "new model. [y/N] ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("mem0-mcp reindex: cancelled; nothing was changed", file=sys.stderr)
+            return 1
+
+    interactive = sys.stderr.isatty()
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        if interactive:
+            print(f"\rreindex: {done}/{total} memories ({percent}%)", end="", file=sys.stderr, flush=True)
+        elif percent // 10 > shown[0] or done == total:
+            shown[0] = percent // 10
+            print(f"reindex: {done}/{total} memories ({percent}%)", file=sys.stderr, flush=True)
+
+    try:
+        result = rx.reindex(settings, batch_size=args.batch_size, force=args.force, progress=progress)
+    except Mem0Error as exc:
+        end_progress = "\n" if interactive else ""
+        print(f"{end_progress}mem0-mcp reindex: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, rx.EmptyStoreError) else 1
+    if interactive and result.rows:
+        print(file=sys.stderr)
+    if not result.done:
+        print(f"mem0-mcp reindex: {result.message}", file=sys.stderr)
+        return 0
+    if result.new_dimension is None:
+        print(f"mem0-mcp reindex: {result.message}", file=sys.stderr)
+        return 0
+    print(
+        f"reindexed {result.rows} memories in {result.seconds:.1f}s: "
+        f"{result.old_model} ({result.old_dimension}-d) -> {result.new_model} ({result.new_dimension}-d)"
+    )
+    if result.old_model != result.new_model:
+        print(
+            f"mem0-mcp reindex: restart servers on {settings.data_dir} with "
+            f"MEM0_MCP_EMBEDDER_MODEL={new_model}",
+            file=sys.stderr,
+        )
+    if settings.graph_dir.exists() and result.old_model != result.new_model:
+        print(
+            "mem0-mcp reindex: the entity graph keeps the old model's vectors; re-derive it with "
+            "`mem0-mcp graph rebuild --user-id ...` for each scope",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -202,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mem0_mcp.graph_cli import run_graph_command
 
         return run_graph_command(args)
+    if args.command == "reindex":
+        return run_reindex(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -152,8 +152,9 @@ class Memory:
         return EmbedderMismatchError(
             f"embedder_model: this data dir ({self.settings.data_dir}) was built with {what} {stored!r}, "
             f"but the configured embedder has {configured!r}. Vectors of different models cannot be "
-            "mixed: set MEM0_MCP_EMBEDDER_MODEL back, point MEM0_MCP_DATA_DIR elsewhere, or re-embed "
-            "the store with `mem0-mcp reindex`."
+            "mixed: set MEM0_MCP_EMBEDDER_MODEL back, point MEM0_MCP_DATA_DIR elsewhere, or keep the "
+            "new model and re-embed every memory with it: run `mem0-mcp reindex` with the same "
+            "settings, then restart."
         )
 
     def _check_embedder_name(self) -> None:

@@ -67,6 +67,8 @@ def test_version(tmp_path: Path) -> None:
         (["frobnicate"], {}, "unknown command"),
         (["serve", "--transport", "http", "--allowed-host", "http://x.example"], {}, "allowed_hosts"),
         (["serve", "--transport", "http"], {"MEM0_MCP_ALLOWED_HOSTS": "a.example/mcp"}, "allowed_hosts"),
+        (["reindex", "--yes"], {}, "nothing to re-embed"),
+        (["reindex", "--batch-size", "0"], {}, "--batch-size"),
     ],
 )
 def test_bad_configuration_fails_at_start_naming_the_setting(

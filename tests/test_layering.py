@@ -21,6 +21,7 @@ ENGINE_MODULES = (
     "models.py",
     "errors.py",
     "graph.py",
+    "reindex.py",
 )
 
 
