@@ -83,14 +83,28 @@ class Settings(BaseSettings):
         80, ge=10, le=10_000, description="Rows each retriever hands to fusion before the final cut."
     )
     vector_weight: float = Field(0.4, ge=0.0, le=1.0, description="Share of the dense score in fusion.")
+    context_vectors: Literal["mixed", "joint"] = Field(
+        "mixed",
+        description="How a message of a multi-message add takes its neighbours into its vector: "
+        "'mixed' embeds each message once and adds its neighbours' vectors at a third of its "
+        "weight; 'joint' embeds the message and its neighbours as one text (3x the embedding "
+        "work per message; LoCoMo frac@10 81.0 vs 81.7 mixed).",
+    )
     ann_index_threshold: int = Field(
-        50_000, ge=256, description="Rows past which an ANN vector index is built."
+        50_000,
+        ge=256,
+        description="Memories past which search uses an ANN vector index (IVF lists over the "
+        "in-process copy; LanceDB IVF-PQ when the table outgrows the copy). Scopes smaller than "
+        "this are always searched exhaustively.",
+    )
+    ann_nprobe: int = Field(
+        32, ge=1, le=4096, description="IVF lists a search reads: higher is slower and closer to exact."
     )
     optimize_every: int = Field(
         500, ge=1, description="Writes between background compactions of the memory table."
     )
     dense_cache_rows: int = Field(
-        200_000,
+        2_000_000,
         ge=0,
         description="Up to this many memories, dense search runs on an in-process copy of the vectors "
         "(~10x faster than LanceDB's flat scan here; ~1.6 KB of RAM per memory); 0 turns it off.",

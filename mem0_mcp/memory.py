@@ -57,6 +57,8 @@ MAX_ID_LENGTH = 256
 MAX_NAME_LENGTH = 200
 STORE_META = "store.json"
 NAMES_REFRESH_SECONDS = 30.0
+# In "mixed" context vectors, a message counts three times as much as each neighbour.
+OWN_WEIGHT = 3.0
 
 
 def now_iso() -> str:
@@ -117,6 +119,8 @@ class Memory:
             settings.lance_dir,
             read_consistency_seconds=settings.read_consistency_seconds,
             dense_cache_rows=settings.dense_cache_rows,
+            ann_threshold=settings.ann_index_threshold,
+            ann_nprobe=settings.ann_nprobe,
         )
         self._history = HistoryStore(settings.history_path)
         self._lock = WriteLock(settings.data_dir / "write.lock")
@@ -688,9 +692,12 @@ class Memory:
         total = float(len(rows))
         if progress:
             progress(0.0, total, "embedding")
-        vectors = self._embed(
-            [self._embed_text(t, r["context"]) for t, r in zip(index_texts, rows, strict=True)]
-        )
+        if self.settings.context_vectors == "joint":
+            vectors = self._embed(
+                [self._embed_text(t, r["context"]) for t, r in zip(index_texts, rows, strict=True)]
+            )
+        else:
+            vectors = mix_neighbours(self._embed(index_texts))
         events: list[AddEvent] = []
         with self._lock.hold():
             existing = self._vectors.existing_hashes([r["hash"] for r in rows], scope.model_dump(), event_at)
@@ -756,16 +763,25 @@ class Memory:
         if self._vectors.table is None:
             return SearchResult()
         n = max(self.settings.search_candidates, k)
-        # Full text needs no query vector: run it while the query is embedded. It goes twice as
-        # deep, so that dense candidates also carry their BM25 share instead of 0 (LoCoMo frac@10
-        # 79.5 -> 79.6); an inverted-index top-k at 2n cost no measurable time.
-        # A plain scope search reads dense scores and rows from the in-process copy, so full
-        # text only needs ids and scores from disk.
+        # Full text goes twice as deep as dense, so that dense candidates also carry their BM25
+        # share instead of 0 (LoCoMo frac@10 79.5 -> 79.6).
         plain = not filters and not actor_id
-        # Superseded rows are dropped after the fact on that path: a second predicate in the
-        # full-text prefilter costs more (~4 ms at 10k) than the rows it removes.
-        text_where = scope_clause(**scope.model_dump()) if plain else where
-        text_future = self._pool.submit(self._vectors.text_search, query, text_where, 2 * n, ids_only=plain)
+        scope_values = scope.model_dump()
+        # A plain scope search is served from the in-process copy: BM25 and dense scores in
+        # well under a millisecond each. Anything else asks LanceDB, full text running while
+        # the query is embedded.
+        # Candidates from the copy carry only what ranking reads; the winners get full rows after.
+        light = ("id", "name", "event_at")
+        text = (
+            self._vectors.cached_text_search(
+                query, 2 * n, scope_values, include_superseded=include_superseded, columns=light
+            )
+            if plain
+            else None
+        )
+        text_future = (
+            self._pool.submit(self._vectors.text_search, query, where, 2 * n) if text is None else None
+        )
         try:
             semantic = dense_query(query, self._speaker_names())
             if semantic != query and self.graph is not None:
@@ -776,31 +792,35 @@ class Memory:
             graph_future = self._graph_search(query, graph_vector, scope, k)
             dense = (
                 self._vectors.dense_search(
-                    vector, n, scope.model_dump(), include_superseded=include_superseded
+                    vector, n, scope_values, include_superseded=include_superseded, columns=light
                 )
-                if plain
+                if text_future is None
                 else None
             )
+            from_copy = dense is not None
             if dense is None:
                 dense = self._vectors.vector_search(vector, where, n)
+                if text_future is None:  # the copy stopped serving between the two reads
+                    text = self._vectors.text_search(query, where, 2 * n)
+            if text_future is not None:
+                text = text_future.result()
         except Exception as exc:
-            text_future.cancel()
+            if text_future is not None:
+                text_future.cancel()
             raise _store_error(exc, filters) from exc
-        try:
-            text = text_future.result()
-            if plain:
-                text = [
-                    r
-                    for r in self._vectors.fill_rows(text)
-                    if include_superseded or not r.get("superseded_at")
-                ]
-        except Exception as exc:
-            raise _store_error(exc, filters) from exc
+        assert text is not None
         ranked = fuse(dense, text, vector_weight=self.settings.vector_weight, query=query)
         if threshold is not None:
             ranked = [c for c in ranked if c.score >= threshold]
+        top = ranked[:k]
+        if from_copy:
+            full = self._vectors.cached_rows([c.row["id"] for c in top])
+            # A row deleted since the candidates were read is left out, as a later search would.
+            top = [c for c in top if c.row["id"] in full]
+            for c in top:
+                c.row = {**full[c.row["id"]], **c.row}
         return SearchResult(
-            results=[self._item(c.row, c.score) for c in ranked[:k]],
+            results=[self._item(c.row, c.score) for c in top],
             relations=self._graph_relations(graph_future),
         )
 
@@ -1039,6 +1059,20 @@ class Memory:
         self._history.close()
         if self._graph is not None:
             self._graph.close()
+
+
+def mix_neighbours(own: np.ndarray, own_weight: float = OWN_WEIGHT) -> np.ndarray:
+    """Each message's vector plus its neighbours' (one each side), renormalized.
+
+    An approximation of embedding the message together with its neighbours (the 'joint' mode)
+    that embeds every message once instead of inside three windows. LoCoMo frac@10 with the
+    message at 1x / 2x / 3x its neighbours' weight: 79.6 / 80.9 / 81.7; joint: 81.0.
+    """
+    mixed = own * own_weight
+    mixed[1:] += own[:-1]
+    mixed[:-1] += own[1:]
+    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
+    return (mixed / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _first_error(exc: Exception) -> str:

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from mem0_mcp.stores.columns import RESULT_COLUMNS, SCOPE_COLUMNS
+from mem0_mcp.stores.ivf import IvfBuilder, IvfIndex
+from mem0_mcp.stores.text_index import TextIndex
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +28,12 @@ COLUMNS = RESULT_COLUMNS
 
 
 class DenseCache:
-    def __init__(self, max_rows: int) -> None:
+    def __init__(self, max_rows: int, *, ann_threshold: int = 0, nprobe: int = 32) -> None:
         self.max_rows = max_rows
+        self.nprobe = nprobe
+        self._ivf: IvfIndex | None = None
+        self._ivf_builder = IvfBuilder(ann_threshold)
+        self._generation = 0  # bumped by every reload, so an index trained before one is dropped
         self.version: int | None = None  # table version the copy reflects; None: stale
         self._lock = threading.Lock()
         self._n = 0
@@ -39,6 +45,7 @@ class DenseCache:
         self._cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
+        self._text = TextIndex()
 
     # --- loading
     def invalidate(self) -> None:
@@ -54,7 +61,7 @@ class DenseCache:
             with self._lock:
                 self.version = None
             return False
-        data: pa.Table = table.search().select([*COLUMNS, "vector"]).limit(None).to_arrow()
+        data: pa.Table = table.search().select([*COLUMNS, "search_text", "vector"]).limit(None).to_arrow()
         dim = int(data.schema.field("vector").type.list_size)
         vectors = data.column("vector").combine_chunks()
         flat = np.asarray(vectors.values.to_numpy(zero_copy_only=False), dtype=np.float32)
@@ -68,9 +75,13 @@ class DenseCache:
             self._cols = {c: [] for c in COLUMNS}
             self._index = {}
             self._by_hash = {}
-            columns = {c: data.column(c).to_pylist() for c in COLUMNS}
+            self._text = TextIndex()
+            self._ivf = None
+            self._generation += 1
+            names = (*COLUMNS, "search_text")
+            columns = {c: data.column(c).to_pylist() for c in names}
             self._append_locked(
-                [{c: columns[c][i] for c in COLUMNS} for i in range(len(data))],
+                [{c: columns[c][i] for c in names} for i in range(len(data))],
                 flat.reshape(len(data), dim) if len(data) else np.zeros((0, dim), np.float32),
             )
             self.version = version
@@ -103,13 +114,43 @@ class DenseCache:
                 self._cols[c].append(value)
             self._index[row["id"]] = pos
             self._by_hash.setdefault(row["hash"], []).append(pos)
+            self._text.add(pos, row.get("search_text"))
+        if self._ivf is not None and self._ivf.covered == start:
+            self._ivf.extend(vectors)
         self._n = need
+        if self._ivf_builder.due(self._ivf, need):
+            self._start_ivf_locked()
+
+    def _start_ivf_locked(self) -> None:
+        generation, snapshot = self._generation, self._matrix[: self._n]
+
+        def install(index: IvfIndex) -> None:
+            with self._lock:
+                if generation != self._generation or snapshot.shape[1] != self._matrix.shape[1]:
+                    return
+                # Rows appended while it trained; rewritten rows kept their list (close enough:
+                # their scores are still read from the current vectors).
+                index.extend(self._matrix[index.covered : self._n])
+                self._ivf = index
+
+        self._ivf_builder.start(snapshot, install)
+
+    @property
+    def ann_ready(self) -> bool:
+        return self._ivf is not None
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        return self._ivf_builder.wait(timeout)
 
     # --- deltas of this process's own writes (callers hold the write lock)
-    def follows(self, before: int | None, after: int) -> bool:
-        """Whether the copy was current before a one-version write, so a delta keeps it current."""
+    def follows(self, after: int) -> bool:
+        """Whether a write that committed version ``after`` came right after the copy's version.
+
+        Versions are consecutive: if another process had committed in between, ours would not
+        be the next one, and the copy reloads instead of taking the delta.
+        """
         with self._lock:
-            ok = self.version is not None and before == self.version and after == before + 1
+            ok = self.version is not None and after == self.version + 1
             if not ok:
                 self.version = None
             return ok
@@ -135,6 +176,16 @@ class DenseCache:
             if self.version is None or pos is None:
                 self.version = None
                 return
+            if "search_text" in values:
+                # The text index never rewrites a row's postings: the row moves to a new position.
+                row = {c: self._cols[c][pos] for c in COLUMNS}
+                row.update({k: v for k, v in values.items() if k != "vector"})
+                vector = values.get("vector")
+                fresh = self._matrix[pos].copy() if vector is None else np.asarray(vector, dtype=np.float32)
+                self._alive[pos] = False
+                self._append_locked([row], fresh[None, :])
+                self.version = version
+                return
             for key, value in values.items():
                 if key == "hash" and value != self._cols["hash"][pos]:
                     self._by_hash.setdefault(value, []).append(pos)
@@ -157,27 +208,52 @@ class DenseCache:
             self.version = version
 
     # --- search
+    def _mask_locked(self, scope: Mapping[str, str | None], include_superseded: bool) -> np.ndarray | None:
+        """Rows a plain search may return: alive, in the scope (exactly), current unless asked."""
+        n = self._n
+        mask = self._alive[:n].copy()
+        if not include_superseded:
+            mask &= ~self._superseded[:n]
+        for col, value in scope.items():
+            if value:
+                code = self._vocab[col].get(value)
+                if code is None:
+                    return None
+                mask &= self._codes[col][:n] == code
+        return mask
+
+    def _hit_locked(self, pos: int, key: str, value: float, columns: Sequence[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {c: self._cols[c][pos] for c in columns}
+        row[key] = value
+        return row
+
     def search(
-        self, vector: np.ndarray, k: int, scope: Mapping[str, str | None], include_superseded: bool
+        self,
+        vector: np.ndarray,
+        k: int,
+        scope: Mapping[str, str | None],
+        include_superseded: bool,
+        columns: Sequence[str] = COLUMNS,
+        *,
+        exact: bool = False,
     ) -> list[dict[str, Any]]:
         with self._lock:
             n = self._n
-            mask = self._alive[:n].copy()
-            if not include_superseded:
-                mask &= ~self._superseded[:n]
-            for col, value in scope.items():
-                if value:
-                    code = self._vocab[col].get(value)
-                    if code is None:
-                        return []
-                    mask &= self._codes[col][:n] == code
+            mask = self._mask_locked(scope, include_superseded)
+            if mask is None:
+                return []
+            q = np.asarray(vector, dtype=np.float32)
             idx = np.flatnonzero(mask)
             if not len(idx):
                 return []
+            if not exact and self._ivf is not None and len(idx) >= self._ivf_builder.threshold:
+                # Large scopes read only the rows of the nearest lists; small ones stay exhaustive.
+                probed = np.flatnonzero(mask & self._ivf.candidates(q, self.nprobe, n))
+                if len(probed) >= k:
+                    idx = probed
             # einsum: one thread, no BLAS thread pool fighting other processes for 2 cores. A
             # contiguous slice is read in place; gathering the scope's rows first copies them,
             # which only pays when the scope is a small part of the store.
-            q = np.asarray(vector, dtype=np.float32)
             if len(idx) * 8 < n:
                 sims = np.einsum("ij,j->i", self._matrix[idx], q)
             else:
@@ -185,13 +261,26 @@ class DenseCache:
             top = min(k, len(idx))
             best = np.argpartition(-sims, top - 1)[:top] if top < len(idx) else np.arange(len(idx))
             best = best[np.argsort(-sims[best], kind="stable")]
-            out = []
-            for b in best:
-                pos = int(idx[b])
-                row: dict[str, Any] = {c: self._cols[c][pos] for c in COLUMNS}
-                row["_distance"] = 1.0 - float(sims[b])
-                out.append(row)
-            return out
+            return [self._hit_locked(int(idx[b]), "_distance", 1.0 - float(sims[b]), columns) for b in best]
+
+    def text_search(
+        self,
+        query: str,
+        k: int,
+        scope: Mapping[str, str | None],
+        include_superseded: bool,
+        columns: Sequence[str] = COLUMNS,
+    ) -> list[dict[str, Any]]:
+        """BM25 over the scope's rows (see text_index), rows carrying ``_score`` like LanceDB's."""
+        with self._lock:
+            mask = self._mask_locked(scope, include_superseded)
+            if mask is None or not mask.any():
+                return []
+            positions, scores = self._text.search(query, mask, k)
+            return [
+                self._hit_locked(int(p), "_score", float(s), columns)
+                for p, s in zip(positions, scores, strict=True)
+            ]
 
     def find_hashes(
         self, hashes: Sequence[str], scope: Mapping[str, str | None], event_at: str | None

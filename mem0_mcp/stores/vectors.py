@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -23,12 +24,13 @@ from lancedb.index import FTS, BTree, IvfPq
 
 from mem0_mcp.errors import StoreError
 from mem0_mcp.filters import sql_str
-from mem0_mcp.stores.columns import ROW_COLUMNS, SCOPE_COLUMNS
+from mem0_mcp.stores.columns import RESULT_COLUMNS, ROW_COLUMNS, SCOPE_COLUMNS
 from mem0_mcp.stores.dense_cache import DenseCache
 
 logger = logging.getLogger(__name__)
 
 TABLE = "memories"
+FULL_CHECK_SECONDS = 1.0
 
 
 def memory_schema(dimension: int) -> pa.Schema:
@@ -43,7 +45,13 @@ def memory_schema(dimension: int) -> pa.Schema:
 
 class VectorStore:
     def __init__(
-        self, path: Path, *, read_consistency_seconds: float = 0.0, dense_cache_rows: int = 0
+        self,
+        path: Path,
+        *,
+        read_consistency_seconds: float = 0.0,
+        dense_cache_rows: int = 0,
+        ann_threshold: int = 0,
+        ann_nprobe: int = 32,
     ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(
@@ -51,10 +59,20 @@ class VectorStore:
         )
         self._table: Any = None
         self._create_lock = threading.Lock()
-        self._cache = DenseCache(dense_cache_rows) if dense_cache_rows > 0 else None
+        self._cache = (
+            DenseCache(dense_cache_rows, ann_threshold=ann_threshold, nprobe=ann_nprobe)
+            if dense_cache_rows > 0
+            else None
+        )
+        self._dense_cache_rows = dense_cache_rows
         # Held around each write and its cache delta, and around a cache reload, so a reload
         # never sees a row that a delta then appends a second time.
         self._cache_io = threading.RLock()
+        # Asking LanceDB for the table version lists the manifests on disk (~0.8 ms); a stat of
+        # the manifest folder shows a new version for a few microseconds.
+        self._versions_dir = path / f"{TABLE}.lance" / "_versions"
+        self._fresh_stamp: tuple[int, int, int] | None = None
+        self._checked_at = 0.0
         self._open_existing()
 
     # --- table lifecycle
@@ -119,10 +137,8 @@ class VectorStore:
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
         arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimension))
         with self._cache_io:
-            before = int(tbl.version)
-            tbl.add(pa.Table.from_arrays(arrays, schema=schema))
-            after = int(tbl.version)
-            if self._cache is not None and self._cache.follows(before, after):
+            after = _version_of(tbl.add(pa.Table.from_arrays(arrays, schema=schema)), tbl)
+            if self._cache is not None and self._cache.follows(after):
                 self._cache.add(rows, vectors, after)
 
     def update(self, memory_id: str, values: dict[str, Any]) -> None:
@@ -134,10 +150,8 @@ class VectorStore:
             values["vector"] = np.asarray(values["vector"], dtype=np.float32).tolist()
         tbl = self.table
         with self._cache_io:
-            before = int(tbl.version)
-            tbl.update(where=f"id = {sql_str(memory_id)}", values=values)
-            after = int(tbl.version)
-            if self._cache is not None and self._cache.follows(before, after):
+            after = _version_of(tbl.update(where=f"id = {sql_str(memory_id)}", values=values), tbl)
+            if self._cache is not None and self._cache.follows(after):
                 self._cache.update(memory_id, cached, after)
 
     def delete(self, where: str, ids: Sequence[str] | None = None) -> None:
@@ -146,11 +160,9 @@ class VectorStore:
         if tbl is None:
             return
         with self._cache_io:
-            before = int(tbl.version)
-            tbl.delete(where)
-            after = int(tbl.version)
+            after = _version_of(tbl.delete(where), tbl)
             if self._cache is not None:
-                if ids is not None and self._cache.follows(before, after):
+                if ids is not None and self._cache.follows(after):
                     self._cache.delete(ids, after)
                 else:
                     self._cache.invalidate()
@@ -193,23 +205,71 @@ class VectorStore:
             q = q.where(where, prefilter=True)
         return q.to_list()
 
+    def _versions_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._versions_dir)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
     def _current_cache(self) -> DenseCache | None:
         """The in-process copy, reloaded if another process wrote; None when it cannot serve."""
         tbl = self.table
         if self._cache is None or tbl is None:
             return None
-        if self._cache.version != int(tbl.version):
+        # Read before the version: a write landing in between changes the stamp again.
+        stamp = self._versions_stamp()
+        now = time.monotonic()
+        if (
+            stamp is not None
+            and stamp == self._fresh_stamp
+            and self._cache.version is not None
+            # A filesystem with coarse timestamps could hide a write: look properly now and then.
+            and now - self._checked_at < FULL_CHECK_SECONDS
+        ):
+            return self._cache
+        version = int(tbl.version)
+        if self._cache.version != version:
             with self._cache_io:
                 if self._cache.version != int(tbl.version) and not self._cache.load(tbl):
                     return None
+        if self._cache.version == version:
+            self._fresh_stamp, self._checked_at = stamp, now
         return self._cache
 
     def dense_search(
-        self, vector: np.ndarray, k: int, scope: dict[str, str | None], *, include_superseded: bool
+        self,
+        vector: np.ndarray,
+        k: int,
+        scope: dict[str, str | None],
+        *,
+        include_superseded: bool,
+        columns: Sequence[str] = RESULT_COLUMNS,
+        exact: bool = False,
     ) -> list[dict] | None:
-        """Exact scope search from the in-process copy; None when the copy cannot serve it."""
+        """Scope search from the in-process copy (IVF past the threshold unless ``exact``);
+        None when the copy cannot serve it."""
         cache = self._current_cache()
-        return None if cache is None else cache.search(vector, k, scope, include_superseded)
+        if cache is None:
+            return None
+        return cache.search(vector, k, scope, include_superseded, columns, exact=exact)
+
+    def cached_text_search(
+        self,
+        query: str,
+        k: int,
+        scope: dict[str, str | None],
+        *,
+        include_superseded: bool,
+        columns: Sequence[str] = RESULT_COLUMNS,
+    ) -> list[dict] | None:
+        """BM25 over the scope from the in-process copy; None when the copy cannot serve it."""
+        cache = self._current_cache()
+        return None if cache is None else cache.text_search(query, k, scope, include_superseded, columns)
+
+    def cached_rows(self, ids: Sequence[str]) -> dict[str, dict]:
+        """Result columns of live rows of the in-process copy, by id (absent ids are left out)."""
+        return self._cache.rows(ids) if self._cache is not None else {}
 
     def existing_hashes(
         self, hashes: Sequence[str], scope: dict[str, str | None], event_at: str | None
@@ -226,22 +286,12 @@ class VectorStore:
         where = f"{exact} AND {when} AND superseded_at IS NULL AND hash IN ({in_list})"
         return {r["hash"]: r["id"] for r in self.query(where, columns=("id", "hash"))}
 
-    def fill_rows(self, hits: list[dict]) -> list[dict]:
-        """Full rows for id-only hits: from the dense copy, else from the table."""
-        ids = [h["id"] for h in hits]
-        rows = self._cache.rows(ids) if self._cache is not None and self._cache.version is not None else {}
-        missing = [i for i in ids if i not in rows]
-        if missing:
-            in_list = ", ".join(sql_str(i) for i in missing)
-            rows.update({r["id"]: r for r in self.query(f"id IN ({in_list})")})
-        return [{**rows[h["id"]], **h} for h in hits if h["id"] in rows]
-
-    def text_search(self, query: str, where: str, k: int, *, ids_only: bool = False) -> list[dict]:
+    def text_search(self, query: str, where: str, k: int) -> list[dict]:
         tbl = self.table
         if tbl is None:
             return []
         q = tbl.search(query, query_type="fts", fts_columns="search_text")
-        q = q.select(["id", "_score"] if ids_only else [*ROW_COLUMNS, "_score"]).limit(k)
+        q = q.select([*ROW_COLUMNS, "_score"]).limit(k)
         if where:
             q = q.where(where, prefilter=True)
         try:
@@ -252,8 +302,16 @@ class VectorStore:
 
     # --- maintenance
     def has_vector_index(self) -> bool:
+        """Whether searches can use an ANN index: the copy's IVF lists or LanceDB's IVF-PQ."""
+        if self._cache is not None and self._cache.ann_ready:
+            return True
         tbl = self.table
         return tbl is not None and any(idx.columns == ["vector"] for idx in tbl.list_indices())
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Wait for a vector index build of the in-process copy (benchmarks, tests)."""
+        self._current_cache()
+        return self._cache.wait_for_index(timeout) if self._cache is not None else True
 
     def optimize(self, *, ann_threshold: int) -> None:
         """Merge new rows into the indexes, compact files; build the ANN index past the threshold."""
@@ -264,7 +322,14 @@ class VectorStore:
         try:
             tbl.optimize()
             rows = tbl.count_rows()
-            if rows >= ann_threshold and not self.has_vector_index():
+            # LanceDB's own index only serves when the table outgrows the in-process copy,
+            # which keeps its own (see ivf.py): building IVF-PQ costs minutes of CPU at 100k.
+            outgrown = rows > self._dense_cache_rows
+            if (
+                outgrown
+                and rows >= ann_threshold
+                and not any(idx.columns == ["vector"] for idx in tbl.list_indices())
+            ):
                 # IVF-PQ with enough partitions for ~4k rows each; refined by re-ranking exact distances.
                 partitions = max(1, rows // 4096)
                 tbl.create_index(
@@ -280,3 +345,9 @@ class VectorStore:
         # written meanwhile, so the copy is reloaded rather than trusted.
         self._invalidate_cache()
         logger.info("memory table optimized in %.2fs", time.perf_counter() - t0)
+
+
+def _version_of(result: Any, tbl: Any) -> int:
+    """The version a write committed (LanceDB returns it; older releases return None)."""
+    version = getattr(result, "version", None)
+    return int(version) if version is not None else int(tbl.version)

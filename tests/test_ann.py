@@ -1,0 +1,109 @@
+"""The ANN switch: exact below the size setting, IVF lists past it, scopes always exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from conftest import FakeEmbedder, make_settings
+
+from mem0_mcp.memory import Memory
+from mem0_mcp.stores.ivf import IvfIndex, assign, list_count, train_centroids
+
+THRESHOLD = 256  # the smallest the setting allows
+
+
+def _fill(mem: Memory, count: int, user: str, start: int = 0) -> None:
+    words = ["alpha", "bravo", "carbon", "delta", "echo", "fjord", "gamma", "harbor", "indigo", "jade"]
+    msgs = [
+        {"role": "user", "content": f"{words[i % 10]} {words[(i * 7) % 10]} item{i % 97} note {i}"}
+        for i in range(start, start + count)
+    ]
+    for chunk in range(0, len(msgs), 200):
+        mem.add(msgs[chunk : chunk + 200], user_id=user)
+
+
+def _ids(mem: Memory, query: str, user: str) -> list[tuple[str, float]]:
+    return [(h.memory, round(h.score or 0.0, 5)) for h in mem.search(query, user_id=user, limit=20).results]
+
+
+def _same(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
+    """Equal scores in order, equal memories above the last score (ties there may cut either way)."""
+    if [x[1] for x in a] != [x[1] for x in b]:
+        return False
+    cut = a[-1][1] if a else 0.0
+    return {m for m, sc in a if sc > cut} == {m for m, sc in b if sc > cut}
+
+
+QUERIES = ("alpha item3", "gamma harbor note", "jade fjord item42", "echo 17")
+
+
+def test_below_the_threshold_there_is_no_index(tmp_path: Path) -> None:
+    mem = Memory(make_settings(tmp_path / "d", ann_index_threshold=THRESHOLD), embedder=FakeEmbedder())
+    _fill(mem, THRESHOLD - 50, "u")
+    mem.search("alpha", user_id="u")
+    assert mem._vectors.wait_for_index(30)
+    assert not mem.stats().ann_index
+    mem.close()
+
+
+def test_past_the_threshold_the_index_exists_and_probing_all_lists_equals_exact(tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    ann = Memory(make_settings(tmp_path / "a", ann_index_threshold=THRESHOLD, ann_nprobe=4096), embedder=emb)
+    exact = Memory(make_settings(tmp_path / "b", ann_index_threshold=10**9), embedder=emb)
+    for mem in (ann, exact):
+        _fill(mem, 3 * THRESHOLD, "u")
+    ann.search("alpha", user_id="u")
+    assert ann._vectors.wait_for_index(60)
+    assert ann.stats().ann_index
+    assert not exact.stats().ann_index
+    for query in QUERIES:
+        assert _same(_ids(ann, query, "u"), _ids(exact, query, "u"))
+    # Rows written after the build are assigned to lists and found.
+    for mem in (ann, exact):
+        _fill(mem, 50, "u", start=10_000)
+    for query in ("alpha item3 note 10003", "jade 10049"):
+        assert _same(_ids(ann, query, "u"), _ids(exact, query, "u"))
+    ann.close()
+    exact.close()
+
+
+def test_scopes_stay_exact_past_the_threshold(tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    ann = Memory(make_settings(tmp_path / "a", ann_index_threshold=THRESHOLD, ann_nprobe=1), embedder=emb)
+    exact = Memory(make_settings(tmp_path / "b", ann_index_threshold=10**9), embedder=emb)
+    for mem in (ann, exact):
+        _fill(mem, 3 * THRESHOLD, "big")
+        _fill(mem, 60, "small", start=5_000)
+    ann.search("alpha", user_id="big")
+    assert ann._vectors.wait_for_index(60) and ann.stats().ann_index
+    for query in QUERIES:
+        # Even reading one list, a scope smaller than the threshold is scanned in full...
+        hits = ann.search(query, user_id="small", limit=20).results
+        assert {h.user_id for h in hits} == {"small"}
+        assert _same(_ids(ann, query, "small"), _ids(exact, query, "small"))
+        # ...and a large scope still gets a full page of its own rows only.
+        big = ann.search(query, user_id="big", limit=20).results
+        assert len(big) == 20 and {h.user_id for h in big} == {"big"}
+    ann.close()
+    exact.close()
+
+
+def test_ivf_recall_on_clustered_vectors() -> None:
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((200, 48)).astype(np.float32)
+    noise = rng.standard_normal((20_000, 48)).astype(np.float32)
+    vectors = centres[rng.integers(0, 200, 20_000)] + 0.35 * noise
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    centroids = train_centroids(vectors, list_count(len(vectors)))
+    index = IvfIndex(centroids, assign(vectors, centroids), len(vectors))
+    queries = vectors[rng.integers(0, len(vectors), 50)]
+    recall = []
+    for q in queries:
+        exact = set(np.argsort(-(vectors @ q))[:10].tolist())
+        probed = np.flatnonzero(index.candidates(q, 16, len(vectors)))
+        found = set(probed[np.argsort(-(vectors[probed] @ q))[:10]].tolist())
+        recall.append(len(exact & found) / 10)
+    assert np.mean(recall) >= 0.95
+    # Rows the index has not seen are always candidates.
+    assert index.candidates(queries[0], 1, len(vectors) + 5)[-5:].all()
