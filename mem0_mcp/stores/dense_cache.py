@@ -155,6 +155,12 @@ class DenseCache:
                 self.version = None
             return ok
 
+    def rebase(self, version: int) -> None:
+        """The table moved to ``version`` without a change of content (compaction, index merge)."""
+        with self._lock:
+            if self.version is not None:
+                self.version = version
+
     def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, version: int) -> None:
         with self._lock:
             if self.version is None:

@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 TABLE = "memories"
 FULL_CHECK_SECONDS = 1.0
+# Up to this many rows a stale copy is reloaded before the read that found it stale (~0.5 s at
+# 20k); past it, in a background thread while LanceDB answers.
+SYNC_RELOAD_ROWS = 20_000
 
 
 def memory_schema(dimension: int) -> pa.Schema:
@@ -59,12 +62,11 @@ class VectorStore:
         )
         self._table: Any = None
         self._create_lock = threading.Lock()
-        self._cache = (
-            DenseCache(dense_cache_rows, ann_threshold=ann_threshold, nprobe=ann_nprobe)
-            if dense_cache_rows > 0
-            else None
-        )
         self._dense_cache_rows = dense_cache_rows
+        self._ann_threshold = ann_threshold
+        self._ann_nprobe = ann_nprobe
+        self._cache = self._fresh_cache() if dense_cache_rows > 0 else None
+        self._reloading = threading.Lock()
         # Held around each write and its cache delta, and around a cache reload, so a reload
         # never sees a row that a delta then appends a second time.
         self._cache_io = threading.RLock()
@@ -73,6 +75,7 @@ class VectorStore:
         self._versions_dir = path / f"{TABLE}.lance" / "_versions"
         self._fresh_stamp: tuple[int, int, int] | None = None
         self._checked_at = 0.0
+        self._compacting_from: int | None = None
         self._open_existing()
 
     # --- table lifecycle
@@ -229,13 +232,58 @@ class VectorStore:
         ):
             return self._cache
         version = int(tbl.version)
-        if self._cache.version != version:
+        cache = self._cache
+        compacting = self._compacting_from
+        if compacting is not None and cache.version == compacting:
+            return cache
+        if cache.version != version:
+            if int(tbl.count_rows()) > SYNC_RELOAD_ROWS:
+                # Reading and indexing a large table takes seconds: LanceDB serves meanwhile.
+                self._reload_in_background(tbl)
+                return None
             with self._cache_io:
-                if self._cache.version != int(tbl.version) and not self._cache.load(tbl):
-                    return None
-        if self._cache.version == version:
+                cache = self._cache
+                if cache.version != int(tbl.version):
+                    cache = self._fresh_cache()
+                    loaded = cache.load(tbl)
+                    self._cache = cache
+                    if not loaded:
+                        return None
+        if cache.version == version:
             self._fresh_stamp, self._checked_at = stamp, now
-        return self._cache
+        return cache
+
+    def _fresh_cache(self) -> DenseCache:
+        return DenseCache(self._dense_cache_rows, ann_threshold=self._ann_threshold, nprobe=self._ann_nprobe)
+
+    def _reload_in_background(self, tbl: Any) -> None:
+        if not self._reloading.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                fresh = self._fresh_cache()
+                loaded = fresh.load(tbl)  # off every lock: searches and writes go on
+                with self._cache_io:
+                    # Writes of this process since the load began are in the table, and the
+                    # copy's version says it is older: the next read checks again.
+                    self._cache = fresh
+                if not loaded:
+                    logger.info("memory table is larger than dense_cache_rows: searches use LanceDB")
+            except Exception:
+                logger.exception("reloading the in-process copy failed; searches use LanceDB")
+            finally:
+                self._reloading.release()
+
+        threading.Thread(target=run, name="mem0-copy-load", daemon=True).start()
+
+    def wait_for_copy(self, timeout: float | None = None) -> bool:
+        """Load the copy now if it is stale, and wait for it (benchmarks, tests)."""
+        self._current_cache()
+        if self._reloading.acquire(timeout=-1 if timeout is None else timeout):
+            self._reloading.release()
+            return True
+        return False
 
     def dense_search(
         self,
@@ -309,9 +357,11 @@ class VectorStore:
         return tbl is not None and any(idx.columns == ["vector"] for idx in tbl.list_indices())
 
     def wait_for_index(self, timeout: float | None = None) -> bool:
-        """Wait for a vector index build of the in-process copy (benchmarks, tests)."""
-        self._current_cache()
-        return self._cache.wait_for_index(timeout) if self._cache is not None else True
+        """Wait for the copy and its vector index build (benchmarks, tests)."""
+        if not self.wait_for_copy(timeout):
+            return False
+        cache = self._current_cache()
+        return cache.wait_for_index(timeout) if cache is not None else True
 
     def optimize(self, *, ann_threshold: int) -> None:
         """Merge new rows into the indexes, compact files; build the ANN index past the threshold."""
@@ -319,6 +369,25 @@ class VectorStore:
         if tbl is None:
             return
         t0 = time.perf_counter()
+        # Callers hold the write lock, which every writer of this data dir takes: the versions
+        # committed here only compact files and merge indexes, so a copy that was current stays
+        # current (reloading it would cost a full read and re-index of the table).
+        with self._cache_io:
+            start = int(tbl.version)
+            was_current = self._cache is not None and self._cache.version == start
+            # Searches meanwhile keep reading the copy instead of waiting to reload it.
+            self._compacting_from = start if was_current else None
+            try:
+                self._optimize_locked(tbl, ann_threshold)
+            finally:
+                self._compacting_from = None
+            if was_current and self._cache is not None:
+                self._cache.rebase(int(tbl.version))
+            else:
+                self._invalidate_cache()
+        logger.info("memory table optimized in %.2fs", time.perf_counter() - t0)
+
+    def _optimize_locked(self, tbl: Any, ann_threshold: int) -> None:
         try:
             tbl.optimize()
             rows = tbl.count_rows()
@@ -339,12 +408,6 @@ class VectorStore:
                 )
         except Exception as exc:
             logger.warning("optimizing the memory table failed (will retry later): %s", exc)
-            self._invalidate_cache()
-            return
-        # Compaction changes the version, not the content; but another process may have
-        # written meanwhile, so the copy is reloaded rather than trusted.
-        self._invalidate_cache()
-        logger.info("memory table optimized in %.2fs", time.perf_counter() - t0)
 
 
 def _version_of(result: Any, tbl: Any) -> int:
