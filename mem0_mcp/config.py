@@ -101,7 +101,10 @@ class Settings(BaseSettings):
         32, ge=1, le=4096, description="IVF lists a search reads: higher is slower and closer to exact."
     )
     optimize_every: int = Field(
-        500, ge=1, description="Writes between background compactions of the memory table."
+        500,
+        ge=1,
+        description="Writes between background compactions of the memory table (at least a "
+        "tenth of its rows, so a large table is not recompacted all the time).",
     )
     dense_cache_rows: int = Field(
         2_000_000,

@@ -49,6 +49,8 @@ def _term(token: str) -> str | None:
     # is indexed as "brulee", which the query "brulee", stemmed to "brule", does not match).
     if len(token) > MAX_TOKEN_LENGTH:
         return None
+    if token.isdigit():  # numbers stem to themselves; there are too many for the cache
+        return token
     term = str(_STEMMER.stemWord(token))
     if term in STOP_WORDS:
         return None

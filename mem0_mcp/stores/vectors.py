@@ -76,6 +76,7 @@ class VectorStore:
         self._fresh_stamp: tuple[int, int, int] | None = None
         self._checked_at = 0.0
         self._compacting_from: int | None = None
+        self.rows_at_optimize = 0  # table size at the last optimize (paces the next one)
         self._open_existing()
 
     # --- table lifecycle
@@ -391,6 +392,7 @@ class VectorStore:
         try:
             tbl.optimize()
             rows = tbl.count_rows()
+            self.rows_at_optimize = rows
             # LanceDB's own index only serves when the table outgrows the in-process copy,
             # which keeps its own (see ivf.py): building IVF-PQ costs minutes of CPU at 100k.
             outgrown = rows > self._dense_cache_rows
