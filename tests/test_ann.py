@@ -8,7 +8,7 @@ import numpy as np
 from conftest import FakeEmbedder, make_settings
 
 from mem0_mcp.memory import Memory
-from mem0_mcp.stores.ivf import IvfIndex, assign, list_count, train_centroids
+from mem0_mcp.stores.ivf import IvfIndex, list_count, train_centroids
 
 THRESHOLD = 256  # the smallest the setting allows
 
@@ -96,14 +96,19 @@ def test_ivf_recall_on_clustered_vectors() -> None:
     vectors = centres[rng.integers(0, 200, 20_000)] + 0.35 * noise
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     centroids = train_centroids(vectors, list_count(len(vectors)))
-    index = IvfIndex(centroids, assign(vectors, centroids), len(vectors))
+    index = IvfIndex(centroids, vectors[:15_000], 15_000)
+    index.extend(vectors[15_000:])  # rows added after training are found as well
+    everyone = np.ones(len(vectors), dtype=bool)
     queries = vectors[rng.integers(0, len(vectors), 50)]
     recall = []
     for q in queries:
         exact = set(np.argsort(-(vectors @ q))[:10].tolist())
-        probed = np.flatnonzero(index.candidates(q, 16, len(vectors)))
-        found = set(probed[np.argsort(-(vectors[probed] @ q))[:10]].tolist())
+        positions, sims = index.search(q, 16, everyone)
+        assert np.allclose(sims, vectors[positions] @ q, atol=1e-5)  # exact scores
+        found = set(positions[np.argsort(-sims)[:10]].tolist())
         recall.append(len(exact & found) / 10)
     assert np.mean(recall) >= 0.95
-    # Rows the index has not seen are always candidates.
-    assert index.candidates(queries[0], 1, len(vectors) + 5)[-5:].all()
+    # The scope mask is applied inside the lists.
+    half = np.arange(len(vectors)) % 2 == 0
+    positions, _ = index.search(queries[0], 16, half)
+    assert len(positions) and (positions % 2 == 0).all()

@@ -67,7 +67,7 @@ class DenseCache:
         flat = np.asarray(vectors.values.to_numpy(zero_copy_only=False), dtype=np.float32)
         with self._lock:
             self._n = 0
-            self._matrix = np.zeros((max(1024, len(data) * 2), dim), dtype=np.float32)
+            self._matrix = np.zeros((_capacity(len(data)), dim), dtype=np.float32)
             self._alive = np.zeros(len(self._matrix), dtype=bool)
             self._superseded = np.zeros(len(self._matrix), dtype=bool)
             self._codes = {c: np.zeros(len(self._matrix), dtype=np.int32) for c in SCOPE}
@@ -91,7 +91,7 @@ class DenseCache:
     def _append_locked(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
         need = self._n + len(rows)
         if need > len(self._matrix) or vectors.shape[1] != self._matrix.shape[1]:
-            cap = max(1024, need * 2)
+            cap = _capacity(need)
             dim = vectors.shape[1]
             matrix = np.zeros((cap, dim), dtype=np.float32)
             if self._matrix.shape[1] == dim:
@@ -252,18 +252,25 @@ class DenseCache:
             idx = np.flatnonzero(mask)
             if not len(idx):
                 return []
+            sims: np.ndarray | None = None
             if not exact and self._ivf is not None and len(idx) >= self._ivf_builder.threshold:
                 # Large scopes read only the rows of the nearest lists; small ones stay exhaustive.
-                probed = np.flatnonzero(mask & self._ivf.candidates(q, self.nprobe, n))
-                if len(probed) >= k:
-                    idx = probed
-            # einsum: one thread, no BLAS thread pool fighting other processes for 2 cores. A
-            # contiguous slice is read in place; gathering the scope's rows first copies them,
-            # which only pays when the scope is a small part of the store.
-            if len(idx) * 8 < n:
-                sims = np.einsum("ij,j->i", self._matrix[idx], q)
-            else:
-                sims = np.einsum("ij,j->i", self._matrix[:n], q)[idx]
+                found, found_sims = self._ivf.search(q, self.nprobe, mask)
+                covered = self._ivf.covered
+                if covered < n:  # rows appended while a new index trained: scanned exactly
+                    tail = covered + np.flatnonzero(mask[covered:n])
+                    found = np.concatenate([found, tail])
+                    found_sims = np.concatenate([found_sims, np.einsum("ij,j->i", self._matrix[tail], q)])
+                if len(found) >= k:
+                    idx, sims = found, found_sims
+            if sims is None:
+                # einsum: one thread, no BLAS thread pool fighting other processes for 2 cores. A
+                # contiguous slice is read in place; gathering the scope's rows first copies
+                # them, which only pays when the scope is a small part of the store.
+                if len(idx) * 8 < n:
+                    sims = np.einsum("ij,j->i", self._matrix[idx], q)
+                else:
+                    sims = np.einsum("ij,j->i", self._matrix[:n], q)[idx]
             top = min(k, len(idx))
             best = np.argpartition(-sims, top - 1)[:top] if top < len(idx) else np.arange(len(idx))
             best = best[np.argsort(-sims[best], kind="stable")]
@@ -316,6 +323,12 @@ class DenseCache:
                 if pos is not None and self._alive[pos]:
                     out[memory_id] = {c: self._cols[c][pos] for c in COLUMNS}
             return out
+
+
+def _capacity(rows: int) -> int:
+    # A quarter of headroom: growing copies the matrix, but at 1M memories each spare row costs
+    # 1.5 KB (doubling, as before, left up to 1.5 GB unused).
+    return max(1024, rows + rows // 4)
 
 
 def _grow(array: np.ndarray, cap: int) -> np.ndarray:
