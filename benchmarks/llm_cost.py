@@ -537,11 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in rows:
         t = r["tally"]
-        label = (
-            f"ours, rel>={r['related_threshold']}"
-            if r["pipeline"] == "ours"
-            else "ours, single call"
-        )
+        label = f"ours, rel>={r['related_threshold']}" if r["pipeline"] == "ours" else "ours, single call"
         label += " *" if r["shipped_default"] else ""
         print(
             f"{label:<30}{t['calls']:>7}{t['extract_calls']:>6}{t['decide_calls']:>6}{t['fused_calls']:>6}"

@@ -133,8 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     results = score_baselines(conversations, run_baselines(conversations))
     print(format_table(results))
-    print(f"({results['bm25']['questions']} questions, {results['bm25']['skipped']} skipped, "
-          f"{time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    print(
+        f"({results['bm25']['questions']} questions, {results['bm25']['skipped']} skipped, "
+        f"{time.perf_counter() - start:.1f} s)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -35,9 +35,7 @@ def peer_available(python: Path) -> str | None:
     """None when mem0 can run, else why not."""
     if not python.exists():
         return f"{python} not found (create it as ../shared/bench/mem0_peer.py describes)"
-    probe = subprocess.run(
-        [str(python), "-c", "import mem0"], capture_output=True, text=True, check=False
-    )
+    probe = subprocess.run([str(python), "-c", "import mem0"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return f"mem0ai is not importable with {python}"
     return None
