@@ -47,10 +47,17 @@ def test_below_the_threshold_there_is_no_index(tmp_path: Path) -> None:
     mem.close()
 
 
-def test_past_the_threshold_the_index_exists_and_probing_all_lists_equals_exact(tmp_path: Path) -> None:
+def _pair(tmp_path: Path, nprobe: int) -> tuple[Memory, Memory]:
+    """Two stores on one embedder: one with the ANN switch at THRESHOLD, one always exact."""
     emb = FakeEmbedder()
-    ann = Memory(make_settings(tmp_path / "a", ann_index_threshold=THRESHOLD, ann_nprobe=4096), embedder=emb)
+    ann_settings = make_settings(tmp_path / "a", ann_index_threshold=THRESHOLD, ann_nprobe=nprobe)
+    ann = Memory(ann_settings, embedder=emb)
     exact = Memory(make_settings(tmp_path / "b", ann_index_threshold=10**9), embedder=emb)
+    return ann, exact
+
+
+def test_past_the_threshold_the_index_exists_and_probing_all_lists_equals_exact(tmp_path: Path) -> None:
+    ann, exact = _pair(tmp_path, nprobe=4096)
     for mem in (ann, exact):
         _fill(mem, 3 * THRESHOLD, "u")
     ann.search("alpha", user_id="u")
@@ -69,9 +76,7 @@ def test_past_the_threshold_the_index_exists_and_probing_all_lists_equals_exact(
 
 
 def test_scopes_stay_exact_past_the_threshold(tmp_path: Path) -> None:
-    emb = FakeEmbedder()
-    ann = Memory(make_settings(tmp_path / "a", ann_index_threshold=THRESHOLD, ann_nprobe=1), embedder=emb)
-    exact = Memory(make_settings(tmp_path / "b", ann_index_threshold=10**9), embedder=emb)
+    ann, exact = _pair(tmp_path, nprobe=1)
     for mem in (ann, exact):
         _fill(mem, 3 * THRESHOLD, "big")
         _fill(mem, 60, "small", start=5_000)

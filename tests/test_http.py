@@ -34,6 +34,18 @@ pytestmark = pytest.mark.anyio
 Connect = Callable[[str], AbstractAsyncContextManager[Client]]
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
 def connector(base: str, transport: str) -> Connect:
     @asynccontextmanager
     async def connect(token: str) -> AsyncIterator[Client]:
@@ -108,16 +120,7 @@ async def test_two_principals_are_isolated(tmp_path: Path, transport: str) -> No
 
 async def test_http_guards(tmp_path: Path) -> None:
     server = fake_server(http_settings(tmp_path / "data"))
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = INITIALIZE
     accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     async with running_http(server, "http") as base, httpx2.AsyncClient(timeout=30) as http:
         health = await http.get(f"{base}/health")
@@ -158,16 +161,7 @@ async def test_http_guards(tmp_path: Path) -> None:
 
 async def test_allowed_hosts_setting(tmp_path: Path) -> None:
     server = fake_server(http_settings(tmp_path / "data", allowed_hosts=["memory.example.com"]))
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = INITIALIZE
     headers = {
         "Accept": "application/json, text/event-stream",
         "Content-Type": "application/json",
