@@ -34,6 +34,8 @@ class DenseCache:
         self._ivf: IvfIndex | None = None
         self._ivf_builder = IvfBuilder(ann_threshold)
         self._generation = 0  # bumped by every reload, so an index trained before one is dropped
+        self._changes = 0  # bumped by every change of rows, so a kept scope mask is dropped
+        self._last_mask: tuple[tuple, np.ndarray | None] | None = None
         self.version: int | None = None  # table version the copy reflects; None: stale
         self._lock = threading.Lock()
         self._n = 0
@@ -89,6 +91,7 @@ class DenseCache:
         return True
 
     def _append_locked(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+        self._changes += 1
         need = self._n + len(rows)
         if need > len(self._matrix) or vectors.shape[1] != self._matrix.shape[1]:
             cap = _capacity(need)
@@ -178,6 +181,7 @@ class DenseCache:
 
     def update(self, memory_id: str, values: Mapping[str, Any], version: int) -> None:
         with self._lock:
+            self._changes += 1
             pos = self._index.get(memory_id)
             if self.version is None or pos is None:
                 self.version = None
@@ -205,6 +209,7 @@ class DenseCache:
 
     def delete(self, ids: Sequence[str], version: int) -> None:
         with self._lock:
+            self._changes += 1
             if self.version is None:
                 return
             for memory_id in ids:
@@ -215,7 +220,21 @@ class DenseCache:
 
     # --- search
     def _mask_locked(self, scope: Mapping[str, str | None], include_superseded: bool) -> np.ndarray | None:
-        """Rows a plain search may return: alive, in the scope (exactly), current unless asked."""
+        """Rows a plain search may return: alive, in the scope (exactly), current unless asked.
+
+        A search asks twice (full text, then dense) for the same scope: the mask is kept until
+        the next change, since building it reads every row (~2 ms at 1M). Callers only read it.
+        """
+        key = (tuple(scope.items()), include_superseded, self._n, self._changes)
+        if self._last_mask is not None and self._last_mask[0] == key:
+            return self._last_mask[1]
+        mask = self._build_mask_locked(scope, include_superseded)
+        self._last_mask = (key, mask)
+        return mask
+
+    def _build_mask_locked(
+        self, scope: Mapping[str, str | None], include_superseded: bool
+    ) -> np.ndarray | None:
         n = self._n
         mask = self._alive[:n].copy()
         if not include_superseded:
