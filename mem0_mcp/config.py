@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     dense_cache_rows: int = Field(
         2_000_000,
         ge=0,
-        description="Up to this many memories, dense search runs on an in-process copy of the vectors "
-        "(~10x faster than LanceDB's flat scan here; ~1.6 KB of RAM per memory); 0 turns it off.",
+        description="Up to this many memories, plain scope searches run on an in-process copy of "
+        "the table (vectors, result columns, BM25 postings, IVF lists): about 8 KB of RAM per "
+        "memory; past it, or 0, LanceDB serves every search.",
     )
     read_consistency_seconds: float = Field(
         0.0,

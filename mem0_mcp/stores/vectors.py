@@ -401,7 +401,7 @@ class VectorStore:
                 and rows >= ann_threshold
                 and not any(idx.columns == ["vector"] for idx in tbl.list_indices())
             ):
-                # IVF-PQ with enough partitions for ~4k rows each; refined by re-ranking exact distances.
+                # IVF-PQ with enough partitions for ~4k rows each.
                 partitions = max(1, rows // 4096)
                 tbl.create_index(
                     "vector",
