@@ -25,6 +25,17 @@ MEM0_MCP_BIN = Path(sys.executable).with_name("mem0-mcp")
 MODEL_CACHE = REPO / ".pytest_cache" / "mem0-mcp-models"
 
 TOKEN_ALICE = "alice-token-0123456789abcdef"
+# A plain initialize request, for tests that speak HTTP without an MCP client.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
 TOKEN_BOB = "bob-token-0123456789abcdef"
 
 

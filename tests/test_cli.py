@@ -14,18 +14,8 @@ import httpx2
 import pytest
 
 from mem0_mcp import __version__
-from tests.server_fixtures import MEM0_MCP_BIN, TOKEN_ALICE, seed_models
+from tests.server_fixtures import INITIALIZE, MEM0_MCP_BIN, TOKEN_ALICE, seed_models
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -113,9 +103,11 @@ def test_serve_http_process(tmp_path: Path) -> None:
                         assert time.monotonic() < deadline, "server did not come up"
                         time.sleep(0.1)
                 assert health.status_code == 200 and health.json()["status"] == "ok"
-                assert http.post(f"{base}/mcp", json=INIT, headers=ACCEPT).status_code == 401
+                assert http.post(f"{base}/mcp", json=INITIALIZE, headers=ACCEPT).status_code == 401
                 ok = http.post(
-                    f"{base}/mcp", json=INIT, headers={**ACCEPT, "Authorization": f"Bearer {TOKEN_ALICE}"}
+                    f"{base}/mcp",
+                    json=INITIALIZE,
+                    headers={**ACCEPT, "Authorization": f"Bearer {TOKEN_ALICE}"},
                 )
                 assert ok.status_code == 200
             proc.send_signal(signal.SIGINT)

@@ -20,6 +20,7 @@ from mem0_mcp.errors import ConfigError
 from mem0_mcp.server import create_server, transport_security
 from tests.conftest import make_settings
 from tests.server_fixtures import (
+    INITIALIZE,
     TOKEN_ALICE,
     TOKEN_BOB,
     error_text,
@@ -32,18 +33,6 @@ from tests.server_fixtures import (
 pytestmark = pytest.mark.anyio
 
 Connect = Callable[[str], AbstractAsyncContextManager[Client]]
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 def connector(base: str, transport: str) -> Connect:
