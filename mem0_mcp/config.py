@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         "the table (vectors, result columns, BM25 postings, IVF lists): about 8 KB of RAM per "
         "memory; past it, or 0, LanceDB serves every search.",
     )
+    write_behind: bool = Field(
+        True,
+        description="Verbatim adds return once their rows are committed to the SQLite journal "
+        "(with their history); a background thread appends them to LanceDB, and every read "
+        "first waits for that. Saves the LanceDB commit (7-10 ms) on each add; false: append "
+        "inside the add.",
+    )
     read_consistency_seconds: float = Field(
         0.0,
         ge=0.0,

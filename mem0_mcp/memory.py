@@ -49,6 +49,7 @@ from mem0_mcp.models import (
 from mem0_mcp.ranking import dense_query, fuse, words
 from mem0_mcp.stores.history import HistoryStore
 from mem0_mcp.stores.vectors import VectorStore
+from mem0_mcp.write_behind import JournalMover, move_journal
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,10 @@ class Memory:
         self._names_refreshing = threading.Lock()
         self._graph: Any | None = None  # mem0_mcp.graph.GraphMemory, built on first use
         self._graph_init = threading.Lock()
+        self._mover = JournalMover(self._move_journal)
+        if self._history.has_pending():
+            # A process that stopped before moving its journaled adds into the table.
+            self._mover.wake()
 
     def _default_llm(self) -> Any | None:
         try:
@@ -310,6 +315,7 @@ class Memory:
     def _row(self, memory_id: Any, scope: Scope | None) -> dict[str, Any]:
         if not isinstance(memory_id, str) or not memory_id.strip():
             raise InvalidInputError("memory_id", "must be a non-empty string (the id returned by add/search)")
+        self._move_journal()
         row = self._vectors.get(memory_id.strip())
         if row is None or not self._in_scope(row, scope):
             raise NotFoundError(memory_id)
@@ -398,9 +404,33 @@ class Memory:
 
         threading.Thread(target=run, name="mem0-optimize", daemon=True).start()
 
+    def flush(self) -> None:
+        """Append journaled adds to the memory table now (for code that reads the table itself)."""
+        self._move_journal()
+
+    def _move_journal(self) -> None:
+        """Move journaled adds (write-behind, any process's) into the table before it is read."""
+        if not self._history.has_pending():
+            return
+        with self._lock.hold():
+            self._move_journal_locked()
+
+    def _move_journal_locked(self) -> None:
+        if not self._history.has_pending():
+            return
+        try:
+            move_journal(self._history, self._vectors, on_moved=self._after_write)
+        except Exception as exc:
+            raise StoreError(
+                f"memories saved in the journal of {self.settings.history_path} could not be "
+                f"written to the memory table: {exc}. They stay in the journal and are retried "
+                "on every call; check the disk space and permissions of the data dir"
+            ) from exc
+
     def optimize(self) -> None:
         """Merge pending rows into the indexes now (the engine also does this every few hundred writes)."""
         with self._lock.hold():
+            self._move_journal_locked()
             self._vectors.optimize(ann_threshold=self.settings.ann_index_threshold)
 
     # ------------------------------------------------------------------ add
@@ -574,6 +604,7 @@ class Memory:
             return action.vector if action.vector is not None else self._embed([action.text])[0]
 
         with self._lock.hold():
+            self._move_journal_locked()
             live: dict[str, dict[str, Any] | None] = {}
 
             def current(memory_id: str) -> dict[str, Any] | None:
@@ -702,8 +733,14 @@ class Memory:
         else:
             vectors = mix_neighbours(self._embed(index_texts))
         events: list[AddEvent] = []
+        journaled = False
         with self._lock.hold():
-            existing = self._vectors.existing_hashes([r["hash"] for r in rows], scope.model_dump(), event_at)
+            if near_duplicates:
+                # The nearest-neighbour check reads the table: journaled adds must be in it.
+                self._move_journal_locked()
+            hashes = [r["hash"] for r in rows]
+            existing = self._vectors.existing_hashes(hashes, scope.model_dump(), event_at)
+            existing.update(self._journaled_hashes(hashes, scope, event_at))
             keep: list[int] = []
             for i, row in enumerate(rows):
                 dup_id = existing.get(row["hash"])
@@ -717,13 +754,35 @@ class Memory:
                 events.append(AddEvent(id=row["id"], memory=row["memory"], event="ADD"))
             if keep:
                 new_rows = [rows[i] for i in keep]
-                self._vectors.add(new_rows, vectors[keep])
+                added = [self._history_entry(r, "ADD", None, r["memory"]) for r in new_rows]
+                if self.settings.write_behind:
+                    # Durable once this commits; the table gets the rows in the background.
+                    self._history.add(
+                        added, pending=list(zip(new_rows, vectors[keep], strict=True)), now=created
+                    )
+                    journaled = True
+                else:
+                    self._vectors.add(new_rows, vectors[keep])
+                    self._history.add(added)
                 self._note_names(new_rows)
-                self._history.add(self._history_entry(r, "ADD", None, r["memory"]) for r in new_rows)
         if progress:
             progress(total, total, "stored")
-        self._after_write(len(keep))
+        if journaled:
+            self._mover.wake()
+        else:
+            self._after_write(len(keep))
         return AddResult(results=events, inferred=False)
+
+    def _journaled_hashes(self, hashes: Sequence[str], scope: Scope, event_at: str | None) -> dict[str, str]:
+        """hash -> id of journaled (not yet in the table) rows with the same text, scope and time."""
+        values = scope.model_dump()
+        return {
+            row["hash"]: row["id"]
+            for row in self._history.pending_with_hashes(hashes)
+            if all(row.get(k) == v for k, v in values.items())
+            and row.get("event_at") == event_at
+            and not row.get("superseded_at")
+        }
 
     def _nearest(self, scope: Scope, vector: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The k nearest live memories of a scope (the in-process copy when it can serve)."""
@@ -763,6 +822,7 @@ class Memory:
             filters=filters,
             include_superseded=include_superseded,
         )
+        self._move_journal()
         if self._vectors.table is None:
             return SearchResult()
         n = max(self.settings.search_candidates, k)
@@ -852,6 +912,7 @@ class Memory:
             filters=filters,
             include_superseded=include_superseded,
         )
+        self._move_journal()
         try:
             keys = self._vectors.query(where, columns=("id", "created_at"))
         except Exception as exc:
@@ -895,6 +956,7 @@ class Memory:
             index_text = self._index_text(new_text, row.get("name"))
             vector = self._embed([self._embed_text(index_text, row.get("context"))])[0]
         with self._lock.hold():
+            self._move_journal_locked()
             row = self._row(memory_id, scope)
             values: dict[str, Any] = {"updated_at": now_iso()}
             if new_meta is not None:
@@ -922,6 +984,7 @@ class Memory:
 
     def delete(self, memory_id: str, *, scope: Scope | None = None) -> DeleteResult:
         with self._lock.hold():
+            self._move_journal_locked()
             row = self._row(memory_id, scope)
             self._vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
             self._history.add([self._history_entry(row, "DELETE", row["memory"], None)])
@@ -935,6 +998,7 @@ class Memory:
         scope = self._scope("delete_all", user_id, agent_id, run_id)
         where = scope_clause(**scope.model_dump())
         with self._lock.hold():
+            self._move_journal_locked()
             rows = self._vectors.query(
                 where, columns=("id", "memory", "actor_id", "role", "user_id", "agent_id", "run_id")
             )
@@ -1045,6 +1109,7 @@ class Memory:
         emb = self._embedder
         ready = getattr(emb, "ready", True)
         dim = getattr(emb, "declared_dimension", None) if not ready else emb.dimension
+        self._move_journal()
         return Stats(
             memories=self._vectors.count(),
             data_dir=str(self.settings.data_dir),
@@ -1058,6 +1123,12 @@ class Memory:
         )
 
     def close(self) -> None:
+        self._mover.close()
+        try:
+            self._move_journal()
+        except StoreError as exc:
+            # Still durable in the journal: the next process to open the data dir moves them.
+            logger.warning("%s", exc)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._history.close()
         if self._graph is not None:

@@ -40,7 +40,9 @@ from mem0_mcp.errors import Mem0Error, StoreError
 from mem0_mcp.locks import WriteLock
 from mem0_mcp.memory import STORE_META, Memory
 from mem0_mcp.stores.columns import ROW_COLUMNS
+from mem0_mcp.stores.history import HistoryStore
 from mem0_mcp.stores.vectors import TABLE, VectorStore, memory_schema
+from mem0_mcp.write_behind import move_journal
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,20 @@ def _write_meta(settings: Settings, meta: dict[str, Any] | None) -> None:
     tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
     tmp.write_text(json.dumps(meta))
     tmp.replace(path)
+
+
+def _move_journal(settings: Settings) -> None:
+    """Adds still in the write-behind journal join the table first: re-embedded with the rest,
+    instead of landing later with the old model's vectors."""
+    if not settings.history_path.exists():
+        return
+    history = HistoryStore(settings.history_path)
+    try:
+        if history.has_pending():
+            moved = move_journal(history, VectorStore(settings.lance_dir))
+            logger.info("reindex: moved %d journaled memories into the table first", moved)
+    finally:
+        history.close()
 
 
 def _connect(settings: Settings) -> Any:
@@ -169,6 +185,7 @@ def reindex(
     t0 = time.perf_counter()
     new_model = embedder.name if embedder is not None else settings.embedder_model
     with WriteLock(settings.data_dir / "write.lock").hold():
+        _move_journal(settings)
         meta = _read_meta(settings)
         old_model = meta.get("embedder_model")
         if isinstance(old_model, str) and old_model.startswith(IN_PROGRESS):

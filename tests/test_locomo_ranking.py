@@ -113,6 +113,7 @@ def test_context_indexing_finds_a_message_through_its_neighbours_words(memory: M
 def test_full_text_index_weighs_the_own_words_and_reaches_two_messages_out(memory: Memory):
     texts = ["We adopted a puppy.", "What breed?", "A beagle named Max.", "Cute!", "He loves walks."]
     memory.add([{"role": "user", "content": t} for t in texts], user_id="u")
+    memory.flush()
     rows = {r["memory"]: r for r in memory._vectors.query("user_id = 'u'")}
     middle = rows["A beagle named Max."]
     assert middle["context"] == "What breed?\nCute!"
@@ -126,6 +127,7 @@ def test_full_text_index_weighs_the_own_words_and_reaches_two_messages_out(memor
     assert row["search_text"].endswith("What breed?\nCute!\nWe adopted a puppy.\nHe loves walks.")
     assert row["search_text"].startswith("A beagle called Max.\nA beagle called Max.\n")
     single = memory.add("Just one message.", user_id="u").results[0]
+    memory.flush()
     assert memory._vectors.get(single.id)["search_text"] == "Just one message."
 
 

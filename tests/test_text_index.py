@@ -39,6 +39,7 @@ def test_copy_scores_equal_lancedb_full_text(tmp_path: Path) -> None:
     mem = Memory(make_settings(tmp_path / "d"), embedder=FakeEmbedder())
     mem.add([{"role": "user", "content": s} for s in SENTENCES], user_id="u")
     mem.add("A park in another scope, with records and jazz.", user_id="other")
+    mem.flush()
     scope = {"user_id": "u", "agent_id": None, "run_id": None}
     for query in QUERIES:
         ours = mem._vectors.cached_text_search(query, 20, scope, include_superseded=False)

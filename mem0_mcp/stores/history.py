@@ -1,15 +1,23 @@
 """Audit history of every change, in SQLite (WAL, so several processes can share it).
 
 Rows are never deleted when a memory is: the history outlives the memory.
+
+The same database holds the write-behind journal of verbatim adds (``pending_rows``): a new
+memory's row and vector are committed here together with its ADD event, in one transaction, and
+moved into the LanceDB table right after (see ``mem0_mcp.write_behind``).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mem0_mcp.models import HistoryEntry
 
@@ -32,6 +40,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX history_memory_id ON history(memory_id, id);
     """,
+    """
+    CREATE TABLE pending_rows (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        memory_id TEXT NOT NULL UNIQUE,
+        hash TEXT NOT NULL,
+        row TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX pending_rows_hash ON pending_rows(hash);
+    """,
 )
 
 COLUMNS = (
@@ -47,6 +67,17 @@ COLUMNS = (
     "run_id",
     "is_deleted",
 )
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A journaled memory row on its way to the LanceDB table."""
+
+    seq: int
+    row: dict[str, Any]
+    vector: np.ndarray
+    # Moves started for it: past 0, a crash may have left it in the table already.
+    attempts: int
 
 
 class HistoryStore:
@@ -78,17 +109,90 @@ class HistoryStore:
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
-    def add(self, entries: Iterable[dict[str, Any]]) -> None:
+    def add(
+        self,
+        entries: Iterable[dict[str, Any]],
+        *,
+        pending: Sequence[tuple[dict[str, Any], np.ndarray]] = (),
+        now: str = "",
+    ) -> None:
+        """Record events; ``pending`` (row, vector) pairs join the journal in the same transaction."""
         rows = [
             tuple(e.get(c) if c != "is_deleted" else int(bool(e.get(c))) for c in COLUMNS) for e in entries
         ]
-        if not rows:
+        journal = [
+            (
+                row["id"],
+                row["hash"],
+                json.dumps(row, separators=(",", ":")),
+                np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
+                now,
+            )
+            for row, vector in pending
+        ]
+        if not rows and not journal:
             return
         sql = f"INSERT INTO history ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if journal:
+                    self._conn.executemany(
+                        "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at) VALUES (?, ?, ?, ?, ?)",
+                        journal,
+                    )
                 self._conn.executemany(sql, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    # --- write-behind journal
+    def has_pending(self) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM pending_rows LIMIT 1").fetchone() is not None
+
+    def pending(self, limit: int) -> list[PendingRow]:
+        """The oldest journaled rows, every process's."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT seq, row, vector, attempts FROM pending_rows ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [
+            PendingRow(seq, json.loads(row), np.frombuffer(vector, dtype=np.float32), attempts)
+            for seq, row, vector, attempts in found
+        ]
+
+    def pending_with_hashes(self, hashes: Sequence[str]) -> list[dict[str, Any]]:
+        """Journaled rows whose text hash is one of ``hashes`` (for duplicate checks)."""
+        unique = sorted(set(hashes))
+        if not unique:
+            return []
+        found: list[dict[str, Any]] = []
+        with self._lock:
+            # Chunks stay under SQLite's bound-parameter limit.
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                found += [
+                    json.loads(r)
+                    for (r,) in self._conn.execute(
+                        f"SELECT row FROM pending_rows WHERE hash IN ({marks})", chunk
+                    ).fetchall()
+                ]
+        return found
+
+    def mark_attempt(self, seqs: Sequence[int]) -> None:
+        self._in_transaction("UPDATE pending_rows SET attempts = attempts + 1 WHERE seq = ?", seqs)
+
+    def drop_pending(self, seqs: Sequence[int]) -> None:
+        self._in_transaction("DELETE FROM pending_rows WHERE seq = ?", seqs)
+
+    def _in_transaction(self, sql: str, seqs: Sequence[int]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(sql, [(s,) for s in seqs])
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -105,7 +209,14 @@ class HistoryStore:
 
     def reset(self) -> None:
         with self._lock:
-            self._conn.execute("DELETE FROM history")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM pending_rows")
+                self._conn.execute("DELETE FROM history")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:
