@@ -138,7 +138,8 @@ class HistoryStore:
             try:
                 if journal:
                     self._conn.executemany(
-                        "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
                         journal,
                     )
                 self._conn.executemany(sql, rows)
