@@ -206,3 +206,38 @@ def test_reindex_moves_the_journal_first(tmp_path: Path) -> None:
     assert after.get("journaled").memory == "in the journal"
     assert after._vectors.count() == 2 and journal_size(after) == 0
     after.close()
+
+
+def test_two_processes_adding_at_once_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    child = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.conftest import FakeEmbedder, make_settings
+        from mem0_mcp.memory import Memory
+        from pathlib import Path
+        who = sys.argv[1]
+        mem = Memory(make_settings(Path({str(data)!r})), embedder=FakeEmbedder())
+        for i in range(40):
+            mem.add(f"{{who}} note {{i}}", user_id="u")
+            mem.add("a line both processes write", user_id="u")
+            if i % 10 == 0:
+                mem.search("note", user_id="u")
+        mem.close()
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", child, who], stderr=subprocess.PIPE, text=True)
+        for who in ("alpha", "beta")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    mem = Memory(make_settings(data), embedder=FakeEmbedder())
+    texts = [r.memory for off in (0, 100) for r in mem.get_all(user_id="u", limit=100, offset=off).results]
+    assert sorted(texts) == sorted(
+        [f"{who} note {i}" for who in ("alpha", "beta") for i in range(40)] + ["a line both processes write"]
+    )
+    assert journal_size(mem) == 0
+    mem.close()
