@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -124,7 +125,11 @@ class Memory:
             ann_nprobe=settings.ann_nprobe,
         )
         self._history = HistoryStore(settings.history_path)
+        # Lock order: write lock, then journal lock. Every write takes both, except a journaled
+        # add (the journal lock only: it touches SQLite, not the table) and compaction (the
+        # write lock only), so adds go on while a large table is compacted.
         self._lock = WriteLock(settings.data_dir / "write.lock")
+        self._journal_lock = WriteLock(settings.data_dir / "journal.lock")
         self._llm = llm if llm is not None else self._default_llm()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mem0-search")
         self._writes_since_optimize = 0
@@ -408,11 +413,17 @@ class Memory:
         """Append journaled adds to the memory table now (for code that reads the table itself)."""
         self._move_journal()
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Both locks, for writes that touch the table (in the order every holder takes them)."""
+        with self._lock.hold(), self._journal_lock.hold():
+            yield
+
     def _move_journal(self) -> None:
         """Move journaled adds (write-behind, any process's) into the table before it is read."""
         if not self._history.has_pending():
             return
-        with self._lock.hold():
+        with self._writing():
             self._move_journal_locked()
 
     def _move_journal_locked(self) -> None:
@@ -430,7 +441,8 @@ class Memory:
     def optimize(self) -> None:
         """Merge pending rows into the indexes now (the engine also does this every few hundred writes)."""
         with self._lock.hold():
-            self._move_journal_locked()
+            with self._journal_lock.hold():
+                self._move_journal_locked()
             self._vectors.optimize(ann_threshold=self.settings.ann_index_threshold)
 
     # ------------------------------------------------------------------ add
@@ -603,7 +615,7 @@ class Memory:
         def vector_of(action: Any) -> np.ndarray:
             return action.vector if action.vector is not None else self._embed([action.text])[0]
 
-        with self._lock.hold():
+        with self._writing():
             self._move_journal_locked()
             live: dict[str, dict[str, Any] | None] = {}
 
@@ -734,7 +746,8 @@ class Memory:
             vectors = mix_neighbours(self._embed(index_texts))
         events: list[AddEvent] = []
         journaled = False
-        with self._lock.hold():
+        fast = self.settings.write_behind and not near_duplicates
+        with self._journal_lock.hold() if fast else self._writing():
             if near_duplicates:
                 # The nearest-neighbour check reads the table: journaled adds must be in it.
                 self._move_journal_locked()
@@ -755,7 +768,7 @@ class Memory:
             if keep:
                 new_rows = [rows[i] for i in keep]
                 added = [self._history_entry(r, "ADD", None, r["memory"]) for r in new_rows]
-                if self.settings.write_behind:
+                if fast:
                     # Durable once this commits; the table gets the rows in the background.
                     self._history.add(
                         added, pending=list(zip(new_rows, vectors[keep], strict=True)), now=created
@@ -955,7 +968,7 @@ class Memory:
             row = self._row(memory_id, scope)  # fail before embedding when the id is wrong
             index_text = self._index_text(new_text, row.get("name"))
             vector = self._embed([self._embed_text(index_text, row.get("context"))])[0]
-        with self._lock.hold():
+        with self._writing():
             self._move_journal_locked()
             row = self._row(memory_id, scope)
             values: dict[str, Any] = {"updated_at": now_iso()}
@@ -983,7 +996,7 @@ class Memory:
         return self.get(row["id"])
 
     def delete(self, memory_id: str, *, scope: Scope | None = None) -> DeleteResult:
-        with self._lock.hold():
+        with self._writing():
             self._move_journal_locked()
             row = self._row(memory_id, scope)
             self._vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
@@ -997,7 +1010,7 @@ class Memory:
     ) -> DeleteResult:
         scope = self._scope("delete_all", user_id, agent_id, run_id)
         where = scope_clause(**scope.model_dump())
-        with self._lock.hold():
+        with self._writing():
             self._move_journal_locked()
             rows = self._vectors.query(
                 where, columns=("id", "memory", "actor_id", "role", "user_id", "agent_id", "run_id")
@@ -1012,7 +1025,7 @@ class Memory:
 
     def reset(self) -> None:
         """Forget everything in this data dir: memories, history and the embedder identity."""
-        with self._lock.hold():
+        with self._writing():
             self._vectors.drop()
             self._history.reset()
             self._meta_path.unlink(missing_ok=True)

@@ -205,9 +205,11 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Spinning workers would burn a core after every call on a machine shared with other
-        # processes; the cost is a little latency per batch, which matters less than that.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Workers spin between the ~100 small operators of one call (waking a sleeping thread
+        # for each cost ~1.4 ms of a 7.5 ms query here) and stop spinning as soon as the call
+        # returns, so an idle server burns no CPU (measured: the same CPU per call as without).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads > 1 else "0")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         options.log_severity_level = 3
         return ort.InferenceSession(
             str(self.folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]

@@ -184,7 +184,12 @@ def reindex(
         raise ValueError("batch_size must be at least 1")
     t0 = time.perf_counter()
     new_model = embedder.name if embedder is not None else settings.embedder_model
-    with WriteLock(settings.data_dir / "write.lock").hold():
+    # Both engine locks (write, then journal) for the whole run: a server's adds wait instead of
+    # journaling vectors of the old model.
+    with (
+        WriteLock(settings.data_dir / "write.lock").hold(),
+        WriteLock(settings.data_dir / "journal.lock").hold(),
+    ):
         _move_journal(settings)
         meta = _read_meta(settings)
         old_model = meta.get("embedder_model")

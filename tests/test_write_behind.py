@@ -241,3 +241,33 @@ def test_two_processes_adding_at_once_lose_and_duplicate_nothing(tmp_path: Path)
     )
     assert journal_size(mem) == 0
     mem.close()
+
+
+def test_a_journaled_add_does_not_wait_for_compaction(tmp_path: Path) -> None:
+    """Compaction holds the write lock (seconds on a large table); adds only need the journal."""
+    import threading
+
+    from mem0_mcp.locks import WriteLock
+
+    mem = frozen(tmp_path / "d")
+    mem.add("first, to create the table", user_id="u")
+    mem.flush()
+    held, release = threading.Event(), threading.Event()
+
+    def compaction_elsewhere() -> None:  # another process's optimize, say
+        with WriteLock(tmp_path / "d" / "write.lock").hold():
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=compaction_elsewhere)
+    holder.start()
+    assert held.wait(30)
+    done = threading.Event()
+    adder = threading.Thread(target=lambda: (mem.add("added meanwhile", user_id="u"), done.set()))
+    adder.start()
+    assert done.wait(30), "the add waited for the write lock"
+    release.set()
+    holder.join()
+    adder.join()
+    assert "added meanwhile" in [h.memory for h in mem.search("meanwhile", user_id="u").results]
+    mem.close()
