@@ -1,5 +1,5 @@
-"""How the in-process copy stays current: compaction keeps it, a large foreign write reloads it
-in the background while LanceDB answers."""
+"""How the in-process copy stays current: compaction keeps it, other processes' appends are read
+alone, any other foreign write reloads it (in the background past a size, LanceDB answering)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,81 @@ def test_a_large_stale_copy_reloads_in_the_background(
     one.add([{"role": "user", "content": f"heron sighting number {i}"} for i in range(10)], user_id="u")
     assert one._vectors.wait_for_copy(30)
     other = two.add("heron nest by the river", user_id="u").results[0].id
-    # The copy is stale and large: this search is answered by LanceDB, and sees the new row.
-    assert other in {h.id for h in one.search("heron nest river", user_id="u").results}
+    two.flush()
+    # An update is more than an append: the copy is stale and large, so this search is answered
+    # by LanceDB while it reloads, and sees the change.
+    two.update(other, text="heron nest by the river bend")
+    assert other in {h.id for h in one.search("heron nest river bend", user_id="u").results}
     assert one._vectors.wait_for_copy(30)
     copy = one._vectors._cache
     assert copy is not None and copy.version == int(one._vectors.table.version)
-    assert other in {h.id for h in one.search("heron nest river", user_id="u").results}
+    hit = next(h for h in one.search("heron nest river bend", user_id="u").results if h.id == other)
+    assert hit.memory == "heron nest by the river bend"
+    one.close()
+    two.close()
+
+
+def live_rows(mem: Memory) -> list[str]:
+    """Ids the copy holds as live, each as often as it holds it."""
+    copy = mem._vectors._cache
+    assert copy is not None
+    return [copy._cols["id"][p] for p in range(copy._n) if copy._alive[p]]
+
+
+def test_other_processes_appends_are_read_alone(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "d")
+    one = Memory(settings, embedder=FakeEmbedder())
+    two = Memory(settings, embedder=FakeEmbedder())
+    one.add([{"role": "user", "content": f"otter fact {i}"} for i in range(5)], user_id="u")
+    one.search("otter", user_id="u")
+    copy = one._vectors._cache
+    for round_ in range(3):
+        # Appends by the other engine, then by this one (its own delta), interleaved.
+        two.add(f"beaver fact {round_}", user_id="u")
+        two.flush()
+        found = {h.memory for h in one.search("beaver", user_id="u", limit=20).results}
+        assert f"beaver fact {round_}" in found
+        one.add(f"own otter fact {round_}", user_id="u")
+        one.flush()
+    assert one._vectors._cache is copy  # never reloaded
+    ids = live_rows(one)
+    assert len(ids) == len(set(ids)) == one._vectors.count() == 11  # nothing twice, nothing missing
+    # The other engine's own copy followed this one's appends the same way.
+    two.search("otter", user_id="u")
+    assert sorted(live_rows(two)) == sorted(ids)
+    one.close()
+    two.close()
+
+
+@pytest.mark.parametrize("change", ["delete", "update", "compact"])
+def test_any_other_foreign_write_reloads_the_copy(tmp_path: Path, change: str) -> None:
+    settings = make_settings(tmp_path / "d")
+    one = Memory(settings, embedder=FakeEmbedder())
+    two = Memory(settings, embedder=FakeEmbedder())
+    ids = [
+        r.id
+        for r in one.add(
+            [{"role": "user", "content": f"kiwi fact {i}"} for i in range(4)], user_id="u"
+        ).results
+    ]
+    one.search("kiwi", user_id="u")
+    copy = one._vectors._cache
+    if change == "delete":
+        two.delete(ids[0])
+    elif change == "update":
+        two.update(ids[0], text="kiwi fact changed")
+    else:
+        two.add("kiwi fact extra", user_id="u")
+        two.optimize()
+    hits = {h.id: h.memory for h in one.search("kiwi", user_id="u", limit=20).results}
+    if change != "compact":  # compaction may leave the copy's fragments as they were
+        assert one._vectors._cache is not copy
+    if change == "delete":
+        assert ids[0] not in hits and len(hits) == 3
+    elif change == "update":
+        assert hits[ids[0]] == "kiwi fact changed"
+    else:
+        assert len(hits) == 5
+    assert len(live_rows(one)) == one._vectors.count()
     one.close()
     two.close()

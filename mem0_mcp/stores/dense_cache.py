@@ -2,8 +2,10 @@
 
 Measured here at 10k memories: LanceDB's flat search costs ~20 ms a query (reading the vector
 column alone takes ~15 ms), a single-threaded matrix-vector product over the same vectors ~2 ms.
-The copy follows this process's own writes as deltas and reloads when the table's version shows
-another process wrote; it serves only plain scope searches (no metadata filters).
+The copy follows this process's own writes as deltas. When another process wrote, it reads only
+the fragments that process appended if no fragment it holds changed (appends are what other
+processes mostly do); after anything else (their deletes, updates, compaction) it reloads. It
+serves only plain scope searches (no metadata filters).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class DenseCache:
         self._changes = 0  # bumped by every change of rows, so a kept scope mask is dropped
         self._last_mask: tuple[tuple, np.ndarray | None] | None = None
         self.version: int | None = None  # table version the copy reflects; None: stale
+        # fragment id -> signature at ``version`` (see fragment_signatures); None: unknown, so
+        # another process's write means a reload.
+        self._fragments: dict[int, str] | None = None
         self._lock = threading.Lock()
         self._n = 0
         self._matrix = np.zeros((0, 0), dtype=np.float32)
@@ -53,17 +58,23 @@ class DenseCache:
     def invalidate(self) -> None:
         with self._lock:
             self.version = None
+            self._fragments = None
 
     def load(self, table: Any) -> bool:
         """Copy the table; False when it is larger than the cache may hold."""
         t0 = time.perf_counter()
-        version = int(table.version)  # read first: the copy is at least this new
-        rows = int(table.count_rows())
+        # One snapshot for the rows, the version and the fragments, so a write landing meanwhile
+        # is neither missed nor read twice by a later catch_up.
+        snapshot = table.to_lance()
+        version = int(snapshot.version)
+        rows = int(snapshot.count_rows())
         if rows > self.max_rows:
             with self._lock:
                 self.version = None
+                self._fragments = None
             return False
-        data: pa.Table = table.search().select([*COLUMNS, "search_text", "vector"]).limit(None).to_arrow()
+        fragments = fragment_signatures(snapshot)
+        data: pa.Table = snapshot.to_table(columns=[*COLUMNS, "search_text", "vector"])
         dim = int(data.schema.field("vector").type.list_size)
         vectors = data.column("vector").combine_chunks()
         flat = np.asarray(vectors.values.to_numpy(zero_copy_only=False), dtype=np.float32)
@@ -87,8 +98,51 @@ class DenseCache:
                 flat.reshape(len(data), dim) if len(data) else np.zeros((0, dim), np.float32),
             )
             self.version = version
+            self._fragments = fragments
         logger.debug("dense cache loaded %d rows in %.1f ms", len(data), (time.perf_counter() - t0) * 1e3)
         return True
+
+    def catch_up(self, snapshot: Any) -> bool:
+        """Take in the rows other processes appended up to ``snapshot`` (a lance dataset).
+
+        False when that is not all they did (a fragment the copy holds changed or went away:
+        deletes, updates, compaction) or the copy's own state is unknown: the caller reloads.
+        """
+        with self._lock:
+            known, version = self._fragments, self.version
+        if known is None or version is None or int(snapshot.version) < version:
+            return False
+        current = fragment_signatures(snapshot)
+        if any(current.get(fid) != sig for fid, sig in known.items()):
+            return False
+        new = sorted(fid for fid in current if fid not in known)
+        if self._n + sum(snapshot.get_fragment(fid).count_rows() for fid in new) > self.max_rows:
+            return False
+        names = [*COLUMNS, "search_text", "vector"]
+        parts = [snapshot.get_fragment(fid).to_table(columns=names) for fid in new]
+        with self._lock:
+            if self.version != version:
+                return False  # a reload or an own write got there first
+            for data in parts:
+                if not len(data):
+                    continue
+                dim = int(data.schema.field("vector").type.list_size)
+                flat = data.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+                columns = {c: data.column(c).to_pylist() for c in names[:-1]}
+                self._append_locked(
+                    [{c: columns[c][i] for c in names[:-1]} for i in range(len(data))],
+                    np.asarray(flat, dtype=np.float32).reshape(len(data), dim),
+                )
+            self.version = int(snapshot.version)
+            self._fragments = current
+        return True
+
+    def note_fragments(self, version: int, snapshot: Any) -> None:
+        """After an own write: the fragments at ``version``, so other processes' appends that
+        follow can be caught up with instead of reloaded."""
+        signatures = fragment_signatures(snapshot)
+        with self._lock:
+            self._fragments = signatures if self.version == version == int(snapshot.version) else None
 
     def _append_locked(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
         self._changes += 1
@@ -163,9 +217,11 @@ class DenseCache:
         with self._lock:
             if self.version is not None:
                 self.version = version
+            self._fragments = None  # rewritten by the compaction: see note_fragments
 
     def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, version: int) -> None:
         with self._lock:
+            self._fragments = None  # an own write: see note_fragments
             if self.version is None:
                 return
             if self._n + len(rows) > self.max_rows:
@@ -181,6 +237,7 @@ class DenseCache:
 
     def update(self, memory_id: str, values: Mapping[str, Any], version: int) -> None:
         with self._lock:
+            self._fragments = None  # an own write: see note_fragments
             self._changes += 1
             pos = self._index.get(memory_id)
             if self.version is None or pos is None:
@@ -209,6 +266,7 @@ class DenseCache:
 
     def delete(self, ids: Sequence[str], version: int) -> None:
         with self._lock:
+            self._fragments = None  # an own write: see note_fragments
             self._changes += 1
             if self.version is None:
                 return
@@ -353,4 +411,13 @@ def _capacity(rows: int) -> int:
 def _grow(array: np.ndarray, cap: int) -> np.ndarray:
     out = np.zeros(cap, dtype=array.dtype)
     out[: len(array)] = array
+    return out
+
+
+def fragment_signatures(snapshot: Any) -> dict[int, str]:
+    """fragment id -> what changes when its rows do (data files, deletion file, row count)."""
+    out: dict[int, str] = {}
+    for fragment in snapshot.get_fragments():
+        meta = fragment.metadata
+        out[int(fragment.fragment_id)] = f"{meta.physical_rows}|{meta.deletion_file!r}|{meta.data_files()!r}"
     return out
