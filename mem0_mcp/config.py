@@ -116,9 +116,9 @@ class Settings(BaseSettings):
     write_behind: bool = Field(
         True,
         description="Verbatim adds return once their rows are committed to the SQLite journal "
-        "(with their history); a background thread appends them to LanceDB, and every read "
-        "first waits for that. Saves the LanceDB commit (7-10 ms) on each add; false: append "
-        "inside the add.",
+        "(with their history); a background thread appends them to LanceDB, and every read or "
+        "write, in any process, first appends what is still journaled. Saves the LanceDB commit "
+        "(7-10 ms) on each add; false: append inside the add.",
     )
     read_consistency_seconds: float = Field(
         0.0,
