@@ -63,18 +63,30 @@ class DenseCache:
     def load(self, table: Any) -> bool:
         """Copy the table; False when it is larger than the cache may hold."""
         t0 = time.perf_counter()
-        # One snapshot for the rows, the version and the fragments, so a write landing meanwhile
-        # is neither missed nor read twice by a later catch_up.
-        snapshot = table.to_lance()
-        version = int(snapshot.version)
-        rows = int(snapshot.count_rows())
+        names = [*COLUMNS, "search_text", "vector"]
+        try:
+            # One snapshot for the rows, the version and the fragments, so a write landing
+            # meanwhile is neither missed nor read twice by a later catch_up.
+            snapshot = table.to_lance()
+        except ImportError:  # no pylance: no catch_up either, other processes' writes reload
+            snapshot = None
+        if snapshot is not None:
+            version = int(snapshot.version)
+            rows = int(snapshot.count_rows())
+        else:
+            version = int(table.version)  # read first: the copy is at least this new
+            rows = int(table.count_rows())
         if rows > self.max_rows:
             with self._lock:
                 self.version = None
                 self._fragments = None
             return False
-        fragments = fragment_signatures(snapshot)
-        data: pa.Table = snapshot.to_table(columns=[*COLUMNS, "search_text", "vector"])
+        fragments: dict[int, str] | None = None
+        if snapshot is not None:
+            fragments = fragment_signatures(snapshot)
+            data: pa.Table = snapshot.to_table(columns=names)
+        else:
+            data = table.search().select(names).limit(None).to_arrow()
         dim = int(data.schema.field("vector").type.list_size)
         vectors = data.column("vector").combine_chunks()
         flat = np.asarray(vectors.values.to_numpy(zero_copy_only=False), dtype=np.float32)
@@ -91,10 +103,10 @@ class DenseCache:
             self._text = TextIndex()
             self._ivf = None
             self._generation += 1
-            names = (*COLUMNS, "search_text")
-            columns = {c: data.column(c).to_pylist() for c in names}
+            kept = names[:-1]  # all but the vector
+            columns = {c: data.column(c).to_pylist() for c in kept}
             self._append_locked(
-                [{c: columns[c][i] for c in names} for i in range(len(data))],
+                [{c: columns[c][i] for c in kept} for i in range(len(data))],
                 flat.reshape(len(data), dim) if len(data) else np.zeros((0, dim), np.float32),
             )
             self.version = version
