@@ -24,19 +24,14 @@ from mem0_mcp import stdio_front
 from mem0_mcp.memory import Memory
 from mem0_mcp.server import create_server
 from tests.conftest import FakeEmbedder, make_settings
-from tests.server_fixtures import example_config_env, keep_models, seed_models, structured
+from tests.server_fixtures import INITIALIZE, example_config_env, keep_models, seed_models, structured
 
 pytestmark = pytest.mark.anyio
 
+# The initialize request as Claude Desktop sends it.
 INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "claude-ai", "version": "0.1.0"},
-    },
+    **INITIALIZE,
+    "params": {**INITIALIZE["params"], "clientInfo": {"name": "claude-ai", "version": "0.1.0"}},
 }
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 

@@ -34,6 +34,19 @@ def journal_size(mem: Memory) -> int:
     return len(mem._history.pending(10_000))
 
 
+def child_script(data: Path, body: str) -> str:
+    """A program that opens an engine on ``data`` as ``mem`` (fake embedder), then runs ``body``."""
+    head = f"""
+import os, sys
+sys.path.insert(0, {str(ROOT)!r})
+from pathlib import Path
+from tests.conftest import FakeEmbedder, make_settings
+from mem0_mcp.memory import Memory
+mem = Memory(make_settings(Path({str(data)!r})), embedder=FakeEmbedder())
+"""
+    return head + textwrap.dedent(body)
+
+
 def test_add_is_durable_in_the_journal_and_in_the_table_before_a_search(tmp_path: Path) -> None:
     mem = frozen(tmp_path / "d")
     added = mem.add("I keep bees on the roof", user_id="u").results[0]
@@ -103,18 +116,13 @@ def test_another_engine_on_the_data_dir_sees_journaled_adds_once(tmp_path: Path)
 
 def test_crashed_process_journal_is_moved_by_the_next_one(tmp_path: Path) -> None:
     data = tmp_path / "d"
-    child = textwrap.dedent(
-        f"""
-        import os, sys
-        sys.path.insert(0, {str(ROOT)!r})
-        from tests.conftest import FakeEmbedder, make_settings
-        from mem0_mcp.memory import Memory
-        from pathlib import Path
-        mem = Memory(make_settings(Path({str(data)!r})), embedder=FakeEmbedder())
+    child = child_script(
+        data,
+        """
         mem._mover.close()
         print(mem.add("the spare key is under the blue pot", user_id="u").results[0].id, flush=True)
         os._exit(0)  # no close(): the row is only in the journal
-        """
+        """,
     )
     out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -210,22 +218,17 @@ def test_reindex_moves_the_journal_first(tmp_path: Path) -> None:
 
 def test_two_processes_adding_at_once_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     data = tmp_path / "d"
-    child = textwrap.dedent(
-        f"""
-        import sys
-        sys.path.insert(0, {str(ROOT)!r})
-        from tests.conftest import FakeEmbedder, make_settings
-        from mem0_mcp.memory import Memory
-        from pathlib import Path
+    child = child_script(
+        data,
+        """
         who = sys.argv[1]
-        mem = Memory(make_settings(Path({str(data)!r})), embedder=FakeEmbedder())
         for i in range(40):
-            mem.add(f"{{who}} note {{i}}", user_id="u")
+            mem.add(f"{who} note {i}", user_id="u")
             mem.add("a line both processes write", user_id="u")
             if i % 10 == 0:
                 mem.search("note", user_id="u")
         mem.close()
-        """
+        """,
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", child, who], stderr=subprocess.PIPE, text=True)

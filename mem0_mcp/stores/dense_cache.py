@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 SCOPE = SCOPE_COLUMNS
 COLUMNS = RESULT_COLUMNS
+# What the copy reads from the table: the result columns, the indexed text and the vector.
+READ = [*COLUMNS, "search_text", "vector"]
 
 
 class DenseCache:
@@ -63,7 +65,6 @@ class DenseCache:
     def load(self, table: Any) -> bool:
         """Copy the table; False when it is larger than the cache may hold."""
         t0 = time.perf_counter()
-        names = [*COLUMNS, "search_text", "vector"]
         try:
             # One snapshot for the rows, the version and the fragments, so a write landing
             # meanwhile is neither missed nor read twice by a later catch_up.
@@ -84,15 +85,13 @@ class DenseCache:
         fragments: dict[int, str] | None = None
         if snapshot is not None:
             fragments = fragment_signatures(snapshot)
-            data: pa.Table = snapshot.to_table(columns=names)
+            data: pa.Table = snapshot.to_table(columns=READ)
         else:
-            data = table.search().select(names).limit(None).to_arrow()
-        dim = int(data.schema.field("vector").type.list_size)
-        vectors = data.column("vector").combine_chunks()
-        flat = np.asarray(vectors.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+            data = table.search().select(READ).limit(None).to_arrow()
+        found, vectors = _rows_of(data)
         with self._lock:
             self._n = 0
-            self._matrix = np.zeros((_capacity(len(data)), dim), dtype=np.float32)
+            self._matrix = np.zeros((_capacity(len(found)), vectors.shape[1]), dtype=np.float32)
             self._alive = np.zeros(len(self._matrix), dtype=bool)
             self._superseded = np.zeros(len(self._matrix), dtype=bool)
             self._codes = {c: np.zeros(len(self._matrix), dtype=np.int32) for c in SCOPE}
@@ -103,15 +102,10 @@ class DenseCache:
             self._text = TextIndex()
             self._ivf = None
             self._generation += 1
-            kept = names[:-1]  # all but the vector
-            columns = {c: data.column(c).to_pylist() for c in kept}
-            self._append_locked(
-                [{c: columns[c][i] for c in kept} for i in range(len(data))],
-                flat.reshape(len(data), dim) if len(data) else np.zeros((0, dim), np.float32),
-            )
+            self._append_locked(found, vectors)
             self.version = version
             self._fragments = fragments
-        logger.debug("dense cache loaded %d rows in %.1f ms", len(data), (time.perf_counter() - t0) * 1e3)
+        logger.debug("dense cache loaded %d rows in %.1f ms", len(found), (time.perf_counter() - t0) * 1e3)
         return True
 
     def catch_up(self, snapshot: Any) -> bool:
@@ -130,21 +124,13 @@ class DenseCache:
         new = sorted(fid for fid in current if fid not in known)
         if self._n + sum(snapshot.get_fragment(fid).count_rows() for fid in new) > self.max_rows:
             return False
-        names = [*COLUMNS, "search_text", "vector"]
-        parts = [snapshot.get_fragment(fid).to_table(columns=names) for fid in new]
+        parts = [_rows_of(snapshot.get_fragment(fid).to_table(columns=READ)) for fid in new]
         with self._lock:
             if self.version != version:
                 return False  # a reload or an own write got there first
-            for data in parts:
-                if not len(data):
-                    continue
-                dim = int(data.schema.field("vector").type.list_size)
-                flat = data.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
-                columns = {c: data.column(c).to_pylist() for c in names[:-1]}
-                self._append_locked(
-                    [{c: columns[c][i] for c in names[:-1]} for i in range(len(data))],
-                    np.asarray(flat, dtype=np.float32).reshape(len(data), dim),
-                )
+            for found, vectors in parts:
+                if found:
+                    self._append_locked(found, vectors)
             self.version = int(snapshot.version)
             self._fragments = current
         return True
@@ -433,3 +419,13 @@ def fragment_signatures(snapshot: Any) -> dict[int, str]:
         meta = fragment.metadata
         out[int(fragment.fragment_id)] = f"{meta.physical_rows}|{meta.deletion_file!r}|{meta.data_files()!r}"
     return out
+
+
+def _rows_of(data: pa.Table) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Rows (every read column but the vector) and the vectors of an Arrow table of READ columns."""
+    dim = int(data.schema.field("vector").type.list_size)
+    flat = data.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+    vectors = np.asarray(flat, dtype=np.float32).reshape(len(data), dim)
+    names = READ[:-1]
+    columns = {c: data.column(c).to_pylist() for c in names}
+    return [{c: columns[c][i] for c in names} for i in range(len(data))], vectors

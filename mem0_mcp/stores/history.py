@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,20 +91,26 @@ class HistoryStore:
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._migrate()
 
-    def _migrate(self) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; BEGIN IMMEDIATE takes SQLite's write lock up front, so two
+        processes never both start one from the same state (migrations, journal moves)."""
         with self._lock:
-            # BEGIN IMMEDIATE: two processes starting at once must not both run a migration.
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                    for statement in filter(str.strip, script.split(";")):
-                        self._conn.execute(statement)
-                    self._conn.execute(f"PRAGMA user_version = {number}")
+                yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
 
     @property
     def schema_version(self) -> int:
@@ -133,20 +140,14 @@ class HistoryStore:
         if not rows and not journal:
             return
         sql = f"INSERT INTO history ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                if journal:
-                    self._conn.executemany(
-                        "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        journal,
-                    )
-                self._conn.executemany(sql, rows)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            if journal:
+                conn.executemany(
+                    "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    journal,
+                )
+            conn.executemany(sql, rows)
 
     # --- write-behind journal
     def has_pending(self) -> bool:
@@ -184,20 +185,14 @@ class HistoryStore:
         return found
 
     def mark_attempt(self, seqs: Sequence[int]) -> None:
-        self._in_transaction("UPDATE pending_rows SET attempts = attempts + 1 WHERE seq = ?", seqs)
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE pending_rows SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs]
+            )
 
     def drop_pending(self, seqs: Sequence[int]) -> None:
-        self._in_transaction("DELETE FROM pending_rows WHERE seq = ?", seqs)
-
-    def _in_transaction(self, sql: str, seqs: Sequence[int]) -> None:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(sql, [(s,) for s in seqs])
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM pending_rows WHERE seq = ?", [(s,) for s in seqs])
 
     def get(self, memory_id: str) -> list[HistoryEntry]:
         with self._lock:
@@ -209,15 +204,9 @@ class HistoryStore:
         return [HistoryEntry(**dict(zip(names, row, strict=True))) for row in rows]
 
     def reset(self) -> None:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute("DELETE FROM pending_rows")
-                self._conn.execute("DELETE FROM history")
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM pending_rows")
+            conn.execute("DELETE FROM history")
 
     def close(self) -> None:
         with self._lock:
