@@ -68,15 +68,12 @@ class JournalMover:
         self._move = move
         self._linger = linger
         self._wake = threading.Event()
-        self._stop_event = threading.Event()
-        self._stopping = False
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        # The last background failure; the next read or write retries the move and raises.
-        self.error: BaseException | None = None
 
     def wake(self) -> None:
-        if self._stopping:
+        if self._stopping.is_set():
             return
         with self._start_lock:
             if self._thread is None:
@@ -87,24 +84,18 @@ class JournalMover:
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            if self._stopping:
-                return
             # Returns early when closing; adds made meanwhile join this move.
-            self._stop_event.wait(self._linger)
-            self._wake.clear()
-            if self._stopping:
+            if self._stopping.wait(self._linger):
                 return
+            self._wake.clear()
             try:
                 self._move()
-                self.error = None
             except Exception as exc:
-                # The rows are safe in the journal; the caller of the next read or write sees the error.
-                self.error = exc
+                # The rows are safe in the journal; the next read or write retries and raises.
                 logger.warning("moving journaled memories into the table failed (will retry): %s", exc)
 
     def close(self, timeout: float = 30.0) -> None:
-        self._stopping = True
-        self._stop_event.set()
+        self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
