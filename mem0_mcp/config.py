@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     # --- limits
     max_text_bytes: int = Field(64 * 1024, ge=16, le=16 * 1024 * 1024)
     max_messages: int = Field(1000, ge=1, le=100_000)
+    max_facts_per_add: int = Field(
+        200,
+        ge=1,
+        le=100_000,
+        description="Most facts the LLM may extract from one add; past it (a broken or hostile "
+        "answer) the add stores the text verbatim instead, with the reason.",
+    )
     max_limit: int = Field(100, ge=1, le=10_000)
     default_limit: int = Field(10, ge=1, le=10_000)
 

@@ -541,6 +541,8 @@ class Memory:
                 PromptSet.load(self.settings.prompts_dir),
                 dedup_threshold=self.settings.dedup_threshold,
                 single_call=self.settings.llm_single_call,
+                max_facts=self.settings.max_facts_per_add,
+                max_fact_bytes=self.settings.max_text_bytes,
             )
             self._llm_pipeline = pipeline
 
@@ -555,6 +557,8 @@ class Memory:
 
         if progress:
             progress(0.0, None, "extracting facts")
+        # The planner compares facts with stored memories: adds still in the journal count too.
+        self._move_journal()
         plan = pipeline.plan(
             msgs,
             agent_mode=bool(scope.agent_id),

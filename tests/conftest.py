@@ -13,6 +13,9 @@ import pytest
 from mem0_mcp.config import Settings
 from mem0_mcp.memory import Memory
 
+# The `serve` fixture: local servers speaking the LLM providers' wire formats.
+pytest_plugins = ["tests.support.provider_server"]
+
 _WORD = re.compile(r"[a-z0-9]+")
 
 

@@ -21,8 +21,41 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 
 
+# Bounds on what a model may send back. A real answer of this project is a few KB and a few levels
+# deep; past these it is broken or hostile, and parsing it could exhaust the stack or the memory.
+MAX_REPLY_CHARS = 1024 * 1024
+MAX_JSON_DEPTH = 32
+_BRACKETS = re.compile(r'"(?:\\.|[^"\\])*"|[\[\]{}]')
+
+
 class JSONParseError(LLMError):
     """The model's answer holds no usable JSON object."""
+
+
+class ReplyTooLargeError(JSONParseError):
+    """The model's answer is larger or deeper than any real answer; it is not parsed, nor repaired."""
+
+
+def check_reply_bounds(text: str) -> None:
+    """Raise ReplyTooLargeError when ``text`` is over MAX_REPLY_CHARS or nests over MAX_JSON_DEPTH.
+
+    Brackets inside JSON strings do not count, so quoted prose with braces passes.
+    """
+    if len(text) > MAX_REPLY_CHARS:
+        raise ReplyTooLargeError(
+            f"the model's answer has {len(text):,} characters, over the limit of {MAX_REPLY_CHARS:,}"
+        )
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ReplyTooLargeError(
+                    f"the model's answer nests deeper than {MAX_JSON_DEPTH} levels; not parsed"
+                )
+        elif token in "]}":
+            depth = max(0, depth - 1)
 
 
 def _scan(text: str) -> dict[str, Any] | None:
@@ -53,7 +86,11 @@ def _try(candidate: str) -> dict[str, Any] | None:
 
 
 def extract_json(text: str) -> dict[str, Any]:
-    """The JSON object in ``text``; raises JSONParseError when there is none."""
+    """The JSON object in ``text``.
+
+    Raises ReplyTooLargeError past the bounds above, JSONParseError when there is no object.
+    """
+    check_reply_bounds(text)
     stripped = text.strip()
     candidates = [stripped]
     candidates += [m.group(1).strip() for m in _FENCE.finditer(text)]
@@ -93,6 +130,8 @@ def complete_json(
         calls.append(response)
     try:
         return _check(extract_json(response.text), expect_key)
+    except ReplyTooLargeError:
+        raise  # asking for a repair would send the whole thing back
     except JSONParseError as first:
         logger.info("%s: invalid JSON from the model, asking it to repair: %s", llm.name, first)
         hint = f' The object must have the key "{expect_key}".' if expect_key else ""

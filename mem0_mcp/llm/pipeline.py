@@ -38,6 +38,13 @@ EventName = Literal["ADD", "UPDATE", "DELETE", "NONE"]
 _EVENTS = ("ADD", "UPDATE", "DELETE", "NONE")
 CHARS_PER_TOKEN = 4
 DEFAULT_TOKEN_BUDGET = 6000
+DEFAULT_MAX_FACTS = 200
+DEFAULT_MAX_FACT_BYTES = 64 * 1024
+
+
+class UnusableReplyError(LLMError):
+    """The model answered, but with facts that cannot be stored as they are (wrong type, too many,
+    too long). The add then keeps the user's own text verbatim instead."""
 
 
 @dataclass
@@ -140,6 +147,8 @@ class MemoryPipeline:
         always_decide: bool = False,
         single_call: bool = False,
         max_shown_memories: int = 30,
+        max_facts: int = DEFAULT_MAX_FACTS,
+        max_fact_bytes: int = DEFAULT_MAX_FACT_BYTES,
     ) -> None:
         if token_budget < 64:
             raise ValueError("token_budget must be at least 64")
@@ -159,6 +168,10 @@ class MemoryPipeline:
         # to the conversation (found by embedding the messages): one call per add instead of two.
         self.single_call = single_call
         self.max_shown_memories = max_shown_memories
+        # A hostile or broken model must not turn one add into thousands of memories or store
+        # megabytes the user never wrote: past these bounds the add falls back to verbatim.
+        self.max_facts = max_facts
+        self.max_fact_bytes = max_fact_bytes
 
     # ---------------------------------------------------------------- public
 
@@ -195,6 +208,7 @@ class MemoryPipeline:
                     return Plan(fused, run.usage, inferred=True, warnings=run.warnings)
             prompt = "agent_fact_extraction" if agent_facts else "fact_extraction"
             facts = self._extract(llm, prompt, lines, run)
+            actions = self._decide(llm, facts, embed, neighbours, run) if facts else []
         except PromptError as exc:
             # A broken custom prompt must not lose the user's text: store verbatim, say why.
             logger.error("prompt error, the engine stores verbatim: %s", exc)
@@ -210,10 +224,46 @@ class MemoryPipeline:
                 reason=f"the LLM ({llm.name}) failed: {exc}; stored verbatim instead",
                 warnings=run.warnings,
             )
-        if not facts:
-            return Plan([], run.usage, inferred=True, warnings=run.warnings)
-        actions = self._decide(llm, facts, embed, neighbours, run)
+        except Exception as exc:
+            # Whatever else breaks while planning (a reply shaped in a way nobody foresaw), the
+            # user's text was accepted and must be kept: verbatim, with the reason.
+            logger.exception("the memory manager failed, the engine stores verbatim")
+            return Plan(
+                [],
+                run.usage,
+                inferred=False,
+                reason=f"the memory manager failed ({type(exc).__name__}: {_preview(exc)}); "
+                "stored verbatim instead",
+                warnings=run.warnings,
+            )
         return Plan(actions, run.usage, inferred=True, warnings=run.warnings)
+
+    # ---------------------------------------------------------------- bounds on the model's answer
+
+    def _fact(self, value: Any, where: str) -> str | None:
+        """The text of one fact from the model, whitespace folded; None for an empty string.
+
+        Raises UnusableReplyError for anything but a string, or a text over ``max_fact_bytes``.
+        """
+        if not isinstance(value, str):
+            raise UnusableReplyError(f"{where} is {type(value).__name__}, not text: {_preview(value)}")
+        text = " ".join(value.split())
+        self._check_size(text, where)
+        return text or None
+
+    def _check_size(self, text: str, where: str) -> None:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self.max_fact_bytes:
+            raise UnusableReplyError(
+                f"{where} has {size:,} bytes, over the limit of {self.max_fact_bytes:,} (max_text_bytes)"
+            )
+
+    def _check_count(self, count: int) -> None:
+        if count > self.max_facts:
+            raise UnusableReplyError(
+                f"the model returned {count:,} facts, over the limit of {self.max_facts:,} per add "
+                "(max_facts_per_add)"
+            )
 
     # ---------------------------------------------------------------- stages
 
@@ -339,12 +389,13 @@ class MemoryPipeline:
             )
             raw = data.get("facts")
             if not isinstance(raw, list):
-                raise LLMError(f'"facts" must be a list, got {type(raw).__name__}')
-            for item in raw:
-                fact = item.get("text") if isinstance(item, dict) else item
-                if not isinstance(fact, str) or not fact.strip():
+                raise UnusableReplyError(f'"facts" must be a list, got {type(raw).__name__}')
+            self._check_count(len(facts) + len(raw))
+            for k, item in enumerate(raw):
+                value = item.get("text") if isinstance(item, dict) else item
+                fact = self._fact(value, f"facts[{k}]" + (".text" if isinstance(item, dict) else ""))
+                if fact is None:
                     continue
-                fact = " ".join(fact.split())
                 if _norm(fact) not in seen:
                     seen.add(_norm(fact))
                     facts.append(fact)
@@ -372,6 +423,7 @@ class MemoryPipeline:
         if not parts:
             raise LLMError("the procedural summary came back empty")
         summary = "\n\n".join(parts)
+        self._check_size(summary, "the procedural summary")
         vector = np.asarray(embed([summary]))[0]
         return Plan([Action("ADD", summary, vector=vector)], run.usage, inferred=True, warnings=run.warnings)
 
@@ -483,27 +535,30 @@ class MemoryPipeline:
         data = self._json_call(llm, run, system, "Extract the facts and decide for each, as JSON.", "facts")
         raw = data.get("facts")
         if not isinstance(raw, list):
-            raise LLMError(f'"facts" must be a list, got {type(raw).__name__}')
+            raise UnusableReplyError(f'"facts" must be a list, got {type(raw).__name__}')
+        self._check_count(len(raw))
 
         facts: list[str] = []
         index: dict[str, int] = {}
         decisions: dict[int, list[dict[str, Any]]] = {}
-        for item in raw:
+        for k, item in enumerate(raw):
             entry = {"text": item} if isinstance(item, str) else item
             if not isinstance(entry, dict):
-                logger.warning("fact ignored, not an object: %r", item)
-                continue
+                raise UnusableReplyError(
+                    f"facts[{k}] is {type(item).__name__}, not an object: {_preview(item)}"
+                )
             event = str(entry.get("event") or "ADD").strip().upper()
             mid = _as_int(entry.get("id"))
             valid = mid is not None and 0 <= mid < len(memories)
             text = entry.get("text")
-            if not isinstance(text, str) or not text.strip():
+            if text is not None:
+                text = self._fact(text, f"facts[{k}].text")
+            if not text:
                 if event == "NONE" and valid and mid is not None:
                     text = memories[mid].memory
                 else:
                     logger.warning("fact ignored, it has no text: %r", item)
                     continue
-            text = " ".join(text.split())
             if _norm(text) not in index:
                 index[_norm(text)] = len(facts)
                 facts.append(text)
@@ -589,8 +644,8 @@ class MemoryPipeline:
                     continue
                 decision["memory"] = mid
             text = item.get("text")
-            if isinstance(text, str) and text.strip():
-                decision["text"] = " ".join(text.split())
+            if text is not None and (folded := self._fact(text, f"decisions[{local}].text")):
+                decision["text"] = folded
             out.setdefault(undecided[local].index, []).append(decision)
         return out
 
@@ -687,6 +742,11 @@ class MemoryPipeline:
             elif fresh is not None:
                 a.vector = fresh[missing.index(i)]
         return actions
+
+
+def _preview(value: Any, width: int = 120) -> str:
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= width else text[:width] + "..."
 
 
 def _as_int(value: Any) -> int | None:
