@@ -88,7 +88,7 @@ IMPORT_ONNX = """
 import json, time
 t = time.perf_counter()
 import onnxruntime, tokenizers
-import mem0_mcp.onnx_embedder
+import mem0_mcp.embedding.onnx_runtime
 print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
@@ -106,7 +106,7 @@ import json, sys, time
 from pathlib import Path
 t = time.perf_counter()
 from mem0_mcp.config import Settings
-from mem0_mcp.onnx_embedder import OnnxEmbedder
+from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder
 e = OnnxEmbedder.from_settings(Settings(data_dir=Path({data_dir!r}), embedder_threads={threads}))
 e.embed(["warm up"])
 print(json.dumps({{"seconds": time.perf_counter() - t, "export_seconds": e.export_seconds,
@@ -117,7 +117,7 @@ LOAD_ST = """
 import json, time
 t = time.perf_counter()
 from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL
-from mem0_mcp.embeddings import SentenceTransformerEmbedder
+from mem0_mcp.embedding.base import SentenceTransformerEmbedder
 e = SentenceTransformerEmbedder(DEFAULT_EMBEDDER_MODEL, threads={threads})
 e.embed(["warm up"])
 print(json.dumps({{"seconds": time.perf_counter() - t}}))
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL, Settings
-    from mem0_mcp.onnx_embedder import OnnxEmbedder
+    from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder
 
     results: dict[str, Any] = {
         "model": DEFAULT_EMBEDDER_MODEL,
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=Path(data_dir), embedding_batch_size=args.batch_size, embedder_threads=args.threads
         )
         onnx = OnnxEmbedder.from_settings(settings)
-        from mem0_mcp.embeddings import SentenceTransformerEmbedder
+        from mem0_mcp.embedding.base import SentenceTransformerEmbedder
 
         st = SentenceTransformerEmbedder(
             DEFAULT_EMBEDDER_MODEL, batch_size=args.batch_size, threads=args.threads

@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
-from mem0_mcp.graph import GraphMemory  # noqa: E402
-from mem0_mcp.memory import Memory  # noqa: E402
+from mem0_mcp.engine.memory import Memory  # noqa: E402
+from mem0_mcp.graph.kuzu_store import KuzuGraphStore  # noqa: E402
+from mem0_mcp.graph.memory import GraphMemory  # noqa: E402
 from mem0_mcp.models import Scope  # noqa: E402
-from mem0_mcp.stores.graph import KuzuGraphStore  # noqa: E402
 from tests.conftest import FakeEmbedder, make_settings  # noqa: E402
 from tests.graph_fakes import CONTRADICTION, EXTRACTION, RoutingLLM  # noqa: E402
 
@@ -207,7 +207,7 @@ def main() -> None:
     if args.fake_embedder:
         embedder: Any = FakeEmbedder(dimension=384)
     else:
-        from mem0_mcp.embeddings import BackgroundEmbedder
+        from mem0_mcp.embedding.base import BackgroundEmbedder
 
         embedder = BackgroundEmbedder.from_settings(make_settings(tmp / "probe"))
         embedder.embed(["warm up"])  # model load is not an add's cost

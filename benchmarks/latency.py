@@ -171,7 +171,7 @@ def run_ours(
     import numpy as np
 
     from mem0_mcp.config import Settings
-    from mem0_mcp.memory import Memory
+    from mem0_mcp.engine.memory import Memory
 
     workdir = Path(tempfile.mkdtemp(prefix="mem0mcp-bench-"))
     try:

@@ -46,10 +46,10 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 class EngineClient:
-    """Direct calls into mem0_mcp.memory.Memory."""
+    """Direct calls into mem0_mcp.engine.memory.Memory."""
 
     def __init__(self, settings: Any, embedder: Any) -> None:
-        from mem0_mcp.memory import Memory
+        from mem0_mcp.engine.memory import Memory
 
         self.memory = Memory(settings, embedder=embedder)
 
@@ -101,8 +101,8 @@ def run_via_mcp(conversations: Sequence[Conversation], settings: Any, embedder: 
     import anyio
     from mcp.client import Client
 
-    from mem0_mcp.memory import Memory
-    from mem0_mcp.server import create_server
+    from mem0_mcp.engine.memory import Memory
+    from mem0_mcp.server.app import create_server
 
     async def go() -> dict:
         server = create_server(settings, memory_factory=lambda s: Memory(s, embedder=embedder))
@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--skip-ingest needs --data-dir")
 
     from mem0_mcp.config import Settings
-    from mem0_mcp.embeddings import build_embedder
+    from mem0_mcp.embedding.base import build_embedder
 
     conversations = load(args.file)
     tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="locomo-")

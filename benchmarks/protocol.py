@@ -65,7 +65,7 @@ def search_call(i: int, query: str) -> dict[str, Any]:
 def populate(data_dir: Path, n: int, texts: list[str]) -> float:
     """Fill the store to n memories for USER (kept between runs); returns seconds spent."""
     from mem0_mcp.config import load_settings
-    from mem0_mcp.memory import Memory
+    from mem0_mcp.engine.memory import Memory
 
     t0 = time.perf_counter()
     memory = Memory(load_settings(data_dir=data_dir, llm_provider="none"))
@@ -83,7 +83,7 @@ def populate(data_dir: Path, n: int, texts: list[str]) -> float:
 
 def in_process(data_dir: Path, queries: list[str], searches: int) -> dict[str, Any]:
     from mem0_mcp.config import load_settings
-    from mem0_mcp.memory import Memory
+    from mem0_mcp.engine.memory import Memory
 
     memory = Memory(load_settings(data_dir=data_dir, llm_provider="none"))
     try:

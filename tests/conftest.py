@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mem0_mcp.config import Settings
-from mem0_mcp.memory import Memory
+from mem0_mcp.engine.memory import Memory
 
 # The `serve` fixture: local servers speaking the LLM providers' wire formats.
 pytest_plugins = ["tests.support.provider_server"]

@@ -15,8 +15,8 @@ import anyio
 from mcp_types import CallToolResult
 
 from mem0_mcp.config import Settings
-from mem0_mcp.memory import Memory
-from mem0_mcp.server import MemoryServer, build_http_app, create_server
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.server.app import MemoryServer, build_http_app, create_server
 from tests.conftest import FakeEmbedder, make_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from conftest import FakeEmbedder, make_settings
 
-from mem0_mcp.memory import Memory
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.stores.ivf import IvfIndex, list_count, train_centroids
 
 THRESHOLD = 256  # the smallest the setting allows

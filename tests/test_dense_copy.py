@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder, make_settings
 
-from mem0_mcp.memory import Memory
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.stores import vectors
 
 

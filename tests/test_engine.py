@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from mem0_mcp.engine.memory import AsyncMemory, Memory
 from mem0_mcp.errors import (
     EmbedderMismatchError,
     InvalidInputError,
     NotFoundError,
     ScopeRequiredError,
 )
-from mem0_mcp.memory import AsyncMemory, Memory
 from mem0_mcp.models import Scope
 from tests.conftest import FakeEmbedder, make_settings
 

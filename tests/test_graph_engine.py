@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mem0_mcp.graph import rebuild_graph
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.graph.memory import rebuild_graph
 from mem0_mcp.llm.base import LLMError
-from mem0_mcp.memory import Memory
 from mem0_mcp.models import Scope
 from tests.conftest import FakeEmbedder, make_settings
 from tests.graph_fakes import CONTRADICTION, EXTRACTION, FACTS, RoutingLLM
@@ -262,7 +262,7 @@ def test_rebuild_from_memories(mem: Memory, llm: RoutingLLM) -> None:
 
 
 def test_cli_graph_export(tmp_path: Path, monkeypatch, capsys) -> None:
-    from mem0_mcp.cli import main
+    from mem0_mcp.cli.main import main
 
     data = tmp_path / "data"
     m = Memory(make_settings(data, graph_enabled=True), embedder=FakeEmbedder())
@@ -292,7 +292,7 @@ CHILD = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from mem0_mcp.memory import Memory
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.models import Scope
 from tests.conftest import FakeEmbedder, make_settings
 m = Memory(make_settings(Path({data!r}), graph_enabled=True), embedder=FakeEmbedder())

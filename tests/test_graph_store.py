@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mem0_mcp.errors import InvalidInputError, StoreError
-from mem0_mcp.graph import check_read_only, to_dot, to_graphml
+from mem0_mcp.graph.kuzu_store import KuzuGraphStore
+from mem0_mcp.graph.memory import check_read_only, to_dot, to_graphml
 from mem0_mcp.models import Scope
-from mem0_mcp.stores.graph import KuzuGraphStore
 
 ALICE = Scope(user_id="alice")
 BOB = Scope(user_id="bob")

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from mem0_mcp.config import Settings
 from mem0_mcp.errors import ConfigError
-from mem0_mcp.server import create_server, transport_security
+from mem0_mcp.server.app import create_server, transport_security
 from tests.conftest import make_settings
 from tests.server_fixtures import (
     INITIALIZE,

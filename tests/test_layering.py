@@ -55,7 +55,7 @@ def test_engine_does_not_import_mcp() -> None:
 
 def test_memory_module_import_does_not_load_mcp_or_torch() -> None:
     code = (
-        "import sys, mem0_mcp.memory, mem0_mcp.stores.vectors, mem0_mcp.stores.history; "
+        "import sys, mem0_mcp.engine.memory, mem0_mcp.stores.vectors, mem0_mcp.stores.history; "
         "print(any(m == 'mcp' or m.startswith('mcp.') for m in sys.modules), 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

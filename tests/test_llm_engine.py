@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import NotFoundError
-from mem0_mcp.memory import Memory
 from tests.conftest import FakeEmbedder, make_settings
 from tests.fake_llm import FakeLLM, decisions, facts
 

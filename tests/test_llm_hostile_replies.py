@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.llm.anthropic_llm import AnthropicLLM
 from mem0_mcp.llm.openai_compatible import OpenAICompatibleLLM
-from mem0_mcp.memory import Memory
 from tests.conftest import FakeEmbedder, make_settings
 from tests.support.provider_server import completion, message, no_sleep
 

@@ -161,7 +161,7 @@ def test_llm_package_is_import_light_and_mcp_free():
         "import mem0_mcp.llm, mem0_mcp.llm.pipeline, mem0_mcp.llm.prompts, mem0_mcp.llm.jsonparse\n"
         "heavy = [m for m in ('anthropic', 'httpx', 'mcp') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
-        "import mem0_mcp.llm.anthropic_llm, mem0_mcp.llm.openai_compatible, mem0_mcp.sampling_llm\n"
+        "import mem0_mcp.llm.anthropic_llm, mem0_mcp.llm.openai_compatible, mem0_mcp.server.sampling\n"
         "assert 'mcp' not in sys.modules, 'the LLM layer imported mcp'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)

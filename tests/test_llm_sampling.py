@@ -17,7 +17,7 @@ from mem0_mcp.llm.base import LLMError
 from mem0_mcp.llm.pipeline import MemoryPipeline
 from mem0_mcp.llm.prompts import PromptSet
 from mem0_mcp.models import Message
-from mem0_mcp.sampling_llm import (
+from mem0_mcp.server.sampling import (
     RequestSamplingLLM,
     SamplingLLM,
     SamplingUnsupportedError,
@@ -191,9 +191,9 @@ async def test_request_sampling_llm_through_a_real_mcp_client():
 
 async def test_add_memory_infers_with_the_clients_own_model(tmp_path) -> None:
     """llm_provider=sampling end to end: the add_memory tool asks the connected client's model."""
-    from mem0_mcp.memory import Memory
-    from mem0_mcp.sampling_llm import RequestSamplingLLM
-    from mem0_mcp.server import create_server
+    from mem0_mcp.engine.memory import Memory
+    from mem0_mcp.server.app import create_server
+    from mem0_mcp.server.sampling import RequestSamplingLLM
     from tests.conftest import FakeEmbedder, make_settings
 
     settings = make_settings(tmp_path / "data", llm_provider="sampling")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from mcp.client import Client
 
-from mem0_mcp.memory import Memory
-from mem0_mcp.server import create_server
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.server.app import create_server
 from tests.conftest import FakeEmbedder, make_settings
 from tests.fake_llm import FakeLLM, decisions, facts
 from tests.server_fixtures import structured

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from mem0_mcp.memory import Memory
-from mem0_mcp.ranking import NAME_BOOST, TimeCue, dense_query, fuse, time_cues, words
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.engine.ranking import NAME_BOOST, TimeCue, dense_query, fuse, time_cues, words
 from tests.conftest import FakeEmbedder, make_settings
 
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mem0_mcp import embeddings
-from mem0_mcp import onnx_embedder as ox
 from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL, Settings
-from mem0_mcp.embeddings import Embedder, resolve_model_path
+from mem0_mcp.embedding import base as embeddings
+from mem0_mcp.embedding import onnx_runtime as ox
+from mem0_mcp.embedding.base import Embedder, resolve_model_path
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
@@ -102,7 +102,7 @@ def test_cached_start_does_not_import_torch(exported: tuple[Settings, ox.OnnxEmb
         "from pathlib import Path\n"
         "from mem0_mcp.config import Settings\n"
         "t = time.perf_counter()\n"
-        "from mem0_mcp.onnx_embedder import OnnxEmbedder\n"
+        "from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder\n"
         f"e = OnnxEmbedder.from_settings(Settings(data_dir=Path({str(settings.data_dir)!r})))\n"
         "assert e.export_seconds is None, 're-exported'\n"
         "assert e.embed(['hello']).shape == (1, 384)\n"

@@ -35,7 +35,7 @@ def test_wheel_ships_prompts(tmp_path: Path) -> None:
     assert prompts, "prompts/ is empty"
     for name in prompts:
         assert f"mem0_mcp/prompts/{name}" in names
-    assert "mem0_mcp/memory.py" in names
+    assert {"mem0_mcp/engine/memory.py", "mem0_mcp/server/manifest.json"} <= names
     assert any(n.endswith("entry_points.txt") for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "mem0-mcp = mem0_mcp.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "mem0-mcp = mem0_mcp.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mem0_mcp import cli
-from mem0_mcp import reindex as rx
+from mem0_mcp.cli import main as cli
 from mem0_mcp.config import Settings
+from mem0_mcp.engine import reindex as rx
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import EmbedderMismatchError, StoreError
-from mem0_mcp.locks import WriteLock
-from mem0_mcp.memory import Memory
+from mem0_mcp.stores.locks import WriteLock
 from tests.conftest import FakeEmbedder, make_settings
 
 A = ("model-a", 64)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL
-from mem0_mcp.embeddings import (
+from mem0_mcp.embedding.base import (
     BackgroundEmbedder,
     SentenceTransformerEmbedder,
     declared_dimension,
     resolve_model_path,
 )
-from mem0_mcp.memory import Memory
+from mem0_mcp.engine.memory import Memory
 from tests.conftest import make_settings
 
 

@@ -9,8 +9,8 @@ import pytest
 from mcp.client import Client
 
 from mem0_mcp.config import Settings
-from mem0_mcp.server import create_server
-from mem0_mcp.stdio_front import capture_manifest, load_manifest, manifest_server
+from mem0_mcp.server.app import create_server
+from mem0_mcp.server.stdio_front import capture_manifest, load_manifest, manifest_server
 from tests.conftest import make_settings
 from tests.server_fixtures import error_text, fake_server, structured
 
@@ -229,7 +229,7 @@ async def test_an_engine_that_cannot_open_fails_calls_not_the_server(server_sett
 async def test_manifest_matches_the_live_server() -> None:
     live = await capture_manifest(manifest_server())
     assert load_manifest() == live, (
-        "mem0_mcp/manifest.json is stale: run python -m mem0_mcp.stdio_front --write-manifest"
+        "mem0_mcp/manifest.json is stale: run python -m mem0_mcp.server.stdio_front --write-manifest"
     )
 
 

@@ -20,9 +20,9 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from mem0_mcp import stdio_front
-from mem0_mcp.memory import Memory
-from mem0_mcp.server import create_server
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.server import stdio_front
+from mem0_mcp.server.app import create_server
 from tests.conftest import FakeEmbedder, make_settings
 from tests.server_fixtures import INITIALIZE, example_config_env, keep_models, seed_models, structured
 

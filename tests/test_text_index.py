@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import FakeEmbedder, make_settings
 
-from mem0_mcp.memory import Memory
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.stores.text_index import terms
 
 SENTENCES = [

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mem0_mcp import reindex as rx
+from mem0_mcp.engine import reindex as rx
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import StoreError
-from mem0_mcp.memory import Memory
 from mem0_mcp.stores.history import HistoryStore
 from tests.conftest import FakeEmbedder, make_settings
 
@@ -41,7 +41,7 @@ import os, sys
 sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
 from tests.conftest import FakeEmbedder, make_settings
-from mem0_mcp.memory import Memory
+from mem0_mcp.engine.memory import Memory
 mem = Memory(make_settings(Path({str(data)!r})), embedder=FakeEmbedder())
 """
     return head + textwrap.dedent(body)
@@ -250,7 +250,7 @@ def test_a_journaled_add_does_not_wait_for_compaction(tmp_path: Path) -> None:
     """Compaction holds the write lock (seconds on a large table); adds only need the journal."""
     import threading
 
-    from mem0_mcp.locks import WriteLock
+    from mem0_mcp.stores.locks import WriteLock
 
     mem = frozen(tmp_path / "d")
     mem.add("first, to create the table", user_id="u")

@@ -77,9 +77,9 @@ def build_llm(settings: Settings) -> LLM | None:
         return llm
     if provider == "sampling":
         # The client's model is only reachable through a live MCP session, which the engine
-        # never sees: the server builds mem0_mcp.sampling_llm.SamplingLLM and passes it in.
+        # never sees: the server builds mem0_mcp.server.sampling.SamplingLLM and passes it in.
         raise ConfigError(
-            "llm_provider: sampling is provided by the MCP server (mem0_mcp.sampling_llm.SamplingLLM); "
+            "llm_provider: sampling is provided by the MCP server (mem0_mcp.server.sampling.SamplingLLM); "
             "the engine cannot build it on its own"
         )
     raise ConfigError(f"llm_provider: unknown provider {provider!r}")

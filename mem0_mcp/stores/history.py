@@ -4,7 +4,7 @@ Rows are never deleted when a memory is: the history outlives the memory.
 
 The same database holds the write-behind journal of verbatim adds (``pending_rows``): a new
 memory's row and vector are committed here together with its ADD event, in one transaction, and
-moved into the LanceDB table right after (see ``mem0_mcp.write_behind``).
+moved into the LanceDB table right after (see ``mem0_mcp.engine.write_behind``).
 """
 
 from __future__ import annotations

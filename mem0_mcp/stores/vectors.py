@@ -23,9 +23,9 @@ import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfPq
 
 from mem0_mcp.errors import StoreError
-from mem0_mcp.filters import sql_str
 from mem0_mcp.stores.columns import RESULT_COLUMNS, ROW_COLUMNS, SCOPE_COLUMNS
 from mem0_mcp.stores.dense_cache import DenseCache
+from mem0_mcp.stores.filters import sql_str
 
 logger = logging.getLogger(__name__)
 

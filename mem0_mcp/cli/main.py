@@ -23,8 +23,8 @@ from mem0_mcp.errors import ConfigError
 
 if TYPE_CHECKING:
     from mem0_mcp.config import Settings
-    from mem0_mcp.engine_handle import EngineHandle
-    from mem0_mcp.stdio_front import StdioFront
+    from mem0_mcp.server.engine_handle import EngineHandle
+    from mem0_mcp.server.stdio_front import StdioFront
 
 _STARTED = time.perf_counter()
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "MEM0_MCP_CONFIG_FILE; these options override them.",
     )
     add_serve_options(serve)
-    from mem0_mcp.graph_cli import add_graph_parser
+    from mem0_mcp.cli.graph import add_graph_parser
 
     add_graph_parser(commands)
     add_reindex_parser(commands)
@@ -121,7 +121,7 @@ def serve(args: argparse.Namespace) -> int:
     front = None
     if _surely_stdio(args):
         # The handshake is answered from the manifest while everything else loads, settings included.
-        from mem0_mcp import stdio_front
+        from mem0_mcp.server import stdio_front
 
         wire_in, wire_out = stdio_front.claim_stdio()
         front = stdio_front.StdioFront(wire_in, wire_out, stdio_front.load_manifest())
@@ -148,7 +148,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level)
 
-    from mem0_mcp.engine_handle import EngineHandle
+    from mem0_mcp.server.engine_handle import EngineHandle
 
     engine = EngineHandle(settings)
     if front is not None:
@@ -158,7 +158,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def _serve_http(settings: Settings, engine: EngineHandle, args: argparse.Namespace) -> int:
     try:
-        from mem0_mcp.server import create_server, serve_http
+        from mem0_mcp.server.app import create_server, serve_http
 
         server = create_server(settings, engine=engine)
     except ConfigError as exc:
@@ -166,7 +166,7 @@ def _serve_http(settings: Settings, engine: EngineHandle, args: argparse.Namespa
         return 2
     import anyio
 
-    logging.getLogger("mem0_mcp.cli").info(
+    logging.getLogger("mem0_mcp.cli.main").info(
         "mem0-mcp %s serving %s on http://%s:%s",
         __version__,
         settings.transport,
@@ -189,11 +189,11 @@ def _serve_stdio(settings: Settings, engine: EngineHandle, front: StdioFront) ->
 
     import anyio
 
-    from mem0_mcp import stdio_front
-    from mem0_mcp.server import create_server
+    from mem0_mcp.server import stdio_front
+    from mem0_mcp.server.app import create_server
 
     server = create_server(settings, engine=engine)
-    logging.getLogger("mem0_mcp.cli").info(
+    logging.getLogger("mem0_mcp.cli.main").info(
         "mem0-mcp %s on stdio (data_dir %s); initialize answered after %s, MCP server up after %.2fs",
         __version__,
         settings.data_dir,
@@ -228,7 +228,7 @@ def run_reindex(args: argparse.Namespace) -> int:
         print(f"mem0-mcp reindex: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    from mem0_mcp import reindex as rx
+    from mem0_mcp.engine import reindex as rx
 
     try:
         info = rx.inspect_store(settings)
@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "graph":
-        from mem0_mcp.graph_cli import run_graph_command
+        from mem0_mcp.cli.graph import run_graph_command
 
         return run_graph_command(args)
     if args.command == "reindex":

@@ -3,7 +3,7 @@
 Importing the SDK costs ~1.3 s on a small machine (its pydantic protocol models), more than the
 one-second budget for ``initialize``. So the front answers ``initialize``, ``tools/list``, the
 prompt and resource lists and ``ping`` from ``manifest.json`` (captured from the real server by ``python -m
-mem0_mcp.stdio_front --write-manifest``) while the SDK, the server and the engine load in the
+mem0_mcp.server.stdio_front --write-manifest``) while the SDK, the server and the engine load in the
 background. Once the real server runs, the front replays the client's ``initialize`` to it (and
 drops that reply), then forwards every line. If the live tool list differs from the manifest,
 the client gets ``notifications/tools/list_changed`` and re-lists.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
-    from mem0_mcp.server import MemoryServer
+    from mem0_mcp.server.app import MemoryServer
 
 logger = logging.getLogger(__name__)
 
@@ -314,8 +314,8 @@ def manifest_server() -> MemoryServer:
     import tempfile
 
     from mem0_mcp.config import load_settings
-    from mem0_mcp.engine_handle import EngineHandle
-    from mem0_mcp.server import create_server
+    from mem0_mcp.server.app import create_server
+    from mem0_mcp.server.engine_handle import EngineHandle
 
     class _NoEngine:
         def close(self) -> None:
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     current = load_manifest()
     if current != live:
-        print(f"{MANIFEST_PATH} is stale; run: python -m mem0_mcp.stdio_front --write-manifest")
+        print(f"{MANIFEST_PATH} is stale; run: python -m mem0_mcp.server.stdio_front --write-manifest")
         return 1
     print(f"{MANIFEST_PATH} is current")
     return 0

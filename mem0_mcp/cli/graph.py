@@ -41,9 +41,9 @@ def add_graph_parser(commands: argparse._SubParsersAction) -> None:
 def run_graph_command(args: argparse.Namespace) -> int:
     from mem0_mcp.config import load_settings
     from mem0_mcp.errors import Mem0Error
-    from mem0_mcp.graph import GraphMemory, rebuild_graph, to_dot, to_graphml
+    from mem0_mcp.graph.kuzu_store import KuzuGraphStore
+    from mem0_mcp.graph.memory import GraphMemory, rebuild_graph, to_dot, to_graphml
     from mem0_mcp.models import Scope
-    from mem0_mcp.stores.graph import KuzuGraphStore
 
     scope = Scope(user_id=args.user_id, agent_id=args.agent_id, run_id=args.run_id)
     if scope.is_empty():
@@ -70,7 +70,7 @@ def run_graph_command(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             return 0
-        from mem0_mcp.memory import Memory
+        from mem0_mcp.engine.memory import Memory
 
         memory = Memory(settings.model_copy(update={"graph_enabled": True}))
         try:

@@ -1,4 +1,4 @@
-"""The MCP server: memory tools, resources and a prompt over the engine in ``mem0_mcp.memory``.
+"""The MCP server: memory tools, resources and a prompt over the engine in ``mem0_mcp.engine.memory``.
 
 Tools are thin: they resolve the caller's scope, run one engine call in a worker thread and
 return the engine's pydantic models as structured output. The engine opens in a background
@@ -35,18 +35,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mem0_mcp import __version__
-from mem0_mcp.auth import StaticTokenVerifier, auth_settings, current_principal, is_loopback
 from mem0_mcp.config import Settings
-from mem0_mcp.engine_handle import EngineHandle, MemoryFactory
 from mem0_mcp.errors import ConfigError, Mem0Error
 from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, Scope, SearchResult
-from mem0_mcp.sampling_llm import RequestSamplingLLM
-from mem0_mcp.tools_schema import MemoryHistory, MemoryList, decode_cursor, encode_cursor
+from mem0_mcp.server.auth import StaticTokenVerifier, auth_settings, current_principal, is_loopback
+from mem0_mcp.server.engine_handle import EngineHandle, MemoryFactory
+from mem0_mcp.server.sampling import RequestSamplingLLM
+from mem0_mcp.server.schema import MemoryHistory, MemoryList, decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from mem0_mcp.memory import Memory
+    from mem0_mcp.engine.memory import Memory
 
 logger = logging.getLogger(__name__)
 
@@ -416,7 +416,7 @@ def build_tools(state: ServerState) -> list[Tool]:
 
 ToolProvider = Callable[[ServerState], Iterable[Tool]]
 GRAPH_TOOL_PROVIDERS: list[ToolProvider] = []
-GRAPH_TOOLS_MODULE = "mem0_mcp.graph_tools"
+GRAPH_TOOLS_MODULE = "mem0_mcp.server.graph_tools"
 
 
 def register_graph_tools(provider: ToolProvider) -> ToolProvider:

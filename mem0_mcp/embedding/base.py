@@ -127,7 +127,7 @@ def build_embedder(settings: Settings) -> Embedder:
     choice = settings.embedder
     if choice in ("auto", "onnx"):
         try:
-            from mem0_mcp.onnx_embedder import OnnxEmbedder
+            from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder
         except ImportError as exc:
             if choice == "onnx":
                 raise ConfigError(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mem0_mcp.embeddings import normalize, resolve_model_path
+from mem0_mcp.embedding.base import normalize, resolve_model_path
 from mem0_mcp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -392,12 +392,12 @@ def _export_in_subprocess(source: Path, out_dir: Path, *, model: str | None) -> 
     import subprocess
     import sys
 
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     # The child must import this same package even when the parent found it through a sys.path
     # tweak (tests, embedding applications) rather than an installation.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "mem0_mcp.onnx_embedder", str(source), str(out_dir)]
+    cmd = [sys.executable, "-m", "mem0_mcp.embedding.onnx_runtime", str(source), str(out_dir)]
     if model is not None:
         cmd += ["--model", model]
     try:
@@ -780,7 +780,7 @@ def _main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    ap = argparse.ArgumentParser(prog="python -m mem0_mcp.onnx_embedder")
+    ap = argparse.ArgumentParser(prog="python -m mem0_mcp.embedding.onnx_runtime")
     ap.add_argument("source", type=Path, help="sentence-transformers folder")
     ap.add_argument("out_dir", type=Path, help="existing, empty folder to write the export into")
     ap.add_argument("--model", default=None, help="model setting, recorded in the export")

@@ -1,7 +1,7 @@
 """The LLM half of graph memory: conversation in, entities and relations out; and, given the
 stored relations of the entities touched, which of them the new information retires.
 
-It knows no storage (``mem0_mcp.graph`` resolves entities and writes). Prompts are the editable
+It knows no storage (``mem0_mcp.graph.memory`` resolves entities and writes). Prompts are the editable
 files ``prompts/graph_extraction.md`` and ``prompts/graph_contradiction.md``; a file of the same
 name in ``settings.prompts_dir`` replaces the bundled one.
 """

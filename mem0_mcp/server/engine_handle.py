@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mem0_mcp.config import Settings
-    from mem0_mcp.memory import Memory
+    from mem0_mcp.engine.memory import Memory
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,11 @@ MemoryFactory = Callable[["Settings"], "Memory"]
 
 
 def _default_factory(settings: Settings) -> Memory:
-    from mem0_mcp.memory import Memory
+    from mem0_mcp.engine.memory import Memory
 
     if settings.llm_provider == "sampling":
         # The client's own model, asked through whichever request is in flight (see server.py).
-        from mem0_mcp.sampling_llm import RequestSamplingLLM
+        from mem0_mcp.server.sampling import RequestSamplingLLM
 
         return Memory(settings, llm=RequestSamplingLLM(max_tokens=settings.llm_max_tokens))
     return Memory(settings)

@@ -25,7 +25,9 @@ import pyarrow.compute as pc
 
 from mem0_mcp import __version__
 from mem0_mcp.config import Settings
-from mem0_mcp.embeddings import BackgroundEmbedder, Embedder
+from mem0_mcp.embedding.base import BackgroundEmbedder, Embedder
+from mem0_mcp.engine.ranking import dense_query, fuse, words
+from mem0_mcp.engine.write_behind import JournalMover, move_journal
 from mem0_mcp.errors import (
     EmbedderMismatchError,
     InvalidInputError,
@@ -33,8 +35,6 @@ from mem0_mcp.errors import (
     ScopeRequiredError,
     StoreError,
 )
-from mem0_mcp.filters import compile_filters, iso_utc, parse_time, scope_clause, sql_str
-from mem0_mcp.locks import WriteLock
 from mem0_mcp.models import (
     AddEvent,
     AddResult,
@@ -47,10 +47,10 @@ from mem0_mcp.models import (
     SearchResult,
     Stats,
 )
-from mem0_mcp.ranking import dense_query, fuse, words
+from mem0_mcp.stores.filters import compile_filters, iso_utc, parse_time, scope_clause, sql_str
 from mem0_mcp.stores.history import HistoryStore
+from mem0_mcp.stores.locks import WriteLock
 from mem0_mcp.stores.vectors import VectorStore
-from mem0_mcp.write_behind import JournalMover, move_journal
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Memory:
         # _speaker_names); other processes' adds show up within NAMES_REFRESH_SECONDS.
         self._names: tuple[float, frozenset[str]] | None = None
         self._names_refreshing = threading.Lock()
-        self._graph: Any | None = None  # mem0_mcp.graph.GraphMemory, built on first use
+        self._graph: Any | None = None  # mem0_mcp.graph.memory.GraphMemory, built on first use
         self._graph_init = threading.Lock()
         self._mover = JournalMover(self._move_journal)
         if self._history.has_pending():
@@ -1041,12 +1041,12 @@ class Memory:
     # ------------------------------------------------------------------ graph (derived data)
     @property
     def graph(self) -> Any | None:
-        """The entity graph (``mem0_mcp.graph.GraphMemory``) when graph_enabled, else None."""
+        """The entity graph (``mem0_mcp.graph.memory.GraphMemory``) when graph_enabled, else None."""
         if not self.settings.graph_enabled:
             return None
         with self._graph_init:
             if self._graph is None:
-                from mem0_mcp.graph import GraphMemory
+                from mem0_mcp.graph.memory import GraphMemory
 
                 self._graph = GraphMemory.for_engine(self)
         return self._graph

@@ -27,8 +27,7 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 
 from mem0_mcp.errors import InvalidInputError, StoreError
-from mem0_mcp.filters import iso_utc
-from mem0_mcp.llm.graph_pipeline import (
+from mem0_mcp.graph.extraction import (
     Extraction,
     GraphExtractor,
     Triple,
@@ -37,12 +36,13 @@ from mem0_mcp.llm.graph_pipeline import (
     normalize_name,
     normalize_relation,
 )
+from mem0_mcp.graph.kuzu_store import GraphEntity, GraphRelation, GraphStore, KuzuGraphStore
 from mem0_mcp.models import AddResult, Message, Scope, Usage
-from mem0_mcp.stores.graph import GraphEntity, GraphRelation, GraphStore, KuzuGraphStore
+from mem0_mcp.stores.filters import iso_utc
 
 if TYPE_CHECKING:
     from mem0_mcp.config import Settings
-    from mem0_mcp.memory import Memory
+    from mem0_mcp.engine.memory import Memory
 
 logger = logging.getLogger(__name__)
 

@@ -35,14 +35,14 @@ import numpy as np
 import pyarrow as pa
 
 from mem0_mcp.config import Settings
-from mem0_mcp.embeddings import Embedder, build_embedder
+from mem0_mcp.embedding.base import Embedder, build_embedder
+from mem0_mcp.engine.memory import STORE_META, Memory
+from mem0_mcp.engine.write_behind import move_journal
 from mem0_mcp.errors import Mem0Error, StoreError
-from mem0_mcp.locks import WriteLock
-from mem0_mcp.memory import STORE_META, Memory
 from mem0_mcp.stores.columns import ROW_COLUMNS
 from mem0_mcp.stores.history import HistoryStore
+from mem0_mcp.stores.locks import WriteLock
 from mem0_mcp.stores.vectors import TABLE, VectorStore, memory_schema
-from mem0_mcp.write_behind import move_journal
 
 logger = logging.getLogger(__name__)
 

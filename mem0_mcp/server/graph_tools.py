@@ -14,8 +14,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from pydantic import BaseModel, Field
 
-from mem0_mcp.auth import current_principal
-from mem0_mcp.server import (
+from mem0_mcp.server.app import (
     AgentId,
     RunId,
     ServerState,
@@ -26,9 +25,10 @@ from mem0_mcp.server import (
     run_engine,
     strict_tool,
 )
+from mem0_mcp.server.auth import current_principal
 
 if TYPE_CHECKING:
-    from mem0_mcp.graph import GraphMemory
+    from mem0_mcp.graph.memory import GraphMemory
 
 
 class GraphRelations(BaseModel):

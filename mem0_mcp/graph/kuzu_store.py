@@ -28,8 +28,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from mem0_mcp.errors import StoreError
-from mem0_mcp.locks import WriteLock
 from mem0_mcp.models import Scope
+from mem0_mcp.stores.locks import WriteLock
 
 logger = logging.getLogger(__name__)
 
