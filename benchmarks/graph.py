@@ -41,8 +41,8 @@ from mem0_mcp.engine.memory import Memory  # noqa: E402
 from mem0_mcp.graph.kuzu_store import KuzuGraphStore  # noqa: E402
 from mem0_mcp.graph.memory import GraphMemory  # noqa: E402
 from mem0_mcp.models import Scope  # noqa: E402
-from tests.conftest import FakeEmbedder, make_settings  # noqa: E402
-from tests.graph_fakes import CONTRADICTION, EXTRACTION, RoutingLLM  # noqa: E402
+from tests.support.engine import FakeEmbedder, make_settings  # noqa: E402
+from tests.support.graph_llm import CONTRADICTION, EXTRACTION, RoutingLLM  # noqa: E402
 
 SCOPE = Scope(user_id="bench")
 OTHER = Scope(user_id="someone-else")

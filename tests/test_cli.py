@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from mem0_mcp import __version__
-from tests.server_fixtures import INITIALIZE, MEM0_MCP_BIN, TOKEN_ALICE, seed_models
+from tests.support.server import INITIALIZE, MEM0_MCP_BIN, TOKEN_ALICE, seed_models
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 

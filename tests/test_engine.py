@@ -16,7 +16,7 @@ from mem0_mcp.errors import (
     ScopeRequiredError,
 )
 from mem0_mcp.models import Scope
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 
 INJECTIONS = [
     "x' OR '1'='1",

@@ -13,8 +13,8 @@ from mem0_mcp.engine.memory import Memory
 from mem0_mcp.graph.memory import rebuild_graph
 from mem0_mcp.llm.base import LLMError
 from mem0_mcp.models import Scope
-from tests.conftest import FakeEmbedder, make_settings
-from tests.graph_fakes import CONTRADICTION, EXTRACTION, FACTS, RoutingLLM
+from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.graph_llm import CONTRADICTION, EXTRACTION, FACTS, RoutingLLM
 
 ALICE = Scope(user_id="alice")
 
@@ -294,7 +294,7 @@ sys.path.insert(0, {root!r})
 from pathlib import Path
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.models import Scope
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 m = Memory(make_settings(Path({data!r}), graph_enabled=True), embedder=FakeEmbedder())
 m.graph.merge_threshold = 2.0  # one-word names can collide in the hashed fake embedding
 for i in range({n}):

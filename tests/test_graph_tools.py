@@ -10,17 +10,17 @@ import pytest
 from mcp.client import Client
 
 from mem0_mcp.config import Settings
-from tests.conftest import make_settings
-from tests.server_fixtures import (
+from tests.support.engine import make_settings
+from tests.support.server import (
     TOKEN_ALICE,
     TOKEN_BOB,
+    connector,
     error_text,
     fake_server,
     http_settings,
     running_http,
     structured,
 )
-from tests.test_http import connector
 
 GRAPH_TOOLS = {"search_graph", "get_entity", "find_path", "add_relation", "delete_relation"}
 

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 from mcp.client import Client
-from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import ValidationError
 
 from mem0_mcp.config import Settings
 from mem0_mcp.errors import ConfigError
 from mem0_mcp.server.app import create_server, transport_security
-from tests.conftest import make_settings
-from tests.server_fixtures import (
+from tests.support.engine import make_settings
+from tests.support.server import (
     INITIALIZE,
     TOKEN_ALICE,
     TOKEN_BOB,
+    Connect,
+    connector,
     error_text,
     fake_server,
     http_settings,
@@ -31,25 +30,6 @@ from tests.server_fixtures import (
 )
 
 pytestmark = pytest.mark.anyio
-
-Connect = Callable[[str], AbstractAsyncContextManager[Client]]
-
-
-def connector(base: str, transport: str) -> Connect:
-    @asynccontextmanager
-    async def connect(token: str) -> AsyncIterator[Client]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if transport == "http":
-            async with (
-                httpx2.AsyncClient(headers=headers, timeout=30) as http,
-                Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
-            ):
-                yield client
-        else:
-            async with Client(sse_client(f"{base}/sse", headers=headers, timeout=30)) as client:
-                yield client
-
-    return connect
 
 
 async def _isolation(connect: Connect) -> None:

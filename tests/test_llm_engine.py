@@ -9,8 +9,8 @@ import pytest
 
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import NotFoundError
-from tests.conftest import FakeEmbedder, make_settings
-from tests.fake_llm import FakeLLM, decisions, facts
+from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.fake_llm import FakeLLM, decisions, facts
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.llm.anthropic_llm import AnthropicLLM
 from mem0_mcp.llm.openai_compatible import OpenAICompatibleLLM
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 from tests.support.provider_server import completion, message, no_sleep
 
 TEXT = "I moved to Lisbon last spring and I work at a bakery there"

@@ -15,7 +15,7 @@ from mem0_mcp.llm.base import LLMError
 from mem0_mcp.llm.pipeline import MemoryPipeline, Neighbour, Plan, estimate_tokens
 from mem0_mcp.llm.prompts import PromptSet
 from mem0_mcp.models import Message
-from tests.fake_llm import FakeLLM, decisions, facts
+from tests.support.fake_llm import FakeLLM, decisions, facts
 
 DIM = 32
 UUID_A = "2f1c9a4e-0000-4000-8000-00000000000a"

@@ -13,7 +13,7 @@ from mem0_mcp.errors import ConfigError
 from mem0_mcp.llm import build_llm, resolve_provider
 from mem0_mcp.llm.jsonparse import JSONParseError, complete_json, extract_json
 from mem0_mcp.llm.prompts import PROMPT_NAMES, PromptError, PromptSet
-from tests.fake_llm import FakeLLM
+from tests.support.fake_llm import FakeLLM
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -194,7 +194,7 @@ async def test_add_memory_infers_with_the_clients_own_model(tmp_path) -> None:
     from mem0_mcp.engine.memory import Memory
     from mem0_mcp.server.app import create_server
     from mem0_mcp.server.sampling import RequestSamplingLLM
-    from tests.conftest import FakeEmbedder, make_settings
+    from tests.support.engine import FakeEmbedder, make_settings
 
     settings = make_settings(tmp_path / "data", llm_provider="sampling")
     server = create_server(

@@ -8,9 +8,9 @@ from mcp.client import Client
 
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.server.app import create_server
-from tests.conftest import FakeEmbedder, make_settings
-from tests.fake_llm import FakeLLM, decisions, facts
-from tests.server_fixtures import structured
+from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.fake_llm import FakeLLM, decisions, facts
+from tests.support.server import structured
 
 
 async def test_add_memory_infer_through_mcp(tmp_path: Path) -> None:

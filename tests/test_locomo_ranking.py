@@ -8,7 +8,7 @@ import pytest
 
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.engine.ranking import NAME_BOOST, TimeCue, dense_query, fuse, time_cues, words
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 
 
 def _hit(id_: str, *, distance: float | None = None, score: float | None = None, **row: object) -> dict:

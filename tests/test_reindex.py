@@ -18,7 +18,7 @@ from mem0_mcp.engine import reindex as rx
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import EmbedderMismatchError, StoreError
 from mem0_mcp.stores.locks import WriteLock
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 
 A = ("model-a", 64)
 B = ("model-b", 32)

@@ -13,7 +13,7 @@ from mem0_mcp.embedding.base import (
     resolve_model_path,
 )
 from mem0_mcp.engine.memory import Memory
-from tests.conftest import make_settings
+from tests.support.engine import make_settings
 
 
 @pytest.fixture(scope="module")

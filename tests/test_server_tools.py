@@ -11,8 +11,8 @@ from mcp.client import Client
 from mem0_mcp.config import Settings
 from mem0_mcp.server.app import create_server
 from mem0_mcp.server.stdio_front import capture_manifest, load_manifest, manifest_server
-from tests.conftest import make_settings
-from tests.server_fixtures import error_text, fake_server, structured
+from tests.support.engine import make_settings
+from tests.support.server import error_text, fake_server, structured
 
 TOOLS = {
     "add_memory",

@@ -23,8 +23,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.server import stdio_front
 from mem0_mcp.server.app import create_server
-from tests.conftest import FakeEmbedder, make_settings
-from tests.server_fixtures import INITIALIZE, example_config_env, keep_models, seed_models, structured
+from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.server import INITIALIZE, example_config_env, keep_models, seed_models, structured
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from mem0_mcp.engine import reindex as rx
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import StoreError
 from mem0_mcp.stores.history import HistoryStore
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def child_script(data: Path, body: str) -> str:
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 from mem0_mcp.engine.memory import Memory
 mem = Memory(make_settings(Path({str(data)!r})), embedder=FakeEmbedder())
 """

@@ -1,0 +1,1 @@
+"""The command line: serve, and the tools a person uses on a data dir."""

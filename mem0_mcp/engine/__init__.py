@@ -1,0 +1,1 @@
+"""The memory engine: the ``Memory`` facade and its parts. Knows nothing of MCP."""

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from mem0_mcp import __version__
 from mem0_mcp.config import Settings
-from mem0_mcp.embedding.base import BackgroundEmbedder, Embedder
+from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine.ranking import dense_query, fuse, words
 from mem0_mcp.engine.write_behind import JournalMover, move_journal
 from mem0_mcp.errors import (

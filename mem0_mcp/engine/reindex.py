@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from mem0_mcp.config import Settings
-from mem0_mcp.embedding.base import Embedder, build_embedder
+from mem0_mcp.embedding import Embedder, build_embedder
 from mem0_mcp.engine.memory import STORE_META, Memory
 from mem0_mcp.engine.write_behind import move_journal
 from mem0_mcp.errors import Mem0Error, StoreError

@@ -1,0 +1,1 @@
+"""The entity graph: derived from memories, kept in an embedded graph store."""

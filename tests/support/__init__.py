@@ -1,0 +1,1 @@
+"""Test helpers: fakes at the seams, real stores, real servers."""

@@ -6,20 +6,24 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
+from mcp.client import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.server.app import MemoryServer, build_http_app, create_server
-from tests.conftest import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, make_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MEM0_MCP_BIN = Path(sys.executable).with_name("mem0-mcp")
 
 MODEL_CACHE = REPO / ".pytest_cache" / "mem0-mcp-models"
@@ -107,3 +111,23 @@ def seed_models(data_dir: Path) -> None:
 def keep_models(data_dir: Path) -> None:
     if not MODEL_CACHE.is_dir() and (data_dir / "models").is_dir():
         shutil.copytree(data_dir / "models", MODEL_CACHE)
+
+
+Connect = Callable[[str], AbstractAsyncContextManager[Client]]
+
+
+def connector(base: str, transport: str) -> Connect:
+    @asynccontextmanager
+    async def connect(token: str) -> AsyncIterator[Client]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if transport == "http":
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=30) as http,
+                Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
+            ):
+                yield client
+        else:
+            async with Client(sse_client(f"{base}/sse", headers=headers, timeout=30)) as client:
+                yield client
+
+    return connect

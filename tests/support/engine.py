@@ -1,0 +1,48 @@
+"""The engine's test doubles: a deterministic embedder and settings on a temporary data dir."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mem0_mcp.config import Settings
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class FakeEmbedder:
+    """Bag of hashed words: texts sharing words are close, deterministic, no model to load."""
+
+    def __init__(self, dimension: int = 64, name: str = "fake-bow") -> None:
+        self._dimension = dimension
+        self._name = name
+        self.calls = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+                out[i, h % self._dimension] += 1.0
+            if not out[i].any():
+                out[i, 0] = 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    base: dict[str, object] = {"data_dir": data_dir, "llm_provider": "none", "user_id": "tester"}
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
