@@ -145,6 +145,7 @@ class ScriptedLLM:
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> LLMResponse:
         if "New facts (number: text):" in system:
             self.calls["decide"] += 1

@@ -68,6 +68,18 @@ class Usage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
 
+    def record(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        """Count one LLM call and its tokens (None: the backend did not say)."""
+        self.llm_calls += 1
+        self.input_tokens += int(input_tokens or 0)
+        self.output_tokens += int(output_tokens or 0)
+
+    def merge(self, other: Usage) -> None:
+        """Add another tally to this one."""
+        self.llm_calls += other.llm_calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+
 
 class AddResult(BaseModel):
     results: list[AddEvent] = Field(default_factory=list)

@@ -13,6 +13,7 @@ from mem0_mcp.errors import ConfigError
 from mem0_mcp.llm import build_llm, resolve_provider
 from mem0_mcp.llm.jsonparse import JSONParseError, complete_json, extract_json
 from mem0_mcp.llm.prompts import PROMPT_NAMES, PromptError, PromptSet
+from mem0_mcp.models import Usage
 from tests.support.fake_llm import FakeLLM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,16 +107,17 @@ def test_extract_json_fails_cleanly():
 
 def test_complete_json_repairs_once_then_gives_up():
     llm = FakeLLM(["{facts: [a]}", '{"facts": ["a"]}'])
-    calls: list = []
-    assert complete_json(llm, "sys", [{"role": "user", "content": "x"}], expect_key="facts", calls=calls) == {
-        "facts": ["a"]
-    }
-    assert len(calls) == 2 and "fix malformed JSON" in llm.calls[1].system
+    usage = Usage()
+    message = [{"role": "user", "content": "x"}]
+    assert complete_json(llm, "sys", message, prompt="p", usage=usage, expect_key="facts") == {"facts": ["a"]}
+    assert usage.llm_calls == 2 and "fix malformed JSON" in llm.calls[1].system
+    assert [c.prompt for c in llm.calls] == ["p", "json_repair"]
     assert '"facts"' in llm.calls[1].system
     llm = FakeLLM(["nope", "nope again", "never asked"])
+    usage = Usage()
     with pytest.raises(JSONParseError, match="after one repair"):
-        complete_json(llm, "sys", [{"role": "user", "content": "x"}])
-    assert len(llm.calls) == 2
+        complete_json(llm, "sys", message, prompt="p", usage=usage)
+    assert len(llm.calls) == 2 and usage.llm_calls == 2
 
 
 def _settings(tmp_path, **kw) -> Settings:

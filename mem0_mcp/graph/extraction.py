@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mem0_mcp.llm.base import LLM, LLMError, LLMResponse
+from mem0_mcp.llm.base import LLM, LLMError
 from mem0_mcp.llm.jsonparse import complete_json
 from mem0_mcp.llm.prompts import Prompt, PromptError, _bundled_dir
 from mem0_mcp.models import Usage
@@ -98,22 +98,16 @@ class GraphExtractor:
             values.setdefault("language_rule", self.prompts["language_rule"].template.strip())
         return prompt.render(**values)
 
-    def _json(self, system: str, user: str, key: str, usage: Usage) -> dict[str, Any]:
-        calls: list[LLMResponse] = []
-        try:
-            return complete_json(
-                self.llm,
-                system,
-                [{"role": "user", "content": user}],
-                max_tokens=self.max_tokens,
-                expect_key=key,
-                calls=calls,
-            )
-        finally:
-            for r in calls:
-                usage.llm_calls += 1
-                usage.input_tokens += int(r.input_tokens or 0)
-                usage.output_tokens += int(r.output_tokens or 0)
+    def _json(self, prompt: str, system: str, user: str, key: str, usage: Usage) -> dict[str, Any]:
+        return complete_json(
+            self.llm,
+            system,
+            [{"role": "user", "content": user}],
+            prompt=prompt,
+            usage=usage,
+            max_tokens=self.max_tokens,
+            expect_key=key,
+        )
 
     def extract(self, transcript: str, self_name: str) -> Extraction:
         """Entities and relations of a conversation; "I/me/my" become ``self_name``. Raises LLMError."""
@@ -121,7 +115,9 @@ class GraphExtractor:
         system = self._render(
             "graph_extraction", today=self.today().isoformat(), self_name=self_name, messages=transcript
         )
-        data = self._json(system, "Extract the entities and relations as JSON.", "relations", usage)
+        data = self._json(
+            "graph_extraction", system, "Extract the entities and relations as JSON.", "relations", usage
+        )
         entities: dict[str, str] = {}
         by_norm: dict[str, str] = {}
 
@@ -194,7 +190,11 @@ class GraphExtractor:
             messages=transcript,
         )
         data = self._json(
-            system, "Which stored relations are no longer true? Answer as JSON.", "invalidate", usage
+            "graph_contradiction",
+            system,
+            "Which stored relations are no longer true? Answer as JSON.",
+            "invalidate",
+            usage,
         )
         raw = data.get("invalidate")
         if not isinstance(raw, list):

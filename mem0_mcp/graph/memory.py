@@ -116,7 +116,7 @@ class GraphJob:
             prepared = self.future.result() if self.future is not None else self.run() if self.run else None
             if prepared is None:
                 return result
-            _add_usage(result.usage, prepared.usage)
+            result.usage.merge(prepared.usage)
             ids = [e.id for e in result.results if e.event in ("ADD", "UPDATE", "NONE")]
             if not ids:
                 return result
@@ -137,12 +137,6 @@ class _Prepared:
     existing: list[GraphRelation]
     invalidate: dict[str, str]  # relation id -> reason
     usage: Usage = field(default_factory=Usage)
-
-
-def _add_usage(into: Usage, more: Usage) -> None:
-    into.llm_calls += more.llm_calls
-    into.input_tokens += more.input_tokens
-    into.output_tokens += more.output_tokens
 
 
 class GraphMemory:

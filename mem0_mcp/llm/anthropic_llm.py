@@ -61,6 +61,7 @@ class AnthropicLLM:
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> LLMResponse:
         wire = [
             {

@@ -39,4 +39,8 @@ class LLM(Protocol):
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
-    ) -> LLMResponse: ...
+        prompt: str | None = None,
+    ) -> LLMResponse:
+        """One completion. ``prompt`` names the template ``system`` was rendered from (e.g.
+        "fact_extraction"), for logs and for test doubles that answer by prompt."""
+        ...

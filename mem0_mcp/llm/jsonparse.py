@@ -13,7 +13,8 @@ import logging
 import re
 from typing import Any
 
-from mem0_mcp.llm.base import LLM, LLMError, LLMResponse
+from mem0_mcp.llm.base import LLM, LLMError
+from mem0_mcp.models import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def extract_json(text: str) -> dict[str, Any]:
     raise JSONParseError(f"no JSON object in the model's answer: {preview!r}")
 
 
+REPAIR_PROMPT = "json_repair"
 _REPAIR_SYSTEM = (
     "You fix malformed JSON. Reply with the corrected JSON object only: no explanation, "
     "no code fence. Keep every value; only repair the syntax and shape."
@@ -116,18 +118,18 @@ def complete_json(
     system: str,
     messages: list[dict[str, Any]],
     *,
+    prompt: str,
+    usage: Usage,
     max_tokens: int | None = None,
     expect_key: str | None = None,
-    calls: list[LLMResponse] | None = None,
 ) -> dict[str, Any]:
     """One call expecting JSON, and one repair call if the answer is unusable.
 
-    ``calls`` collects every response (repair included) so the caller can count usage even when
-    this raises.
+    ``prompt`` names the template of ``system``. Every call (repair included) is counted in
+    ``usage`` as it returns, so the tally is right even when this raises.
     """
-    response = llm.complete(system, messages, json_output=True, max_tokens=max_tokens)
-    if calls is not None:
-        calls.append(response)
+    response = llm.complete(system, messages, json_output=True, max_tokens=max_tokens, prompt=prompt)
+    usage.record(response.input_tokens, response.output_tokens)
     try:
         return _check(extract_json(response.text), expect_key)
     except ReplyTooLargeError:
@@ -140,9 +142,9 @@ def complete_json(
             [{"role": "user", "content": f"Error: {first}\n\nThe malformed answer:\n{response.text}"}],
             json_output=True,
             max_tokens=max_tokens,
+            prompt=REPAIR_PROMPT,
         )
-        if calls is not None:
-            calls.append(repair)
+        usage.record(repair.input_tokens, repair.output_tokens)
         try:
             return _check(extract_json(repair.text), expect_key)
         except JSONParseError as second:

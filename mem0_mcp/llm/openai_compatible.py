@@ -86,6 +86,7 @@ class OpenAICompatibleLLM:
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> LLMResponse:
         wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         for m in messages:

@@ -268,26 +268,33 @@ class MemoryPipeline:
     # ---------------------------------------------------------------- stages
 
     def _call(
-        self, llm: LLM, run: _Run, system: str, messages: list[dict[str, Any]], *, json_output: bool
+        self,
+        llm: LLM,
+        run: _Run,
+        prompt: str,
+        system: str,
+        messages: list[dict[str, Any]],
+        *,
+        json_output: bool,
     ) -> LLMResponse:
-        response = llm.complete(system, messages, json_output=json_output, max_tokens=self.max_tokens)
-        run.count(response)
+        response = llm.complete(
+            system, messages, json_output=json_output, max_tokens=self.max_tokens, prompt=prompt
+        )
+        run.usage.record(response.input_tokens, response.output_tokens)
         return response
 
-    def _json_call(self, llm: LLM, run: _Run, system: str, user: str, key: str) -> dict[str, Any]:
-        calls: list[LLMResponse] = []
-        try:
-            return complete_json(
-                llm,
-                system,
-                [{"role": "user", "content": user}],
-                max_tokens=self.max_tokens,
-                expect_key=key,
-                calls=calls,
-            )
-        finally:
-            for response in calls:
-                run.count(response)
+    def _json_call(
+        self, llm: LLM, run: _Run, prompt: str, system: str, user: str, key: str
+    ) -> dict[str, Any]:
+        return complete_json(
+            llm,
+            system,
+            [{"role": "user", "content": user}],
+            prompt=prompt,
+            usage=run.usage,
+            max_tokens=self.max_tokens,
+            expect_key=key,
+        )
 
     def _transcript(self, llm: LLM, messages: list[Message], run: _Run) -> list[str]:
         """One line per message, images replaced by their description (or dropped)."""
@@ -333,6 +340,7 @@ class MemoryPipeline:
             response = self._call(
                 llm,
                 run,
+                "image_description",
                 system,
                 [{"role": "user", "content": [image, {"type": "text", "text": "Describe this image."}]}],
                 json_output=False,
@@ -385,7 +393,7 @@ class MemoryPipeline:
         for chunk in chunks:
             system = self.prompts.render(prompt, today=today, messages=chunk)
             data = self._json_call(
-                llm, run, system, "Extract the facts from the conversation above as JSON.", "facts"
+                llm, run, prompt, system, "Extract the facts from the conversation above as JSON.", "facts"
             )
             raw = data.get("facts")
             if not isinstance(raw, list):
@@ -414,6 +422,7 @@ class MemoryPipeline:
             response = self._call(
                 llm,
                 run,
+                "procedural_summary",
                 system,
                 [{"role": "user", "content": "Write the record of the run above."}],
                 json_output=False,
@@ -532,7 +541,9 @@ class MemoryPipeline:
             messages=chunks[0],
             existing_memories=listing([m.memory for m in memories]),
         )
-        data = self._json_call(llm, run, system, "Extract the facts and decide for each, as JSON.", "facts")
+        data = self._json_call(
+            llm, run, "extract_and_decide", system, "Extract the facts and decide for each, as JSON.", "facts"
+        )
         raw = data.get("facts")
         if not isinstance(raw, list):
             raise UnusableReplyError(f'"facts" must be a list, got {type(raw).__name__}')
@@ -615,7 +626,9 @@ class MemoryPipeline:
             existing_memories=existing,
             new_facts=new_facts,
         )
-        data = self._json_call(llm, run, system, "Decide for every new fact, as JSON.", "decisions")
+        data = self._json_call(
+            llm, run, "update_decision", system, "Decide for every new fact, as JSON.", "decisions"
+        )
         raw = data.get("decisions")
         if not isinstance(raw, list):
             raise LLMError(f'"decisions" must be a list, got {type(raw).__name__}')
@@ -771,11 +784,6 @@ class _FactPlan:
 class _Run:
     usage: Usage = field(default_factory=Usage)
     warnings: list[str] = field(default_factory=list)
-
-    def count(self, response: LLMResponse) -> None:
-        self.usage.llm_calls += 1
-        self.usage.input_tokens += int(response.input_tokens or 0)
-        self.usage.output_tokens += int(response.output_tokens or 0)
 
     def warn(self, message: str) -> None:
         logger.warning(message)

@@ -65,6 +65,7 @@ class SamplingLLM:
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> LLMResponse:
         if self._supports_sampling is not None and not self._supports_sampling():
             raise SamplingUnsupportedError()
@@ -212,6 +213,7 @@ class RequestSamplingLLM:
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> LLMResponse:
         bound = _bound.get()
         if bound is None:
@@ -221,4 +223,4 @@ class RequestSamplingLLM:
             )
         session, request_id = bound
         llm = sampling_llm_for_session(session, max_tokens=self.max_tokens, related_request_id=request_id)
-        return llm.complete(system, messages, json_output=json_output, max_tokens=max_tokens)
+        return llm.complete(system, messages, json_output=json_output, max_tokens=max_tokens, prompt=prompt)

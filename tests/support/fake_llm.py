@@ -19,6 +19,7 @@ class Call:
     messages: list[dict[str, Any]]
     json_output: bool
     max_tokens: int | None
+    prompt: str | None = None
 
     @property
     def text(self) -> str:
@@ -50,8 +51,9 @@ class FakeLLM:
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> LLMResponse:
-        call = Call(system, messages, json_output, max_tokens)
+        call = Call(system, messages, json_output, max_tokens, prompt)
         self.calls.append(call)
         if not self.queue:
             raise AssertionError(f"FakeLLM: no reply queued for call {len(self.calls)}:\n{system[:500]}")

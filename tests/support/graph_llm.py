@@ -1,5 +1,5 @@
-"""A scripted LLM for graph tests that routes by prompt: graph extraction and contradiction calls
-run in a worker thread concurrently with fact extraction, so one shared queue would race."""
+"""A scripted LLM for graph tests that routes by prompt name: graph extraction and contradiction
+calls run in a worker thread concurrently with fact extraction, so one shared queue would race."""
 
 from __future__ import annotations
 
@@ -16,12 +16,9 @@ CONTRADICTION = "graph_contradiction"
 FACTS = "facts"
 
 
-def kind_of(system: str) -> str:
-    if "You build a knowledge graph" in system:
-        return EXTRACTION
-    if "You keep a knowledge graph current" in system:
-        return CONTRADICTION
-    return FACTS
+def kind_of(prompt: str | None) -> str:
+    """The queue a call goes to: the graph prompts have their own, every other prompt is FACTS."""
+    return prompt if prompt in (EXTRACTION, CONTRADICTION) else FACTS
 
 
 @dataclass
@@ -55,8 +52,9 @@ class RoutingLLM:
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
+        prompt: str | None = None,
     ) -> LLMResponse:
-        kind = kind_of(system)
+        kind = kind_of(prompt)
         with self._lock:
             self.calls.append((kind, system))
             queue = self.queues.get(kind)
