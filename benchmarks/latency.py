@@ -196,7 +196,7 @@ def run_ours(
         # Past the ANN threshold the IVF lists train in the background after the ingest (minutes
         # of CPU at 1M): the adds and searches below are timed in the steady state after it.
         t = time.perf_counter()
-        mem._vectors.wait_for_index()
+        mem.storage.vectors.wait_for_index()
         index_wait_s = time.perf_counter() - t
         add_lat = []
         for text in pool[n : n + singles]:
@@ -204,7 +204,7 @@ def run_ours(
             mem.add(text, user_id="u")
             add_lat.append(time.perf_counter() - t)
         mem.optimize()
-        mem._vectors.wait_for_index()
+        mem.storage.vectors.wait_for_index()
         for q in questions[:20]:  # warm caches
             mem.search(q, user_id="u", limit=10)
         search_lat = []
@@ -223,10 +223,12 @@ def run_ours(
         dense_lat, exact_lat = [], []
         for vector in mem.embedder.embed(questions[:searches]):
             t = time.perf_counter()
-            approx = mem._vectors.dense_search(vector, 10, scope, include_superseded=False, columns=("id",))
+            approx = mem.storage.vectors.dense_search(
+                vector, 10, scope, include_superseded=False, columns=("id",)
+            )
             dense_lat.append(time.perf_counter() - t)
             t = time.perf_counter()
-            exact = mem._vectors.dense_search(
+            exact = mem.storage.vectors.dense_search(
                 vector, 10, scope, include_superseded=False, columns=("id",), exact=True
             )
             exact_lat.append(time.perf_counter() - t)
@@ -254,7 +256,7 @@ def run_ours(
         # What a process opening this store (or seeing another process's write) pays, in the
         # background, before its searches move from LanceDB to the in-process copy.
         t = time.perf_counter()
-        mem._vectors._fresh_cache().load(mem._vectors.table)
+        mem.storage.vectors._fresh_cache().load(mem.storage.vectors.table)
         copy_load_s = time.perf_counter() - t
         mem.close()
         return {

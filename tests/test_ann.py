@@ -42,7 +42,7 @@ def test_below_the_threshold_there_is_no_index(tmp_path: Path) -> None:
     mem = Memory(make_settings(tmp_path / "d", ann_index_threshold=THRESHOLD), embedder=FakeEmbedder())
     _fill(mem, THRESHOLD - 50, "u")
     mem.search("alpha", user_id="u")
-    assert mem._vectors.wait_for_index(30)
+    assert mem.storage.vectors.wait_for_index(30)
     assert not mem.stats().ann_index
     mem.close()
 
@@ -61,7 +61,7 @@ def test_past_the_threshold_the_index_exists_and_probing_all_lists_equals_exact(
     for mem in (ann, exact):
         _fill(mem, 3 * THRESHOLD, "u")
     ann.search("alpha", user_id="u")
-    assert ann._vectors.wait_for_index(60)
+    assert ann.storage.vectors.wait_for_index(60)
     assert ann.stats().ann_index
     assert not exact.stats().ann_index
     for query in QUERIES:
@@ -81,7 +81,7 @@ def test_scopes_stay_exact_past_the_threshold(tmp_path: Path) -> None:
         _fill(mem, 3 * THRESHOLD, "big")
         _fill(mem, 60, "small", start=5_000)
     ann.search("alpha", user_id="big")
-    assert ann._vectors.wait_for_index(60) and ann.stats().ann_index
+    assert ann.storage.vectors.wait_for_index(60) and ann.stats().ann_index
     for query in QUERIES:
         # Even reading one list, a scope smaller than the threshold is scanned in full...
         hits = ann.search(query, user_id="small", limit=20).results

@@ -17,11 +17,11 @@ def test_compaction_keeps_the_copy(tmp_path: Path) -> None:
     for i in range(5):
         mem.add([{"role": "user", "content": f"fact {i}.{j} about otters"} for j in range(3)], user_id="u")
     mem.search("otters", user_id="u")
-    copy = mem._vectors._cache
-    assert copy is not None and copy.version == int(mem._vectors.table.version)
+    copy = mem.storage.vectors._cache
+    assert copy is not None and copy.version == int(mem.storage.vectors.table.version)
     mem.optimize()
-    assert mem._vectors._cache is copy  # not reloaded...
-    assert copy.version == int(mem._vectors.table.version)  # ...and current
+    assert mem.storage.vectors._cache is copy  # not reloaded...
+    assert copy.version == int(mem.storage.vectors.table.version)  # ...and current
     assert len(mem.search("otters", user_id="u", limit=100).results) == 15
     mem.close()
 
@@ -34,16 +34,16 @@ def test_a_large_stale_copy_reloads_in_the_background(
     one = Memory(settings, embedder=FakeEmbedder())
     two = Memory(settings, embedder=FakeEmbedder())
     one.add([{"role": "user", "content": f"heron sighting number {i}"} for i in range(10)], user_id="u")
-    assert one._vectors.wait_for_copy(30)
+    assert one.storage.vectors.wait_for_copy(30)
     other = two.add("heron nest by the river", user_id="u").results[0].id
     two.flush()
     # An update is more than an append: the copy is stale and large, so this search is answered
     # by LanceDB while it reloads, and sees the change.
     two.update(other, text="heron nest by the river bend")
     assert other in {h.id for h in one.search("heron nest river bend", user_id="u").results}
-    assert one._vectors.wait_for_copy(30)
-    copy = one._vectors._cache
-    assert copy is not None and copy.version == int(one._vectors.table.version)
+    assert one.storage.vectors.wait_for_copy(30)
+    copy = one.storage.vectors._cache
+    assert copy is not None and copy.version == int(one.storage.vectors.table.version)
     hit = next(h for h in one.search("heron nest river bend", user_id="u").results if h.id == other)
     assert hit.memory == "heron nest by the river bend"
     one.close()
@@ -52,7 +52,7 @@ def test_a_large_stale_copy_reloads_in_the_background(
 
 def live_rows(mem: Memory) -> list[str]:
     """Ids the copy holds as live, each as often as it holds it."""
-    copy = mem._vectors._cache
+    copy = mem.storage.vectors._cache
     assert copy is not None
     return [copy._cols["id"][p] for p in range(copy._n) if copy._alive[p]]
 
@@ -63,7 +63,7 @@ def test_other_processes_appends_are_read_alone(tmp_path: Path) -> None:
     two = Memory(settings, embedder=FakeEmbedder())
     one.add([{"role": "user", "content": f"otter fact {i}"} for i in range(5)], user_id="u")
     one.search("otter", user_id="u")
-    copy = one._vectors._cache
+    copy = one.storage.vectors._cache
     for round_ in range(3):
         # Appends by the other engine, then by this one (its own delta), interleaved.
         two.add(f"beaver fact {round_}", user_id="u")
@@ -72,9 +72,9 @@ def test_other_processes_appends_are_read_alone(tmp_path: Path) -> None:
         assert f"beaver fact {round_}" in found
         one.add(f"own otter fact {round_}", user_id="u")
         one.flush()
-    assert one._vectors._cache is copy  # never reloaded
+    assert one.storage.vectors._cache is copy  # never reloaded
     ids = live_rows(one)
-    assert len(ids) == len(set(ids)) == one._vectors.count() == 11  # nothing twice, nothing missing
+    assert len(ids) == len(set(ids)) == one.storage.vectors.count() == 11  # nothing twice, nothing missing
     # The other engine's own copy followed this one's appends the same way.
     two.search("otter", user_id="u")
     assert sorted(live_rows(two)) == sorted(ids)
@@ -94,7 +94,7 @@ def test_any_other_foreign_write_reloads_the_copy(tmp_path: Path, change: str) -
         ).results
     ]
     one.search("kiwi", user_id="u")
-    copy = one._vectors._cache
+    copy = one.storage.vectors._cache
     if change == "delete":
         two.delete(ids[0])
     elif change == "update":
@@ -104,13 +104,13 @@ def test_any_other_foreign_write_reloads_the_copy(tmp_path: Path, change: str) -
         two.optimize()
     hits = {h.id: h.memory for h in one.search("kiwi", user_id="u", limit=20).results}
     if change != "compact":  # compaction may leave the copy's fragments as they were
-        assert one._vectors._cache is not copy
+        assert one.storage.vectors._cache is not copy
     if change == "delete":
         assert ids[0] not in hits and len(hits) == 3
     elif change == "update":
         assert hits[ids[0]] == "kiwi fact changed"
     else:
         assert len(hits) == 5
-    assert len(live_rows(one)) == one._vectors.count()
+    assert len(live_rows(one)) == one.storage.vectors.count()
     one.close()
     two.close()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mem0_mcp.engine.memory import AsyncMemory, Memory
+from mem0_mcp.engine.async_memory import AsyncMemory
+from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import (
     EmbedderMismatchError,
     InvalidInputError,

@@ -114,7 +114,7 @@ def test_full_text_index_weighs_the_own_words_and_reaches_two_messages_out(memor
     texts = ["We adopted a puppy.", "What breed?", "A beagle named Max.", "Cute!", "He loves walks."]
     memory.add([{"role": "user", "content": t} for t in texts], user_id="u")
     memory.flush()
-    rows = {r["memory"]: r for r in memory._vectors.query("user_id = 'u'")}
+    rows = {r["memory"]: r for r in memory.storage.vectors.query("user_id = 'u'")}
     middle = rows["A beagle named Max."]
     assert middle["context"] == "What breed?\nCute!"
     # Own words twice, nearest neighbours, then two messages out.
@@ -123,12 +123,12 @@ def test_full_text_index_weighs_the_own_words_and_reaches_two_messages_out(memor
     )
     # An edit keeps the wider window of the row.
     memory.update(middle["id"], text="A beagle called Max.")
-    row = memory._vectors.get(middle["id"])
+    row = memory.storage.vectors.get(middle["id"])
     assert row["search_text"].endswith("What breed?\nCute!\nWe adopted a puppy.\nHe loves walks.")
     assert row["search_text"].startswith("A beagle called Max.\nA beagle called Max.\n")
     single = memory.add("Just one message.", user_id="u").results[0]
     memory.flush()
-    assert memory._vectors.get(single.id)["search_text"] == "Just one message."
+    assert memory.storage.vectors.get(single.id)["search_text"] == "Just one message."
 
 
 def test_dense_query_swaps_named_speakers_for_pronouns():

@@ -16,6 +16,7 @@ from mem0_mcp.cli import main as cli
 from mem0_mcp.config import Settings
 from mem0_mcp.engine import reindex as rx
 from mem0_mcp.engine.memory import Memory
+from mem0_mcp.engine.rows import EmbedInput, embed_inputs
 from mem0_mcp.errors import EmbedderMismatchError, StoreError
 from mem0_mcp.stores.locks import WriteLock
 from tests.support.engine import FakeEmbedder, make_settings
@@ -118,21 +119,19 @@ def test_reindex_moves_the_store_to_the_new_model(store: tuple[Settings, dict[st
         hits = mem.search("greyhound Pixel", user_id="u", limit=3).results
         assert hits[0].id == ids["pixel"]
         assert mem.search("kayaking", user_id="v").results[0].id == ids["sailing"]
-        dense = mem._vectors.vector_search(
-            mem._embed([Memory._embed_text("note 7 about gardening tomatoes", None)])[0], "", 1
+        dense = mem.storage.vectors.vector_search(
+            embedder(B).embed(["note 7 about gardening tomatoes"])[0], "", 1
         )
         assert dense[0]["id"] == ids["note7"] and dense[0]["_distance"] < 1e-5
         # The row of a conversation is embedded with its speaker and neighbours, as on add.
-        row = mem._vectors.get(ids["walks"])
-        assert row is not None and row["name"] == "Ann" and row["context"]
-        expected = embedder(B).embed(
-            [Memory._embed_text(Memory._index_text(row["memory"], row["name"]), row["context"])]
-        )
-        stored = mem._vectors.query(f"id = '{ids['walks']}'", columns=("id", "vector"))[0]["vector"]
+        row = mem.storage.vectors.get(ids["walks"])
+        assert row is not None and row["name"] == "Ann" and row["context"] and row["neighbours"]
+        expected = embed_inputs([EmbedInput.of_row(row)], embedder(B).embed, "mixed")
+        stored = mem.storage.vectors.query(f"id = '{ids['walks']}'", columns=("id", "vector"))[0]["vector"]
         assert np.allclose(stored, expected[0], atol=1e-6)
-        indexes = {idx.name for idx in mem._vectors.table.list_indices()}
+        indexes = {idx.name for idx in mem.storage.vectors.table.list_indices()}
         assert {"search_text_idx", "id_idx", "user_id_idx"} <= indexes
-        assert "memories_reindex" not in mem._vectors._db.list_tables().tables
+        assert "memories_reindex" not in mem.storage.vectors._db.list_tables().tables
         # And the store takes new writes with the new model.
         added = mem.add("Pixel also likes frisbee", user_id="u").results[0]
         assert mem.search("frisbee", user_id="u").results[0].id == added.id
@@ -177,8 +176,8 @@ def test_failure_midway_leaves_the_old_store(
     try:
         assert snapshot(mem) == before
         assert mem.search("greyhound Pixel", user_id="u").results[0].id == ids["pixel"]
-        assert mem._vectors.dimension == 64
-        assert "memories_reindex" not in mem._vectors._db.list_tables().tables
+        assert mem.storage.vectors.dimension == 64
+        assert "memories_reindex" not in mem.storage.vectors._db.list_tables().tables
     finally:
         mem.close()
     with pytest.raises(EmbedderMismatchError):

@@ -42,9 +42,9 @@ def test_copy_scores_equal_lancedb_full_text(tmp_path: Path) -> None:
     mem.flush()
     scope = {"user_id": "u", "agent_id": None, "run_id": None}
     for query in QUERIES:
-        ours = mem._vectors.cached_text_search(query, 20, scope, include_superseded=False)
+        ours = mem.storage.vectors.cached_text_search(query, 20, scope, include_superseded=False)
         assert ours is not None
-        theirs = mem._vectors.text_search(query, "user_id = 'u'", 20)
+        theirs = mem.storage.vectors.text_search(query, "user_id = 'u'", 20)
         assert [round(r["_score"], 3) for r in ours] == [round(r["_score"], 3) for r in theirs], query
         assert {r["id"] for r in ours} == {r["id"] for r in theirs}, query
     mem.close()

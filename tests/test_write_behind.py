@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def frozen(data_dir: Path, **overrides: object) -> Memory:
     """An engine whose background mover never runs: adds stay in the journal until a read."""
     mem = Memory(make_settings(data_dir, **overrides), embedder=FakeEmbedder())
-    mem._mover.close()
+    mem.storage.mover.close()
     return mem
 
 
 def journal_size(mem: Memory) -> int:
-    return len(mem._history.pending(10_000))
+    return len(mem.storage.history.pending(10_000))
 
 
 def child_script(data: Path, body: str) -> str:
@@ -52,22 +52,22 @@ def test_add_is_durable_in_the_journal_and_in_the_table_before_a_search(tmp_path
     added = mem.add("I keep bees on the roof", user_id="u").results[0]
     assert added.event == "ADD"
     assert journal_size(mem) == 1
-    assert mem._vectors.count() == 0
+    assert mem.storage.vectors.count() == 0
     assert [e.event for e in mem.history(added.id)] == ["ADD"]  # the history is written with it
     hits = mem.search("bees", user_id="u").results
     assert [h.id for h in hits] == [added.id]
     assert journal_size(mem) == 0
-    assert mem._vectors.count() == 1
+    assert mem.storage.vectors.count() == 1
     mem.close()
 
 
 def test_background_mover_empties_the_journal(tmp_path: Path) -> None:
     mem = Memory(make_settings(tmp_path / "d"), embedder=FakeEmbedder())
     mem.add([{"role": "user", "content": f"fact number {i}"} for i in range(30)], user_id="u")
-    mem._mover.close()  # joins the thread: it has moved the rows or was waiting to
+    mem.storage.mover.close()  # joins the thread: it has moved the rows or was waiting to
     mem.flush()
     assert journal_size(mem) == 0
-    assert mem._vectors.count() == 30
+    assert mem.storage.vectors.count() == 30
     mem.close()
 
 
@@ -98,7 +98,7 @@ def test_duplicate_check_sees_the_journal(tmp_path: Path) -> None:
     assert other_scope.event == "ADD"
     assert journal_size(mem) == 2
     mem.flush()
-    assert mem._vectors.count() == 2
+    assert mem.storage.vectors.count() == 2
     mem.close()
 
 
@@ -109,7 +109,7 @@ def test_another_engine_on_the_data_dir_sees_journaled_adds_once(tmp_path: Path)
     assert [h.id for h in reader.search("wifi password", user_id="u").results] == [added]
     # The writer must not append the rows the reader moved.
     assert [h.id for h in writer.search("wifi password", user_id="u").results] == [added]
-    assert writer._vectors.count() == 1
+    assert writer.storage.vectors.count() == 1
     reader.close()
     writer.close()
 
@@ -119,7 +119,7 @@ def test_crashed_process_journal_is_moved_by_the_next_one(tmp_path: Path) -> Non
     child = child_script(
         data,
         """
-        mem._mover.close()
+        mem.storage.mover.close()
         print(mem.add("the spare key is under the blue pot", user_id="u").results[0].id, flush=True)
         os._exit(0)  # no close(): the row is only in the journal
         """,
@@ -134,7 +134,7 @@ def test_crashed_process_journal_is_moved_by_the_next_one(tmp_path: Path) -> Non
     mem = Memory(make_settings(data), embedder=FakeEmbedder())
     assert [h.id for h in mem.search("spare key", user_id="u").results] == [added]
     assert [e.event for e in mem.history(added)] == ["ADD"]
-    assert mem._vectors.count() == 1
+    assert mem.storage.vectors.count() == 1
     mem.close()
 
 
@@ -142,12 +142,12 @@ def test_a_move_interrupted_after_the_append_does_not_duplicate(tmp_path: Path) 
     mem = frozen(tmp_path / "d")
     added = mem.add("runs on Tuesdays", user_id="u").results[0].id
     # What a crash between the LanceDB append and the journal cleanup leaves behind.
-    (pending,) = mem._history.pending(10)
-    mem._history.mark_attempt([pending.seq])
-    mem._vectors.add([pending.row], pending.vector[None, :])
-    assert mem._vectors.count() == 1 and journal_size(mem) == 1
+    (pending,) = mem.storage.history.pending(10)
+    mem.storage.history.mark_attempt([pending.seq])
+    mem.storage.vectors.add([pending.row], pending.vector[None, :])
+    assert mem.storage.vectors.count() == 1 and journal_size(mem) == 1
     assert [h.id for h in mem.search("Tuesdays", user_id="u").results] == [added]
-    assert mem._vectors.count() == 1
+    assert mem.storage.vectors.count() == 1
     assert journal_size(mem) == 0
     mem.close()
 
@@ -158,22 +158,22 @@ def test_a_failing_move_raises_and_loses_nothing(tmp_path: Path) -> None:
     mem.flush()
     # A row the table cannot take (a vector of another dimension) stands in for a full disk.
     bad = {"id": "bad-row", "memory": "x", "hash": "h", "search_text": "x", "user_id": "u", "metadata": {}}
-    mem._history.add([], pending=[(bad, np.ones(8, dtype=np.float32))], now="2026-01-01T00:00:00Z")
+    mem.storage.history.add([], pending=[(bad, np.ones(8, dtype=np.float32))], now="2026-01-01T00:00:00Z")
     with pytest.raises(StoreError, match="journal"):
         mem.search("trouble", user_id="u")
     assert journal_size(mem) == 1  # still there for the next attempt
-    assert mem._vectors.get(kept) is not None
-    mem._history.drop_pending([p.seq for p in mem._history.pending(10)])
+    assert mem.storage.vectors.get(kept) is not None
+    mem.storage.history.drop_pending([p.seq for p in mem.storage.history.pending(10)])
     assert [h.id for h in mem.search("trouble", user_id="u").results] == [kept]
     mem.close()
 
 
 def test_write_behind_off_appends_inside_the_add(tmp_path: Path) -> None:
     mem = Memory(make_settings(tmp_path / "d", write_behind=False), embedder=FakeEmbedder())
-    mem._mover.close()
+    mem.storage.mover.close()
     mem.add("no journal for me", user_id="u")
     assert journal_size(mem) == 0
-    assert mem._vectors.count() == 1
+    assert mem.storage.vectors.count() == 1
     mem.close()
 
 
@@ -182,7 +182,7 @@ def test_close_moves_the_journal_and_reset_clears_it(tmp_path: Path) -> None:
     mem.add("moved at close", user_id="u")
     mem.close()
     reopened = frozen(tmp_path / "d")
-    assert reopened._vectors.count() == 1 and journal_size(reopened) == 0
+    assert reopened.storage.vectors.count() == 1 and journal_size(reopened) == 0
     reopened.add("gone at reset", user_id="u")
     reopened.reset()
     assert journal_size(reopened) == 0 and reopened.stats().memories == 0
@@ -212,7 +212,7 @@ def test_reindex_moves_the_journal_first(tmp_path: Path) -> None:
     assert result.rows == 2 and result.new_dimension == 32
     after = Memory(settings, embedder=FakeEmbedder(dimension=32, name="fake-32"))
     assert after.get("journaled").memory == "in the journal"
-    assert after._vectors.count() == 2 and journal_size(after) == 0
+    assert after.storage.vectors.count() == 2 and journal_size(after) == 0
     after.close()
 
 

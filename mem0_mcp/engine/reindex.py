@@ -21,10 +21,8 @@ reindex is not a change of any memory.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +34,8 @@ import pyarrow as pa
 
 from mem0_mcp.config import Settings
 from mem0_mcp.embedding import Embedder, build_embedder
-from mem0_mcp.engine.memory import STORE_META, Memory
+from mem0_mcp.engine.rows import ContextMode, EmbedInput, embed_inputs
+from mem0_mcp.engine.store_meta import read_meta, write_meta
 from mem0_mcp.engine.write_behind import move_journal
 from mem0_mcp.errors import Mem0Error, StoreError
 from mem0_mcp.stores.columns import ROW_COLUMNS
@@ -81,30 +80,6 @@ class ReindexResult:
     message: str
 
 
-def _meta_path(settings: Settings) -> Any:
-    return settings.data_dir / STORE_META
-
-
-def _read_meta(settings: Settings) -> dict[str, Any]:
-    path = _meta_path(settings)
-    try:
-        return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return {}
-    except ValueError as exc:
-        raise StoreError(f"{path} is corrupt: {exc}") from exc
-
-
-def _write_meta(settings: Settings, meta: dict[str, Any] | None) -> None:
-    path = _meta_path(settings)
-    if meta is None:
-        path.unlink(missing_ok=True)
-        return
-    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(meta))
-    tmp.replace(path)
-
-
 def _move_journal(settings: Settings) -> None:
     """Adds still in the write-behind journal join the table first: re-embedded with the rest,
     instead of landing later with the old model's vectors."""
@@ -131,7 +106,7 @@ def _open(db: Any, name: str) -> Any | None:
 
 
 def inspect_store(settings: Settings) -> StoreInfo:
-    meta = _read_meta(settings)
+    meta = read_meta(settings.data_dir)
     model = meta.get("embedder_model")
     tbl = _open(_connect(settings), TABLE) if settings.lance_dir.is_dir() else None
     return StoreInfo(
@@ -141,11 +116,6 @@ def inspect_store(settings: Settings) -> StoreInfo:
         model=model,
         interrupted=isinstance(model, str) and model.startswith(IN_PROGRESS),
     )
-
-
-def _embed_input(row: dict[str, Any]) -> str:
-    """The text the engine embeds for a row (see Memory._add_verbatim and Memory.update)."""
-    return Memory._embed_text(Memory._index_text(row["memory"], row.get("name")), row.get("context"))
 
 
 def _chunks(reader: pa.RecordBatchReader, size: int) -> Iterator[pa.RecordBatch]:
@@ -191,7 +161,9 @@ def reindex(
         WriteLock(settings.data_dir / "journal.lock").hold(),
     ):
         _move_journal(settings)
-        meta = _read_meta(settings)
+        if settings.lance_dir.is_dir():
+            VectorStore(settings.lance_dir)  # opening it adds columns an older version lacked
+        meta = read_meta(settings.data_dir)
         old_model = meta.get("embedder_model")
         if isinstance(old_model, str) and old_model.startswith(IN_PROGRESS):
             # An interrupted run: the table holds the old or the new vectors; re-embed either way.
@@ -206,7 +178,7 @@ def reindex(
                     f"{settings.data_dir} holds no memories (no memory table): nothing to re-embed"
                 )
             # A recorded model but no table: forget the model; the next write records the new one.
-            _write_meta(settings, None)
+            write_meta(settings.data_dir, None)
             return _result(
                 t0,
                 old_model,
@@ -243,7 +215,7 @@ def reindex(
             )
         total = int(src.count_rows())
         logger.info("reindex: re-embedding %d memories with %s (was %s)", total, new_model, old_model)
-        staged, new_dim = _stage(db, src, emb, total, size, progress, old_model)
+        staged, new_dim = _stage(db, src, emb, total, size, progress, old_model, settings.context_vectors)
         if staged != total or int(src.count_rows()) != total:
             _drop(db, STAGING_TABLE)
             raise StoreError(
@@ -278,6 +250,7 @@ def _stage(
     size: int,
     progress: Progress | None,
     old_model: str | None,
+    mode: ContextMode,
 ) -> tuple[int, int]:
     """Write every row, re-embedded, to the staging table; (rows written, new dimension)."""
     _drop(db, STAGING_TABLE)  # a leftover of an interrupted run
@@ -288,7 +261,7 @@ def _stage(
 
     def embedded(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int]:
         rows = batch.select(list(ROW_COLUMNS)).to_pylist()
-        vectors = np.asarray(emb.embed([_embed_input(r) for r in rows]), dtype=np.float32)
+        vectors = embed_inputs([EmbedInput.of_row(r) for r in rows], emb.embed, mode)
         if vectors.ndim != 2 or vectors.shape[0] != len(rows):
             raise StoreError(f"the embedder returned shape {vectors.shape} for {len(rows)} texts")
         dim = int(vectors.shape[1])
@@ -349,8 +322,8 @@ def _swap(
 ) -> None:
     """Replace the memory table by the staging table, rebuild its indexes, record the new model."""
     staged = db.open_table(STAGING_TABLE)
-    _write_meta(
-        settings,
+    write_meta(
+        settings.data_dir,
         {
             "embedder_model": f"{IN_PROGRESS}{old_model} -> {new_model}",
             "dimension": new_dim,
@@ -374,7 +347,7 @@ def _swap(
         except Exception:
             unchanged = False
         if unchanged:
-            _write_meta(settings, meta or None)
+            write_meta(settings.data_dir, meta or None)
             _drop(db, STAGING_TABLE)
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt and the like
@@ -389,7 +362,7 @@ def _swap(
         ) from exc
     try:
         store = VectorStore(settings.lance_dir)
-        VectorStore._create_indexes(store.table)
+        store.create_indexes()
         store.optimize(ann_threshold=settings.ann_index_threshold)  # the ANN index, past its threshold
         count = store.count()
         if count != total:
@@ -400,7 +373,7 @@ def _swap(
             "closed to the engine until `mem0-mcp reindex` is run again"
         ) from exc
     _drop(db, STAGING_TABLE)
-    _write_meta(settings, {"embedder_model": new_model, "dimension": new_dim})
+    write_meta(settings.data_dir, {"embedder_model": new_model, "dimension": new_dim})
 
 
 def _drop(db: Any, name: str) -> None:

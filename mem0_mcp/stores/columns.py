@@ -8,6 +8,7 @@ ROW_COLUMNS = (
     "hash",
     "search_text",
     "context",
+    "neighbours",
     "user_id",
     "agent_id",
     "run_id",
@@ -23,4 +24,4 @@ ROW_COLUMNS = (
     "superseded_by",
 )
 # What a search result needs: every column but the long index texts, which stay on disk.
-RESULT_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in ("search_text", "context"))
+RESULT_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in ("search_text", "context", "neighbours"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,9 +118,9 @@ class HistoryStore:
 
     def add(
         self,
-        entries: Iterable[dict[str, Any]],
+        entries: Iterable[Mapping[str, Any]],
         *,
-        pending: Sequence[tuple[dict[str, Any], np.ndarray]] = (),
+        pending: Sequence[tuple[Mapping[str, Any], np.ndarray]] = (),
         now: str = "",
     ) -> None:
         """Record events; ``pending`` (row, vector) pairs join the journal in the same transaction."""

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,17 @@ FULL_CHECK_SECONDS = 1.0
 SYNC_RELOAD_ROWS = 20_000
 
 
+# The texts of the messages beside a row in its add, as the row's vector was made from them.
+NEIGHBOURS_FIELD = pa.field("neighbours", pa.list_(pa.string()), nullable=True)
+
+
 def memory_schema(dimension: int) -> pa.Schema:
     text = pa.string()
     fields = [
         pa.field(c, text, nullable=c not in ("id", "memory", "hash", "search_text")) for c in ROW_COLUMNS
     ]
     fields[ROW_COLUMNS.index("metadata")] = pa.field("metadata", pa.json_(pa.utf8()), nullable=True)
+    fields[ROW_COLUMNS.index("neighbours")] = NEIGHBOURS_FIELD
     fields.append(pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False))
     return pa.schema(fields)
 
@@ -82,9 +87,27 @@ class VectorStore:
     # --- table lifecycle
     def _open_existing(self) -> None:
         try:
-            self._table = self._db.open_table(TABLE)
+            tbl = self._db.open_table(TABLE)
         except (FileNotFoundError, ValueError):
             self._table = None
+            return
+        self._table = self._add_missing_columns(tbl)
+
+    def _add_missing_columns(self, tbl: Any) -> Any:
+        """Give a table written by an older version the columns added since (all null)."""
+        if NEIGHBOURS_FIELD.name in tbl.schema.names:
+            return tbl
+        try:
+            tbl.add_columns(NEIGHBOURS_FIELD)
+            logger.info("memory table: added the %s column", NEIGHBOURS_FIELD.name)
+        except Exception as exc:
+            # Another process may have added it first: fine when the column is there now.
+            tbl = self._db.open_table(TABLE)
+            if NEIGHBOURS_FIELD.name not in tbl.schema.names:
+                raise StoreError(
+                    f"cannot add the {NEIGHBOURS_FIELD.name} column to the memory table: {exc}"
+                ) from exc
+        return tbl
 
     @property
     def table(self) -> Any:
@@ -112,6 +135,11 @@ class VectorStore:
             self._table = tbl
             return tbl
 
+    def create_indexes(self) -> None:
+        """Create the full-text and scalar indexes the table lacks (after a table is replaced)."""
+        if self.table is not None:
+            self._create_indexes(self.table)
+
     @staticmethod
     def _create_indexes(tbl: Any) -> None:
         existing = {idx.name for idx in tbl.list_indices()}
@@ -129,7 +157,7 @@ class VectorStore:
         return int(tbl.count_rows(where or None))
 
     # --- writes (callers hold the write lock)
-    def add(self, rows: Sequence[dict[str, Any]], vectors: np.ndarray) -> None:
+    def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
         dimension = int(vectors.shape[1])
         tbl = self.ensure_table(dimension)
         # Built against our own schema, not the table's: the table reports the JSON column in its

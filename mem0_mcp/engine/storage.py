@@ -1,0 +1,172 @@
+"""The engine's stores under one roof: the memory table, the history and its write-behind journal,
+the locks every process takes around them, and background compaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from mem0_mcp.config import Settings
+from mem0_mcp.engine.rows import in_scope
+from mem0_mcp.engine.validation import check_memory_id
+from mem0_mcp.engine.write_behind import JournalMover, move_journal
+from mem0_mcp.errors import NotFoundError, StoreError
+from mem0_mcp.models import Scope
+from mem0_mcp.stores.filters import compile_filters, scope_clause, sql_str
+from mem0_mcp.stores.history import HistoryStore
+from mem0_mcp.stores.locks import WriteLock
+from mem0_mcp.stores.vectors import VectorStore
+
+logger = logging.getLogger(__name__)
+
+
+class Storage:
+    """The memory table (``vectors``) and the history database (``history``) of one data dir.
+
+    Lock order: write lock, then journal lock. Every write takes both (``writing()``), except a
+    journaled add (the journal lock only: it touches SQLite, not the table) and compaction (the
+    write lock only), so adds go on while a large table is compacted.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.vectors = VectorStore(
+            settings.lance_dir,
+            read_consistency_seconds=settings.read_consistency_seconds,
+            dense_cache_rows=settings.dense_cache_rows,
+            ann_threshold=settings.ann_index_threshold,
+            ann_nprobe=settings.ann_nprobe,
+        )
+        self.history = HistoryStore(settings.history_path)
+        self.write_lock = WriteLock(settings.data_dir / "write.lock")
+        self.journal_lock = WriteLock(settings.data_dir / "journal.lock")
+        self._writes_since_optimize = 0
+        self._optimizing = threading.Lock()
+        self.mover = JournalMover(self.move_journal)
+        if self.history.has_pending():
+            # A process that stopped before moving its journaled adds into the table.
+            self.mover.wake()
+
+    # ------------------------------------------------------------------ locks and the journal
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Both locks, for writes that touch the table (in the order every holder takes them)."""
+        with self.write_lock.hold(), self.journal_lock.hold():
+            yield
+
+    def move_journal(self) -> None:
+        """Move journaled adds (write-behind, any process's) into the table before it is read."""
+        if not self.history.has_pending():
+            return
+        with self.writing():
+            self.move_journal_locked()
+
+    def move_journal_locked(self) -> None:
+        """The same, for a caller that holds both locks."""
+        if not self.history.has_pending():
+            return
+        try:
+            move_journal(self.history, self.vectors, on_moved=self.after_write)
+        except Exception as exc:
+            raise StoreError(
+                f"memories saved in the journal of {self.settings.history_path} could not be "
+                f"written to the memory table: {exc}. They stay in the journal and are retried "
+                "on every call; check the disk space and permissions of the data dir"
+            ) from exc
+
+    # ------------------------------------------------------------------ compaction
+    def after_write(self, count: int) -> None:
+        """Count writes; start a background compaction when enough have gathered."""
+        self._writes_since_optimize += count
+        # Compaction and index merges cost CPU that ingest needs (a fifth of a 10k batched
+        # ingest at every 500 writes): a large table is compacted once per tenth it grows.
+        every = max(self.settings.optimize_every, self.vectors.rows_at_optimize // 10)
+        if self._writes_since_optimize < every:
+            return
+        if not self._optimizing.acquire(blocking=False):
+            return
+        self._writes_since_optimize = 0
+
+        def run() -> None:
+            try:
+                with self.write_lock.hold():
+                    self.vectors.optimize(ann_threshold=self.settings.ann_index_threshold)
+            finally:
+                self._optimizing.release()
+
+        threading.Thread(target=run, name="mem0-optimize", daemon=True).start()
+
+    def optimize(self) -> None:
+        """Move the journal and merge pending rows into the indexes now."""
+        with self.write_lock.hold():
+            with self.journal_lock.hold():
+                self.move_journal_locked()
+            self.vectors.optimize(ann_threshold=self.settings.ann_index_threshold)
+
+    # ------------------------------------------------------------------ reads the writers share
+    def row(self, memory_id: Any, scope: Scope | None) -> dict[str, Any]:
+        """The row of a memory of ``scope``; NotFoundError when absent or someone else's."""
+        key = check_memory_id(memory_id)
+        self.move_journal()
+        row = self.vectors.get(key)
+        if row is None or not in_scope(row, scope):
+            raise NotFoundError(memory_id)
+        return row
+
+    def nearest(self, scope: Scope, vector: np.ndarray, k: int) -> list[dict[str, Any]]:
+        """The k nearest live memories of a scope (the in-process copy when it can serve)."""
+        hits = self.vectors.dense_search(vector, k, scope.model_dump(), include_superseded=False)
+        return hits if hits is not None else self.vectors.vector_search(vector, where(scope), k)
+
+    def near_duplicate(self, scope: Scope, vector: np.ndarray) -> str | None:
+        """The id of a live memory of the scope at least dedup_threshold close, if any."""
+        hits = self.nearest(scope, vector, 1)
+        if hits and 1.0 - float(hits[0]["_distance"]) >= self.settings.dedup_threshold:
+            return str(hits[0]["id"])
+        return None
+
+    def journaled_hashes(self, hashes: list[str], scope: Scope, event_at: str | None) -> dict[str, str]:
+        """hash -> id of journaled (not yet in the table) rows with the same text, scope and time."""
+        values = scope.model_dump()
+        return {
+            row["hash"]: row["id"]
+            for row in self.history.pending_with_hashes(hashes)
+            if all(row.get(k) == v for k, v in values.items())
+            and row.get("event_at") == event_at
+            and not row.get("superseded_at")
+        }
+
+    def close(self) -> None:
+        """Stop the mover, move what is journaled (or leave it for the next process), close."""
+        self.mover.close()
+        try:
+            self.move_journal()
+        except StoreError as exc:
+            # Still durable in the journal: the next process to open the data dir moves them.
+            logger.warning("%s", exc)
+        self.history.close()
+
+
+def where(
+    scope: Scope | None,
+    *,
+    actor_id: str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    include_superseded: bool = False,
+) -> str:
+    """The SQL predicate of a scope, an actor, metadata filters and liveness."""
+    parts = []
+    if scope is not None:
+        parts.append(scope_clause(**scope.model_dump()))
+    if actor_id:
+        parts.append(f"actor_id = {sql_str(actor_id)}")
+    if filters:
+        parts.append(compile_filters(filters))
+    if not include_superseded:
+        parts.append("superseded_at IS NULL")
+    return " AND ".join(p for p in parts if p)

@@ -1,0 +1,117 @@
+"""Adds stored as given: one memory per message, with exact and (optionally) near duplicates
+answered by the id already stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mem0_mcp.clock import now_iso
+from mem0_mcp.engine.rows import (
+    EmbedFn,
+    MemoryRow,
+    conversation_inputs,
+    embed_inputs,
+    history_record,
+    index_text,
+    new_row,
+    outer_of,
+)
+from mem0_mcp.engine.storage import Storage
+from mem0_mcp.engine.validation import text_of
+from mem0_mcp.errors import InvalidInputError
+from mem0_mcp.models import AddEvent, AddResult, Message, Scope
+
+ProgressFn = Callable[[float, float | None, str | None], None]
+
+
+def add_verbatim(
+    storage: Storage,
+    embed: EmbedFn,
+    msgs: list[Message],
+    scope: Scope,
+    *,
+    actor_id: str | None,
+    metadata: dict[str, Any],
+    memory_type: str | None,
+    event_at: str | None,
+    near_duplicates: bool,
+    progress: ProgressFn | None,
+    on_stored: Callable[[Sequence[MemoryRow]], None],
+) -> AddResult:
+    """Store each user, assistant or tool message with text as one memory of ``scope``.
+
+    With write-behind on and no near-duplicate check, the rows are committed to the journal
+    (SQLite, with their history) and moved to the table in the background. Raises
+    InvalidInputError when no message has text, StoreError when a store fails.
+    """
+    settings = storage.settings
+    kept = [m for m in msgs if m.role != "system"]
+    texts = [text_of(m.content, "messages", []).strip() for m in kept]
+    entries = [(m, t) for m, t in zip(kept, texts, strict=True) if t]
+    if not entries:
+        raise InvalidInputError("messages", "no user, assistant or tool message with text to remember")
+    index_texts = [index_text(t, m.name.strip() if m.name else None) for m, t in entries]
+    inputs = conversation_inputs(index_texts)
+    created = now_iso()
+    rows = [
+        new_row(
+            text,
+            scope,
+            now=created,
+            inputs=inputs[i],
+            outer=outer_of(index_texts, i),
+            actor_id=actor_id or (msg.name.strip() if msg.name else None),
+            role=msg.role,
+            name=msg.name.strip() if msg.name else None,
+            memory_type=memory_type,
+            metadata={**metadata, **(msg.metadata or {})},
+            event_at=event_at,
+        )
+        for i, (msg, text) in enumerate(entries)
+    ]
+    total = float(len(rows))
+    if progress:
+        progress(0.0, total, "embedding")
+    vectors = embed_inputs(inputs, embed, settings.context_vectors)
+    events: list[AddEvent] = []
+    journaled = False
+    fast = settings.write_behind and not near_duplicates
+    with storage.journal_lock.hold() if fast else storage.writing():
+        if near_duplicates:
+            # The nearest-neighbour check reads the table: journaled adds must be in it.
+            storage.move_journal_locked()
+        hashes = [r["hash"] for r in rows]
+        existing = storage.vectors.existing_hashes(hashes, scope.model_dump(), event_at)
+        existing.update(storage.journaled_hashes(hashes, scope, event_at))
+        keep: list[int] = []
+        for i, row in enumerate(rows):
+            dup_id = existing.get(row["hash"])
+            if dup_id is None and near_duplicates:
+                dup_id = storage.near_duplicate(scope, vectors[i])
+            if dup_id is not None:
+                events.append(AddEvent(id=dup_id, memory=row["memory"], event="NONE"))
+                continue
+            existing[row["hash"]] = row["id"]
+            keep.append(i)
+            events.append(AddEvent(id=row["id"], memory=row["memory"], event="ADD"))
+        if keep:
+            new_rows = [rows[i] for i in keep]
+            added = [history_record(r, "ADD", None, r["memory"], created) for r in new_rows]
+            if fast:
+                # Durable once this commits; the table gets the rows in the background.
+                storage.history.add(
+                    added, pending=list(zip(new_rows, vectors[keep], strict=True)), now=created
+                )
+                journaled = True
+            else:
+                storage.vectors.add(new_rows, vectors[keep])
+                storage.history.add(added)
+            on_stored(new_rows)
+    if progress:
+        progress(total, total, "stored")
+    if journaled:
+        storage.mover.wake()
+    else:
+        storage.after_write(len(keep))
+    return AddResult(results=events, inferred=False)
