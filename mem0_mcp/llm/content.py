@@ -37,7 +37,7 @@ class ContentPart:
     kind: PartKind
     type: object = None
     # Text blocks: their "text" ("" when absent, str() of anything else); ``well_formed`` says
-    # whether it was a string.
+    # whether it is there and a string (the planner reads any text block, a verbatim add only these).
     text: str = ""
     well_formed: bool = True
     # Image blocks in a form a model can be sent; None for an image nobody can read.
@@ -53,8 +53,8 @@ def content_parts(content: Sequence[object]) -> list[ContentPart]:
             continue
         kind = block.get("type")
         if kind == "text":
-            value = block.get("text", "")
-            parts.append(ContentPart(i, "text", kind, str(value), well_formed=isinstance(value, str)))
+            text = str(block.get("text", ""))
+            parts.append(ContentPart(i, "text", kind, text, well_formed=isinstance(block.get("text"), str)))
         elif kind in IMAGE_TYPES:
             parts.append(ContentPart(i, "image", kind, image=image_block(block)))
         else:
