@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from mem0_mcp.llm.base import LLMError
+from mem0_mcp.llm.decisions import Decision, FactPlan, parse_decisions, parse_fused
 from mem0_mcp.llm.pipeline import MemoryPipeline, Neighbour, Plan, estimate_tokens
 from mem0_mcp.llm.prompts import PromptSet
+from mem0_mcp.llm.replies import ReplyLimits, UnusableReplyError
 from mem0_mcp.models import Message
 from tests.support.fake_llm import FakeLLM, decisions, facts
 
@@ -579,3 +581,49 @@ def test_a_broken_custom_prompt_falls_back_with_the_reason(tmp_path):
     llm = FakeLLM([])
     plan = run(pipeline(llm, PromptSet.load(tmp_path)), Store(), "I like tea")
     assert not plan.inferred and "speaker" in (plan.reason or "") and not llm.calls
+
+
+# --------------------------------------------------------------------------- parsing, typed
+
+
+def test_parse_decisions_gives_typed_decisions_keyed_by_fact_and_drops_inventions(caplog):
+    undecided = [FactPlan(4, "likes tea", []), FactPlan(7, "lives in Oslo", [])]
+    raw = [
+        {"fact": 0, "event": "update", "id": "1", "text": "  likes  green tea "},
+        {"fact": 1, "event": "NONE", "id": 0},
+        {"fact": 1, "event": "ADD", "text": ""},
+        {"fact": 1, "event": "DELETE", "id": 9},  # no memory 9 was shown
+        {"fact": 5, "event": "ADD"},  # no fact 5
+        {"fact": 0, "event": "MERGE", "id": 0},
+        "not an object",
+    ]
+    with caplog.at_level(logging.WARNING):
+        out = parse_decisions(raw, undecided, 2, ReplyLimits())
+    assert out == {
+        4: [Decision("UPDATE", 1, "likes green tea")],
+        7: [Decision("NONE", 0, None), Decision("ADD", None, None)],
+    }
+    assert "invented memory id 9" in caplog.text and "unknown event 'MERGE'" in caplog.text
+    with pytest.raises(LLMError):
+        parse_decisions({"fact": 0}, undecided, 2, ReplyLimits())
+
+
+def test_parse_fused_merges_repeated_facts_and_pools_their_decisions():
+    shown = [Neighbour(UUID_A, "works at Google", 0.8), Neighbour(UUID_B, "likes tea", 0.9)]
+    raw = [
+        "Moved to Berlin",
+        {"text": "Works at Siemens", "event": "UPDATE", "id": 0},
+        {"text": "works  at siemens", "deletes": [1, 7]},
+        {"event": "NONE", "id": 1},
+        {"text": "plain", "event": "SHRUG"},
+    ]
+    reply = parse_fused(raw, shown, ReplyLimits())
+    assert reply.facts == ["Moved to Berlin", "Works at Siemens", "likes tea", "plain"]
+    assert reply.decisions == {
+        1: [Decision("UPDATE", 0, "Works at Siemens"), Decision("DELETE", 1)],
+        2: [Decision("NONE", 1, "likes tea")],
+    }
+    with pytest.raises(UnusableReplyError):
+        parse_fused([{"text": "ok"}, 3], shown, ReplyLimits())
+    with pytest.raises(UnusableReplyError):
+        parse_fused(["a", "b", "c"], shown, ReplyLimits(max_facts=2))

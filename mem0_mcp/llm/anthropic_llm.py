@@ -4,9 +4,8 @@ honouring retry-after); we only translate its errors and the neutral message for
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from mem0_mcp.llm.base import LLMError, LLMResponse
+from mem0_mcp.llm.base import ChatMessage, ContentBlock, LLMError, LLMResponse
 
 logger = logging.getLogger(__name__)
 
@@ -14,9 +13,10 @@ DEFAULT_MODEL = "claude-haiku-4-5"
 _JSON_RULE = "\n\nReply with one JSON object only: no prose before or after it, no code fence."
 
 
-def _to_anthropic(block: Any) -> Any:
-    if not isinstance(block, dict) or block.get("type") != "image":
-        return block
+def _to_anthropic(block: ContentBlock) -> dict[str, object]:
+    """A neutral content block in the Messages API's shape (only images differ)."""
+    if block["type"] != "image":
+        return dict(block)
     if "data" in block:
         return {
             "type": "image",
@@ -30,6 +30,8 @@ def _to_anthropic(block: Any) -> Any:
 
 
 class AnthropicLLM:
+    """The LLM protocol over Anthropic's Messages API."""
+
     name = "anthropic"
     supports_vision = True
 
@@ -57,12 +59,13 @@ class AnthropicLLM:
     def complete(
         self,
         system: str,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
         prompt: str | None = None,
     ) -> LLMResponse:
+        """One completion (see LLM.complete). Raises LLMError for API errors and refusals."""
         wire = [
             {
                 "role": m["role"],

@@ -1,4 +1,4 @@
-"""The one narrow interface every LLM backend implements.
+"""The one narrow interface every LLM backend implements, and the messages it takes.
 
 Sync on purpose: the engine runs in worker threads, and a sync call keeps backends simple to
 test and to drive from the MCP server's thread bridge.
@@ -7,7 +7,7 @@ test and to drive from the MCP server's thread bridge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Literal, Protocol, Required, TypedDict, runtime_checkable
 
 
 class LLMError(Exception):
@@ -21,13 +21,38 @@ class LLMResponse:
     output_tokens: int = 0
 
 
+class TextBlock(TypedDict):
+    """A text part of a message."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageBlock(TypedDict, total=False):
+    """An image in the neutral form: base64 ``data`` with its ``media_type``, or a ``url``.
+
+    Each backend translates it to its own wire format.
+    """
+
+    type: Required[Literal["image"]]
+    media_type: str
+    data: str
+    url: str
+
+
+ContentBlock = TextBlock | ImageBlock
+
+
+class ChatMessage(TypedDict):
+    """One message sent to a model: plain text, or text and image blocks."""
+
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+
 @runtime_checkable
 class LLM(Protocol):
-    """A chat model. ``messages`` are ``{"role": "user"|"assistant", "content": str | blocks}``.
-
-    Image blocks use the neutral form ``{"type": "image", "media_type", "data"}`` (base64) or
-    ``{"type": "image", "url"}``; each backend translates them to its own wire format.
-    """
+    """A chat model: ``complete`` turns a system prompt and ChatMessages into one answer."""
 
     name: str
     supports_vision: bool
@@ -35,12 +60,15 @@ class LLM(Protocol):
     def complete(
         self,
         system: str,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
         prompt: str | None = None,
     ) -> LLMResponse:
         """One completion. ``prompt`` names the template ``system`` was rendered from (e.g.
-        "fact_extraction"), for logs and for test doubles that answer by prompt."""
+        "fact_extraction"), for logs and for test doubles that answer by prompt.
+
+        Raises LLMError when the model cannot be reached, refuses, or the backend fails.
+        """
         ...

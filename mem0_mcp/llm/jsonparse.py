@@ -13,7 +13,7 @@ import logging
 import re
 from typing import Any
 
-from mem0_mcp.llm.base import LLM, LLMError
+from mem0_mcp.llm.base import LLM, ChatMessage, LLMError
 from mem0_mcp.models import Usage
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,10 @@ _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 # deep; past these it is broken or hostile, and parsing it could exhaust the stack or the memory.
 MAX_REPLY_CHARS = 1024 * 1024
 MAX_JSON_DEPTH = 32
+# A JSON object as parsed: values are Any because the graph layer's readers index into them; the
+# planner reads them as ``object`` (mem0_mcp.llm.run) and checks every value it uses.
+JSONObject = dict[str, Any]
+
 _BRACKETS = re.compile(r'"(?:\\.|[^"\\])*"|[\[\]{}]')
 
 
@@ -59,7 +63,7 @@ def check_reply_bounds(text: str) -> None:
             depth = max(0, depth - 1)
 
 
-def _scan(text: str) -> dict[str, Any] | None:
+def _scan(text: str) -> JSONObject | None:
     """The first JSON object starting at any "{" of the text (prose and stray braces around it)."""
     decoder = json.JSONDecoder()
     for source in (text, _TRAILING_COMMA.sub(r"\1", text)):
@@ -75,7 +79,7 @@ def _scan(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _try(candidate: str) -> dict[str, Any] | None:
+def _try(candidate: str) -> JSONObject | None:
     for text in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):
         try:
             value = json.loads(text)
@@ -86,7 +90,7 @@ def _try(candidate: str) -> dict[str, Any] | None:
     return None
 
 
-def extract_json(text: str) -> dict[str, Any]:
+def extract_json(text: str) -> JSONObject:
     """The JSON object in ``text``.
 
     Raises ReplyTooLargeError past the bounds above, JSONParseError when there is no object.
@@ -116,13 +120,13 @@ _REPAIR_SYSTEM = (
 def complete_json(
     llm: LLM,
     system: str,
-    messages: list[dict[str, Any]],
+    messages: list[ChatMessage],
     *,
     prompt: str,
     usage: Usage,
     max_tokens: int | None = None,
     expect_key: str | None = None,
-) -> dict[str, Any]:
+) -> JSONObject:
     """One call expecting JSON, and one repair call if the answer is unusable.
 
     ``prompt`` names the template of ``system``. Every call (repair included) is counted in
@@ -151,7 +155,7 @@ def complete_json(
             raise JSONParseError(f"invalid JSON after one repair attempt: {second}") from second
 
 
-def _check(value: dict[str, Any], expect_key: str | None) -> dict[str, Any]:
+def _check(value: JSONObject, expect_key: str | None) -> JSONObject:
     if expect_key is not None and expect_key not in value:
         raise JSONParseError(f'the JSON object lacks the key "{expect_key}" (keys: {sorted(value)})')
     return value

@@ -11,11 +11,10 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
-from mem0_mcp.llm.base import LLMError, LLMResponse
+from mem0_mcp.llm.base import ChatMessage, ContentBlock, LLMError, LLMResponse
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +24,7 @@ MAX_BACKOFF = 8.0
 
 
 def chat_url(base_url: str) -> str:
+    """The chat completions endpoint of a server given by its base URL (with or without /v1)."""
     base = base_url.rstrip("/")
     if base.endswith("/chat/completions"):
         return base
@@ -33,14 +33,15 @@ def chat_url(base_url: str) -> str:
     return base + "/v1/chat/completions"
 
 
-def _to_openai(block: Any) -> Any:
-    if not isinstance(block, dict) or block.get("type") != "image":
-        return block
+def _to_openai(block: ContentBlock) -> dict[str, object]:
+    """A neutral content block in the chat completions shape (only images differ)."""
+    if block["type"] != "image":
+        return dict(block)
     url = block.get("url") or f"data:{block.get('media_type', 'image/png')};base64,{block['data']}"
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _text_of(content: Any) -> str:
+def _text_of(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -49,6 +50,8 @@ def _text_of(content: Any) -> str:
 
 
 class OpenAICompatibleLLM:
+    """The LLM protocol over an OpenAI-style /v1/chat/completions endpoint (httpx, retries)."""
+
     name = "openai_compatible"
 
     def __init__(
@@ -77,24 +80,29 @@ class OpenAICompatibleLLM:
         self._client = httpx.Client(timeout=timeout, headers=headers)
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._client.close()
 
     def complete(
         self,
         system: str,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
         prompt: str | None = None,
     ) -> LLMResponse:
-        wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        """One completion (see LLM.complete). Raises LLMError for HTTP, transport and answer errors."""
+        wire: list[dict[str, object]] = [{"role": "system", "content": system}] if system else []
         for m in messages:
             content = m["content"]
-            if isinstance(content, list):
-                content = [_to_openai(b) for b in content]
-            wire.append({"role": m["role"], "content": content})
-        body: dict[str, Any] = {
+            wire.append(
+                {
+                    "role": m["role"],
+                    "content": [_to_openai(b) for b in content] if isinstance(content, list) else content,
+                }
+            )
+        body: dict[str, object] = {
             "model": self.model,
             "messages": wire,
             "max_tokens": max_tokens or self.max_tokens,
@@ -123,7 +131,7 @@ class OpenAICompatibleLLM:
             raise LLMError(f"{self.url}: HTTP {response.status_code}: {response.text[:300]}")
         return self._parse(response, system, wire)
 
-    def _post(self, body: dict[str, Any]) -> httpx.Response:
+    def _post(self, body: dict[str, object]) -> httpx.Response:
         attempt = 0
         while True:
             try:
@@ -149,7 +157,7 @@ class OpenAICompatibleLLM:
             self._sleep(delay)
             attempt += 1
 
-    def _parse(self, response: httpx.Response, system: str, wire: list[dict[str, Any]]) -> LLMResponse:
+    def _parse(self, response: httpx.Response, system: str, wire: list[dict[str, object]]) -> LLMResponse:
         try:
             data = response.json()
         except ValueError as exc:

@@ -40,7 +40,8 @@ class PromptError(ConfigError):
     """A prompt template is missing or was filled without one of its variables."""
 
 
-def _bundled_dir() -> Path | None:
+def bundled_dir() -> Path | None:
+    """The folder of the prompt templates shipped with the package; None if it is missing."""
     try:
         pkg = resources.files("mem0_mcp").joinpath("prompts")
         if pkg.is_dir():
@@ -50,6 +51,10 @@ def _bundled_dir() -> Path | None:
     # Editable install: the package sits in the repository, prompts/ next to it.
     repo = Path(__file__).resolve().parents[2] / "prompts"
     return repo if repo.is_dir() else None
+
+
+# The old private name, until mem0_mcp.graph.extraction imports bundled_dir (#12).
+_bundled_dir = bundled_dir
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class PromptSet:
     def load(cls, override_dir: Path | None = None) -> PromptSet:
         if override_dir is not None and not override_dir.is_dir():
             raise PromptError(f"prompts_dir {override_dir} is not a folder")
-        bundled = _bundled_dir()
+        bundled = bundled_dir()
         prompts: dict[str, Prompt] = {}
         for name in PROMPT_NAMES:
             for folder, kind in ((override_dir, "prompts_dir"), (bundled, "bundled")):

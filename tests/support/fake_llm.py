@@ -8,15 +8,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mem0_mcp.llm.base import LLMError, LLMResponse
+from mem0_mcp.llm.base import ChatMessage, LLMError, LLMResponse
 
-Reply = str | dict | LLMResponse | Exception | Callable[[str, list[dict[str, Any]]], Any]
+Reply = str | dict | LLMResponse | Exception | Callable[[str, list[ChatMessage]], Any]
 
 
 @dataclass
 class Call:
     system: str
-    messages: list[dict[str, Any]]
+    messages: list[ChatMessage]
     json_output: bool
     max_tokens: int | None
     prompt: str | None = None
@@ -47,7 +47,7 @@ class FakeLLM:
     def complete(
         self,
         system: str,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
