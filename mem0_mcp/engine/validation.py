@@ -9,6 +9,7 @@ from typing import Any
 
 from mem0_mcp.config import Settings
 from mem0_mcp.errors import InvalidInputError, ScopeRequiredError
+from mem0_mcp.llm.content import verbatim_text
 from mem0_mcp.models import Message, Scope
 
 MAX_ID_LENGTH = 256
@@ -114,26 +115,6 @@ def check_memory_type(memory_type: Any, scope: Scope) -> str | None:
     return memory_type
 
 
-def text_of(content: str | list[dict[str, Any]], field: str, warnings: list[str]) -> str:
-    """The text of a message; image blocks are noted (verbatim mode cannot describe them)."""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for i, block in enumerate(content):
-        kind = block.get("type") if isinstance(block, Mapping) else None
-        if kind == "text" and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-        elif kind in ("image", "image_url"):
-            warnings.append(f"{field}[{i}]: image skipped (describing images needs an LLM with vision)")
-        else:
-            raise InvalidInputError(
-                f"{field}[{i}]",
-                "content blocks must be {'type': 'text', 'text': ...} or an image block "
-                "({'type': 'image_url', 'image_url': {'url': ...}})",
-            )
-    return "\n".join(parts)
-
-
 def check_messages(settings: Settings, messages: Any) -> tuple[list[Message], list[str]]:
     """The messages of an add (a string is one user message) and warnings about skipped parts."""
     warnings: list[str] = []
@@ -158,7 +139,7 @@ def check_messages(settings: Settings, messages: Any) -> tuple[list[Message], li
             raise InvalidInputError(f"{field}.name", f"must be 1 to {MAX_NAME_LENGTH} characters")
         if msg.metadata is not None:
             check_metadata(settings, msg.metadata, f"{field}.metadata")
-        text = text_of(msg.content, f"{field}.content", warnings)
+        text = verbatim_text(msg.content, f"{field}.content", warnings)
         if isinstance(msg.content, str) or text:
             check_text(settings, text, f"{field}.content")
         out.append(msg)

@@ -18,8 +18,8 @@ from mem0_mcp.engine.rows import (
     outer_of,
 )
 from mem0_mcp.engine.storage import Storage
-from mem0_mcp.engine.validation import text_of
 from mem0_mcp.errors import InvalidInputError
+from mem0_mcp.llm.content import verbatim_text
 from mem0_mcp.models import AddEvent, AddResult, Message, Scope
 
 ProgressFn = Callable[[float, float | None, str | None], None]
@@ -47,7 +47,7 @@ def add_verbatim(
     """
     settings = storage.settings
     kept = [m for m in msgs if m.role != "system"]
-    texts = [text_of(m.content, "messages", []).strip() for m in kept]
+    texts = [verbatim_text(m.content, "messages", []).strip() for m in kept]
     entries = [(m, t) for m, t in zip(kept, texts, strict=True) if t]
     if not entries:
         raise InvalidInputError("messages", "no user, assistant or tool message with text to remember")
