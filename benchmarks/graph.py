@@ -84,7 +84,7 @@ def bulk_load(
     first = store.create_entity(SCOPE, name_of(0), name_of(0).casefold(), "thing", vectors[0], NOW)
     n_other = max(1, n_entities // 10)
     with store.burst(write=True):
-        conn = store._conn
+        conn = store.db.connection
         ids = [first.id, *(f"e{i}" for i in range(1, n_entities))]
         other_ids = [f"o{i}" for i in range(n_other)]
         names = [name_of(i) for i in range(n_entities)] + [name_of(i) for i in range(n_other)]

@@ -1,12 +1,22 @@
-"""Time as the stores keep it: one format, one clock."""
+"""The one clock and the one timestamp format of the package.
+
+Every stored time is an ISO 8601 UTC string of fixed width (``2026-01-02T03:04:05.000006Z``), so
+timestamps sort and compare as strings in LanceDB, SQLite and Kùzu alike.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
 
 from mem0_mcp.errors import InvalidInputError
+
+
+def iso_utc(dt: datetime) -> str:
+    """``dt`` in the stored format (a naive ``dt`` is taken as UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def now_iso() -> str:
@@ -14,15 +24,11 @@ def now_iso() -> str:
     return iso_utc(datetime.now(UTC))
 
 
-def iso_utc(dt: datetime) -> str:
-    """The one timestamp format stored; fixed width, so strings sort and compare as times."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def parse_time(value: object, field: str) -> str:
+    """ISO 8601 string or epoch seconds (milliseconds when > 1e11) -> the stored format.
 
-
-def parse_time(value: Any, field: str) -> str:
-    """ISO 8601 string or epoch seconds (milliseconds when > 1e11) → canonical UTC string."""
+    Raises ``InvalidInputError`` naming ``field`` when ``value`` is neither.
+    """
     if isinstance(value, bool):
         raise InvalidInputError(field, f"expected an ISO 8601 date/time or epoch seconds, got {value!r}")
     if isinstance(value, int | float):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 Event = Literal["ADD", "UPDATE", "DELETE", "NONE"]
+RelationEvent = Literal["ADD", "NONE", "INVALIDATE"]
 
 
 class Message(BaseModel):
@@ -81,9 +82,83 @@ class Usage(BaseModel):
         self.output_tokens += other.output_tokens
 
 
+class SparseModel(BaseModel):
+    """A model whose dumps leave out the fields that are None: absent, not null, on the wire."""
+
+    @model_serializer(mode="wrap")
+    def _omit_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class GraphEntity(SparseModel):
+    """A node of the entity graph: one person, place, organisation or thing in one scope."""
+
+    id: str
+    name: str
+    type: str = "entity"
+    aliases: list[str] = Field(default_factory=list)
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    created_at: str
+    score: float | None = Field(None, description="Match to the query (search only).")
+
+
+class GraphRelation(SparseModel):
+    """An edge of the entity graph: source -relation-> destination, with its provenance."""
+
+    id: str
+    source: str
+    relation: str
+    destination: str
+    source_id: str
+    destination_id: str
+    source_type: str = "entity"
+    destination_type: str = "entity"
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    created_at: str
+    valid_from: str
+    invalidated_at: str | None = Field(None, description="When a later fact contradicted it.")
+    invalidated_reason: str | None = None
+    sources: list[str] = Field(default_factory=list, description="Ids of the memories it came from.")
+    score: float | None = None
+    event: RelationEvent | None = Field(
+        None, description="What an add did to it: ADD (new), NONE (already there), INVALIDATE."
+    )
+
+
+class EntityView(BaseModel):
+    """Everything the graph knows about one name."""
+
+    entities: list[GraphEntity] = Field(default_factory=list, description="One per scope the name occurs in.")
+    neighbours: list[str] = Field(default_factory=list)
+    relations: list[GraphRelation] = Field(
+        default_factory=list, description="Valid and invalidated relations (the history), newest first."
+    )
+
+
+class GraphPath(SparseModel):
+    """The shortest chain of valid relations between two entities, or why there is none."""
+
+    found: bool
+    hops: int
+    relations: list[GraphRelation] = Field(default_factory=list, description="The chain, in order.")
+    reason: str | None = None
+
+
+class GraphExport(BaseModel):
+    """A scope's whole graph, invalidated relations included."""
+
+    scope: dict[str, str]
+    nodes: list[GraphEntity] = Field(default_factory=list)
+    edges: list[GraphRelation] = Field(default_factory=list)
+
+
 class AddResult(BaseModel):
     results: list[AddEvent] = Field(default_factory=list)
-    relations: list[dict[str, Any]] = Field(default_factory=list)
+    relations: list[GraphRelation] = Field(default_factory=list)
     inferred: bool = False
     reason: str | None = Field(None, description="Why the add was verbatim when inference was asked.")
     usage: Usage = Field(default_factory=Usage)
@@ -92,7 +167,7 @@ class AddResult(BaseModel):
 
 class SearchResult(BaseModel):
     results: list[MemoryItem] = Field(default_factory=list)
-    relations: list[dict[str, Any]] = Field(default_factory=list)
+    relations: list[GraphRelation] = Field(default_factory=list)
 
 
 class MemoryPage(BaseModel):

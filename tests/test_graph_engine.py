@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from mem0_mcp.cli.graph import memory_pages
 from mem0_mcp.engine.memory import Memory
-from mem0_mcp.graph.memory import rebuild_graph
+from mem0_mcp.graph.rebuild import rebuild_graph
 from mem0_mcp.llm.base import LLMError
-from mem0_mcp.models import Scope
+from mem0_mcp.models import GraphRelation, Scope
 from tests.support.engine import FakeEmbedder, make_settings
 from tests.support.graph_llm import CONTRADICTION, EXTRACTION, FACTS, RoutingLLM
 
 ALICE = Scope(user_id="alice")
 
 
-def triples(relations: list[dict]) -> set[tuple[str, str, str, str]]:
-    return {(r["source"], r["relation"], r["destination"], r.get("event", "")) for r in relations}
+def triples(relations: list[GraphRelation]) -> set[tuple[str, str, str, str]]:
+    return {(r.source, r.relation, r.destination, r.event or "") for r in relations}
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_verbatim_add_extracts_entities_and_relations(mem: Memory, llm: RoutingL
         ("Google", "located_in", "Zurich", "ADD"),
         ("alice", "sister_of", "Anna", "ADD"),
     }
-    assert all(rel["sources"] == [event.id] for rel in r.relations)
+    assert all(rel.sources == [event.id] for rel in r.relations)
     assert r.usage.llm_calls == 1 and not r.warnings
     # "I", "me", "my" all resolved to the scope's user: one entity.
     view = mem.graph.get_entity("alice", ALICE)
@@ -62,7 +63,7 @@ def test_infer_add_runs_graph_beside_fact_extraction(mem: Memory, llm: RoutingLL
     r = mem.add([{"role": "user", "content": "I work at Google"}], user_id="alice", infer=True)
     assert r.inferred and [e.event for e in r.results] == ["ADD"]
     assert triples(r.relations) == {("alice", "works_at", "Google", "ADD")}
-    assert r.relations[0]["sources"] == [r.results[0].id]
+    assert r.relations[0].sources == [r.results[0].id]
     assert r.usage.llm_calls == 2
     assert {k for k, _ in llm.calls} == {FACTS, EXTRACTION}
 
@@ -74,7 +75,7 @@ def test_entity_merge_by_name_and_alias(mem: Memory, llm: RoutingLLM) -> None:
     llm.graph([("Alice", "works_at", "ACME CORP")])
     r = mem.add("Alice works at ACME CORP", user_id="alice")
     assert triples(r.relations) == {("alice", "works_at", "Acme Corp", "NONE")}
-    assert len(r.relations[0]["sources"]) == 2
+    assert len(r.relations[0].sources) == 2
     # A new mention that embeds close to a stored entity merges into it and becomes an alias.
     mem.graph.merge_threshold = 0.7
     llm.graph([("alice", "likes", "Acme Corp Berlin")])
@@ -110,8 +111,8 @@ def test_contradiction_invalidates_with_time_and_keeps_history(mem: Memory, llm:
     assert google["invalidated_reason"] == "changed jobs" and google["invalidated_at"] >= google["valid_from"]
     # Search sees only valid relations.
     found = mem.search("where does alice work", user_id="alice").relations
-    assert ("alice", "works_at", "Siemens") in {(x["source"], x["relation"], x["destination"]) for x in found}
-    assert "Google" not in {x["destination"] for x in found}
+    assert ("alice", "works_at", "Siemens") in {(x.source, x.relation, x.destination) for x in found}
+    assert "Google" not in {x.destination for x in found}
 
 
 def test_search_returns_relations_one_and_two_hops(mem: Memory, llm: RoutingLLM) -> None:
@@ -120,17 +121,17 @@ def test_search_returns_relations_one_and_two_hops(mem: Memory, llm: RoutingLLM)
     )
     mem.add("I work at Acme, in Berlin, the capital of Germany", user_id="alice")
     one = mem.search("Acme", user_id="alice", limit=10).relations
-    assert {x["relation"] for x in one} == {"works_at", "located_in"}
-    assert all(x["score"] > 0 for x in one)
+    assert {x.relation for x in one} == {"works_at", "located_in"}
+    assert all((x.score or 0) > 0 for x in one)
     mem.graph.depth = 2
     two = mem.search("Acme", user_id="alice", limit=10).relations
-    assert {x["relation"] for x in two} == {"works_at", "located_in", "capital_of"}
+    assert {x.relation for x in two} == {"works_at", "located_in", "capital_of"}
     # Ranked: the relations touching the matched entity come before the second hop.
-    assert two[-1]["relation"] == "capital_of"
+    assert two[-1].relation == "capital_of"
     assert mem.search("Acme", user_id="bob").relations == []
     # A first-person query reaches the speaker's own entity without naming it.
     mine = mem.search("where do I work", user_id="alice").relations
-    assert ("alice", "works_at", "Acme") in {(x["source"], x["relation"], x["destination"]) for x in mine}
+    assert ("alice", "works_at", "Acme") in {(x.source, x.relation, x.destination) for x in mine}
 
 
 def test_delete_propagates_to_relations_sourced_only_from_it(mem: Memory, llm: RoutingLLM) -> None:
@@ -190,7 +191,7 @@ def test_graph_off_or_no_llm(tmp_path: Path) -> None:
     rel = no_llm.graph.add_relation("alice", "works at", "Acme", ALICE, destination_type="Organization")
     assert (rel["relation"], rel["event"], rel["destination_type"]) == ("works_at", "ADD", "organization")
     assert no_llm.graph.add_relation("Alice", "works_at", "acme", ALICE)["event"] == "NONE"
-    assert no_llm.search("acme", user_id="alice").relations[0]["destination"] == "Acme"
+    assert no_llm.search("acme", user_id="alice").relations[0].destination == "Acme"
     assert no_llm.graph.delete_relation("alice", "works_at", "ACME", ALICE) == 1
     assert no_llm.graph.delete_relation("alice", "works_at", "ACME", ALICE) == 0
     no_llm.close()
@@ -240,7 +241,7 @@ def test_find_path_and_export(mem: Memory, llm: RoutingLLM) -> None:
     assert not mem.graph.find_path("alice", "carol", ALICE, 2)["found"]
     assert "Nobody" in mem.graph.find_path("alice", "Nobody", ALICE, 3)["reason"]
     exported = mem.graph.export(ALICE)
-    assert len(exported["nodes"]) == 4 and len(exported["edges"]) == 3
+    assert len(exported.nodes) == 4 and len(exported.edges) == 3
 
 
 def test_rebuild_from_memories(mem: Memory, llm: RoutingLLM) -> None:
@@ -252,7 +253,7 @@ def test_rebuild_from_memories(mem: Memory, llm: RoutingLLM) -> None:
     mem.graph.store.delete_scope(Scope(user_id="nobody"))
     for reply in ([("alice", "works_at", "Acme")], [("alice", "lives_in", "Berlin")]):
         llm.graph(reply)
-    out = rebuild_graph(mem, ALICE)
+    out = rebuild_graph(mem.graph, ALICE, memory_pages(mem, ALICE))
     assert out == {"memories": 2, "relations": 2, "failed": 0}
     assert mem.graph.store.counts() == {"entities": 4, "relations": 3}
     # Every derived relation points at the memory it came from again.
@@ -293,7 +294,7 @@ import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from mem0_mcp.engine.memory import Memory
-from mem0_mcp.models import Scope
+from mem0_mcp.models import GraphRelation, Scope
 from tests.support.engine import FakeEmbedder, make_settings
 m = Memory(make_settings(Path({data!r}), graph_enabled=True), embedder=FakeEmbedder())
 m.graph.merge_threshold = 2.0  # one-word names can collide in the hashed fake embedding

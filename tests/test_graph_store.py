@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from mem0_mcp.errors import InvalidInputError, StoreError
+from mem0_mcp.graph.export import to_dot, to_graphml
 from mem0_mcp.graph.kuzu_store import KuzuGraphStore
-from mem0_mcp.graph.memory import check_read_only, to_dot, to_graphml
-from mem0_mcp.models import Scope
+from mem0_mcp.graph.validation import check_read_only
+from mem0_mcp.models import GraphExport, Scope
 
 ALICE = Scope(user_id="alice")
 BOB = Scope(user_id="bob")
@@ -47,7 +48,7 @@ def test_schema_created_and_reopened(tmp_path: Path, store: KuzuGraphStore) -> N
     with pytest.raises(StoreError, match="rebuild"):
         again.create_entity(ALICE, "Zed", "zed", "person", np.ones(16, dtype=np.float32), NOW)
     # Each operation opened and closed the database: nothing stays open between calls.
-    assert store._conn is None and again._conn is None
+    assert not store.is_open and not again.is_open
     assert store.opens >= 3
 
 
@@ -180,23 +181,29 @@ def test_read_queries_accepted_even_with_keywords_in_strings() -> None:
 
 
 def test_export_formats() -> None:
-    graph = {
-        "nodes": [
-            {"id": "1", "name": 'A & "B" <c>', "type": "person"},
-            {"id": "2", "name": "Acme", "type": "organization"},
-        ],
-        "edges": [
-            {
-                "id": "r",
-                "source_id": "1",
-                "destination_id": "2",
-                "relation": "works_at",
-                "valid_from": NOW,
-                "invalidated_at": NOW,
-                "sources": ["m1"],
-            }
-        ],
-    }
+    graph = GraphExport.model_validate(
+        {
+            "scope": {"user_id": "alice"},
+            "nodes": [
+                {"id": "1", "name": 'A & "B" <c>', "type": "person", "created_at": NOW},
+                {"id": "2", "name": "Acme", "type": "organization", "created_at": NOW},
+            ],
+            "edges": [
+                {
+                    "id": "r",
+                    "source": 'A & "B" <c>',
+                    "destination": "Acme",
+                    "source_id": "1",
+                    "destination_id": "2",
+                    "relation": "works_at",
+                    "created_at": NOW,
+                    "valid_from": NOW,
+                    "invalidated_at": NOW,
+                    "sources": ["m1"],
+                }
+            ],
+        }
+    )
     xml = to_graphml(graph)
     import xml.etree.ElementTree as ET
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from mem0_mcp.config import Settings
+    from mem0_mcp.engine.memory import Memory
+    from mem0_mcp.models import MemoryPage, Scope
 
 
 def add_graph_parser(commands: argparse._SubParsersAction) -> None:
@@ -41,8 +45,8 @@ def add_graph_parser(commands: argparse._SubParsersAction) -> None:
 def run_graph_command(args: argparse.Namespace) -> int:
     from mem0_mcp.config import load_settings
     from mem0_mcp.errors import Mem0Error
-    from mem0_mcp.graph.kuzu_store import KuzuGraphStore
-    from mem0_mcp.graph.memory import GraphMemory, rebuild_graph, to_dot, to_graphml
+    from mem0_mcp.graph.export import to_dot, to_graphml
+    from mem0_mcp.graph.memory import GraphMemory
     from mem0_mcp.models import Scope
 
     scope = Scope(user_id=args.user_id, agent_id=args.agent_id, run_id=args.run_id)
@@ -53,39 +57,61 @@ def run_graph_command(args: argparse.Namespace) -> int:
         settings = load_settings()
         if args.graph_command == "export":
             # Export needs neither the embedder nor an LLM: read the store directly.
-            store = KuzuGraphStore(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")
-            graph = GraphMemory(settings, store, embed=_no_embedder, llm=lambda: None).export(scope)
+            graph = GraphMemory.open(settings, embed=_no_embedder, llm=lambda: None).export(scope)
             if args.format == "graphml":
                 text = to_graphml(graph)
             elif args.format == "dot":
                 text = to_dot(graph)
             else:
-                text = json.dumps(graph, indent=2, ensure_ascii=False) + "\n"
+                text = json.dumps(graph.model_dump(), indent=2, ensure_ascii=False) + "\n"
             if args.out is None:
                 sys.stdout.write(text)
             else:
                 args.out.write_text(text, encoding="utf-8")
                 print(
-                    f"wrote {len(graph['nodes'])} entities and {len(graph['edges'])} relations to {args.out}",
+                    f"wrote {len(graph.nodes)} entities and {len(graph.edges)} relations to {args.out}",
                     file=sys.stderr,
                 )
             return 0
-        from mem0_mcp.engine.memory import Memory
-
-        memory = Memory(settings.model_copy(update={"graph_enabled": True}))
-        try:
-
-            def progress(done: int, total: int) -> None:
-                print(f"\r{done}/{total} memories", end="", file=sys.stderr, flush=True)
-
-            out = rebuild_graph(memory, scope, progress=progress)
-        finally:
-            memory.close()
-        print(f"\nrebuilt: {json.dumps(out)}", file=sys.stderr)
-        return 0 if not out["failed"] else 1
+        return _rebuild(settings, scope)
     except Mem0Error as exc:
         print(f"mem0-mcp graph: {exc}", file=sys.stderr)
         return 2
+
+
+def _rebuild(settings: Settings, scope: Scope) -> int:
+    from mem0_mcp.engine.memory import Memory
+    from mem0_mcp.graph.rebuild import rebuild_graph
+
+    memory = Memory(settings.model_copy(update={"graph_enabled": True}))
+    try:
+        graph = memory.graph
+        if graph is None:  # graph_enabled was set above; a guard for the type, not a branch
+            raise RuntimeError("graph memory did not open")
+
+        def progress(done: int, total: int) -> None:
+            print(f"\r{done}/{total} memories", end="", file=sys.stderr, flush=True)
+
+        out = rebuild_graph(graph, scope, memory_pages(memory, scope), progress=progress)
+    finally:
+        memory.close()
+    print(f"\nrebuilt: {json.dumps(out)}", file=sys.stderr)
+    return 0 if not out["failed"] else 1
+
+
+def memory_pages(memory: Memory, scope: Scope) -> Callable[[int], MemoryPage]:
+    """The scope's memories a page at a time, from an offset (what ``rebuild_graph`` reads)."""
+
+    def page(offset: int) -> MemoryPage:
+        return memory.get_all(
+            user_id=scope.user_id,
+            agent_id=scope.agent_id,
+            run_id=scope.run_id,
+            limit=memory.settings.max_limit,
+            offset=offset,
+        )
+
+    return page
 
 
 def _no_embedder(texts: Sequence[str]) -> np.ndarray:

@@ -423,7 +423,7 @@ class Memory:
             if self._graph is None:
                 from mem0_mcp.graph.memory import GraphMemory
 
-                self._graph = GraphMemory.for_engine(self)
+                self._graph = GraphMemory.open(self.settings, embed=self._embed, llm=lambda: self.llm)
         return self._graph
 
     # ------------------------------------------------------------------ misc

@@ -20,7 +20,7 @@ from typing import Any
 
 from mem0_mcp.llm.base import LLM, LLMError
 from mem0_mcp.llm.jsonparse import complete_json
-from mem0_mcp.llm.prompts import Prompt, PromptError, _bundled_dir
+from mem0_mcp.llm.prompts import PromptSet
 from mem0_mcp.models import Usage
 
 logger = logging.getLogger(__name__)
@@ -50,18 +50,10 @@ def clean_name(name: str) -> str:
     return " ".join(str(name).split()).strip(_EDGE_PUNCT).strip()[:MAX_NAME]
 
 
-def load_graph_prompts(override_dir: Path | None = None) -> dict[str, Prompt]:
-    bundled = _bundled_dir()
-    out: dict[str, Prompt] = {}
-    for name in GRAPH_PROMPTS:
-        for folder in (override_dir, bundled):
-            if folder is not None and (folder / f"{name}.md").is_file():
-                path = folder / f"{name}.md"
-                out[name] = Prompt(name, path.read_text(encoding="utf-8"), str(path))
-                break
-        else:
-            raise PromptError(f"prompt {name!r}: no {name}.md in {override_dir} nor in {bundled}")
-    return out
+def load_graph_prompts(override_dir: Path | None = None) -> PromptSet:
+    """The graph's prompts, each from ``override_dir`` when it has the file, else bundled.
+    Raises ``PromptError`` when one is missing."""
+    return PromptSet.load(override_dir, names=GRAPH_PROMPTS)
 
 
 @dataclass
@@ -82,7 +74,7 @@ class GraphExtractor:
     def __init__(
         self,
         llm: LLM,
-        prompts: dict[str, Prompt] | None = None,
+        prompts: PromptSet | None = None,
         *,
         max_tokens: int | None = None,
         today: Callable[[], date] | None = None,
@@ -91,12 +83,6 @@ class GraphExtractor:
         self.prompts = prompts or load_graph_prompts()
         self.max_tokens = max_tokens
         self.today = today or date.today
-
-    def _render(self, name: str, **values: object) -> str:
-        prompt = self.prompts[name]
-        if "language_rule" in prompt.variables:
-            values.setdefault("language_rule", self.prompts["language_rule"].template.strip())
-        return prompt.render(**values)
 
     def _json(self, prompt: str, system: str, user: str, key: str, usage: Usage) -> dict[str, Any]:
         return complete_json(
@@ -112,7 +98,7 @@ class GraphExtractor:
     def extract(self, transcript: str, self_name: str) -> Extraction:
         """Entities and relations of a conversation; "I/me/my" become ``self_name``. Raises LLMError."""
         usage = Usage()
-        system = self._render(
+        system = self.prompts.render(
             "graph_extraction", today=self.today().isoformat(), self_name=self_name, messages=transcript
         )
         data = self._json(
@@ -121,7 +107,7 @@ class GraphExtractor:
         entities: dict[str, str] = {}
         by_norm: dict[str, str] = {}
 
-        def name_of(raw: Any) -> str | None:
+        def name_of(raw: object) -> str | None:
             if not isinstance(raw, str) or not clean_name(raw):
                 return None
             name = clean_name(raw)
@@ -182,7 +168,7 @@ class GraphExtractor:
                 for i, t in enumerate(items)
             )
 
-        system = self._render(
+        system = self.prompts.render(
             "graph_contradiction",
             today=self.today().isoformat(),
             existing_relations=listing(existing),

@@ -17,32 +17,40 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape as xml_escape
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mem0_mcp.errors import InvalidInputError, StoreError
+from mem0_mcp.clock import now_iso
+from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.graph.extraction import (
     Extraction,
     GraphExtractor,
     Triple,
-    clean_name,
     load_graph_prompts,
     normalize_name,
     normalize_relation,
 )
-from mem0_mcp.graph.kuzu_store import GraphEntity, GraphRelation, GraphStore, KuzuGraphStore
-from mem0_mcp.models import AddResult, Message, Scope, Usage
-from mem0_mcp.stores.filters import iso_utc
+from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
+from mem0_mcp.graph.validation import check_name, check_read_only, check_str, entity_type
+from mem0_mcp.llm.base import LLM
+from mem0_mcp.models import (
+    AddResult,
+    EntityView,
+    GraphEntity,
+    GraphExport,
+    GraphPath,
+    GraphRelation,
+    Message,
+    Scope,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from mem0_mcp.config import Settings
-    from mem0_mcp.engine.memory import Memory
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +64,16 @@ MAX_HOPS = 6
 _WORD = re.compile(r"\w+", re.UNICODE)
 _QUERY_LIMIT = 500
 
+# Texts -> one embedding row per text (the engine's embedder).
 Embed = Callable[[Sequence[str]], np.ndarray]
-
-
-def now_iso() -> str:
-    return iso_utc(datetime.now(UTC))
+# The LLM backend to extract with, looked up on each add (None: no LLM, no extraction).
+LLMGetter = Callable[[], LLM | None]
+# A graph value as the tools return it (the models' JSON, None fields left out).
+Json = dict[str, object]
 
 
 def transcript(msgs: Sequence[Message]) -> str:
+    """The conversation as ``role: text`` lines for the extraction prompt (system messages out)."""
     lines = []
     for m in msgs:
         if m.role == "system":
@@ -79,18 +89,12 @@ def transcript(msgs: Sequence[Message]) -> str:
 
 
 def self_name(scope: Scope) -> str:
+    """The entity name "I", "me", "my" stand for in this scope."""
     return scope.user_id or scope.agent_id or scope.run_id or "user"
 
 
-def _relation_dict(rel: GraphRelation, event: str | None = None) -> dict[str, Any]:
-    out = rel.model_dump(exclude_none=True)
-    if event is not None:
-        out["event"] = event
-    return out
-
-
 @dataclass
-class _Resolved:
+class Mention:
     """A mention resolved to a stored entity, or to be created."""
 
     name: str
@@ -107,8 +111,8 @@ class GraphJob:
 
     graph: GraphMemory
     scope: Scope
-    future: Future[_Prepared] | None = None
-    run: Callable[[], _Prepared] | None = None
+    future: Future[PreparedAdd] | None = None
+    run: Callable[[], PreparedAdd] | None = None
 
     def finish(self, result: AddResult) -> AddResult:
         """Write the graph for the memories of ``result``; failures become warnings, never errors."""
@@ -131,22 +135,32 @@ class GraphJob:
 
 
 @dataclass
-class _Prepared:
+class PreparedAdd:
+    """What an add extracted and resolved before the memory ids exist; ``GraphMemory.apply``
+    writes it."""
+
     extraction: Extraction
-    resolved: dict[str, _Resolved]
+    resolved: dict[str, Mention]
     existing: list[GraphRelation]
     invalidate: dict[str, str]  # relation id -> reason
     usage: Usage = field(default_factory=Usage)
 
 
 class GraphMemory:
+    """Graph memory of one data dir: the add pipeline (``begin``/``finish``), explicit writes,
+    reads for the engine's search and the graph tools, and scope deletes.
+
+    Takes what it needs explicitly: ``embed`` for entity names and queries, ``llm`` to look up the
+    extraction backend on each add (it may change at runtime, e.g. MCP sampling).
+    """
+
     def __init__(
         self,
         settings: Settings,
         store: GraphStore,
         *,
         embed: Embed,
-        llm: Callable[[], Any | None],
+        llm: LLMGetter,
         depth: int = 1,
         merge_threshold: float = MERGE_THRESHOLD,
     ) -> None:
@@ -161,18 +175,20 @@ class GraphMemory:
         self._extractor_lock = threading.Lock()
 
     @classmethod
-    def for_engine(cls, memory: Memory) -> GraphMemory:
-        settings = memory.settings
-        store = KuzuGraphStore(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")
-        return cls(settings, store, embed=memory._embed, llm=lambda: memory.llm)
+    def open(cls, settings: Settings, *, embed: Embed, llm: LLMGetter) -> GraphMemory:
+        """Graph memory on the store of ``settings`` (opened per operation, nothing held open)."""
+        return cls(settings, open_graph_store(settings), embed=embed, llm=llm)
 
     def close(self) -> None:
+        """Stop the worker threads; pending graph work is dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def reset(self) -> None:
+        """Delete the whole graph (every scope)."""
         self.store.reset()
 
     def extractor(self) -> GraphExtractor | None:
+        """The extractor for the current LLM backend; None when there is none."""
         llm = self._llm()
         if llm is None:
             return None
@@ -193,19 +209,21 @@ class GraphMemory:
         if not text:
             return None
 
-        def run() -> _Prepared:
+        def run() -> PreparedAdd:
             return self.prepare(extractor, text, scope)
 
         # MCP sampling must be called from the request's own worker thread: prepare there, later.
-        if getattr(extractor.llm, "name", "") == "sampling":
+        if extractor.llm.name == "sampling":
             return GraphJob(self, scope, run=run)
         return GraphJob(self, scope, future=self._pool.submit(run))
 
-    def prepare(self, extractor: GraphExtractor, text: str, scope: Scope) -> _Prepared:
+    def prepare(self, extractor: GraphExtractor, text: str, scope: Scope) -> PreparedAdd:
+        """Extract from ``text``, resolve the mentions against the stored entities and ask which
+        stored relations the new ones contradict; writes nothing. Raises ``LLMError``."""
         extraction = extractor.extract(text, self_name(scope))
         usage = Usage(**extraction.usage.model_dump())
         if not extraction.relations:
-            return _Prepared(extraction, {}, [], {}, usage)
+            return PreparedAdd(extraction, {}, [], {}, usage)
         with self.store.burst():
             resolved = self._resolve(extraction.entities, scope)
             known = [r.entity.id for r in resolved.values() if r.entity is not None]
@@ -223,10 +241,10 @@ class GraphMemory:
                 logger.warning("graph: contradiction check failed, nothing invalidated: %s", exc)
                 picked = {}
             invalidate = {candidates[i].id: reason for i, reason in picked.items()}
-        return _Prepared(extraction, resolved, existing, invalidate, usage)
+        return PreparedAdd(extraction, resolved, existing, invalidate, usage)
 
     @staticmethod
-    def _key(t: Triple, resolved: dict[str, _Resolved]) -> tuple[str | None, str, str | None]:
+    def _key(t: Triple, resolved: dict[str, Mention]) -> tuple[str | None, str, str | None]:
         s, d = resolved.get(t.source), resolved.get(t.destination)
         return (
             s.entity.id if s and s.entity else None,
@@ -234,12 +252,12 @@ class GraphMemory:
             d.entity.id if d and d.entity else None,
         )
 
-    def _resolve(self, entities: dict[str, str], scope: Scope) -> dict[str, _Resolved]:
+    def _resolve(self, entities: dict[str, str], scope: Scope) -> dict[str, Mention]:
         """Each mention -> a stored entity of exactly this scope (same normalized name or alias,
         else an entity whose name embeds above the merge threshold), or a new one."""
         names = list(entities)
         vectors = np.asarray(self._embed(names), dtype=np.float32)
-        out = {n: _Resolved(n, normalize_name(n), entities[n], vectors[i]) for i, n in enumerate(names)}
+        out = {n: Mention(n, normalize_name(n), entities[n], vectors[i]) for i, n in enumerate(names)}
         by_name = self.store.entities_by_name(scope, [r.norm for r in out.values()])
         for r in out.values():
             if r.norm in by_name:
@@ -250,27 +268,29 @@ class GraphMemory:
                 r.entity, r.merged_by = near[0], "embedding"
         return out
 
-    def apply(self, prepared: _Prepared, scope: Scope, memory_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Write a prepared extraction in one burst; returns the relations touched, with events."""
-        out: list[dict[str, Any]] = []
+    def apply(self, prepared: PreparedAdd, scope: Scope, memory_ids: Sequence[str]) -> list[GraphRelation]:
+        """Write a prepared extraction in one burst, ``memory_ids`` as the relations' sources;
+        returns the relations touched, each with its event. Raises ``StoreError``."""
+        out: list[GraphRelation] = []
         if not prepared.extraction.relations and not prepared.invalidate:
             return out
         now = now_iso()
         with self.store.burst(write=True):
             ids = self._materialize(prepared.resolved, scope, now)
             for t in prepared.extraction.relations:
-                rel, event = self._upsert(
-                    scope, ids[t.source], t.relation, ids[t.destination], memory_ids, now
-                )
-                out.append(_relation_dict(rel, event))
+                src, dst = ids[t.source], ids[t.destination]
+                out.append(self._upsert(scope, src, t.relation, dst, memory_ids, now))
             by_id = {r.id: r for r in prepared.existing}
             for rel_id, reason in prepared.invalidate.items():
                 self.store.invalidate(rel_id, now, reason)
-                old = by_id[rel_id].model_copy(update={"invalidated_at": now, "invalidated_reason": reason})
-                out.append(_relation_dict(old, "INVALIDATE"))
+                out.append(
+                    by_id[rel_id].model_copy(
+                        update={"invalidated_at": now, "invalidated_reason": reason, "event": "INVALIDATE"}
+                    )
+                )
         return out
 
-    def _materialize(self, resolved: dict[str, _Resolved], scope: Scope, now: str) -> dict[str, str]:
+    def _materialize(self, resolved: dict[str, Mention], scope: Scope, now: str) -> dict[str, str]:
         """Entity id per mention, creating what is new (re-checked by name under the write lock)."""
         ids: dict[str, str] = {}
         fresh = [r for r in resolved.values() if r.entity is None]
@@ -288,15 +308,42 @@ class GraphMemory:
 
     def _upsert(
         self, scope: Scope, src: str, relation: str, dst: str, sources: Sequence[str], now: str
-    ) -> tuple[GraphRelation, str]:
+    ) -> GraphRelation:
+        """The relation with ``sources`` added (event NONE), or created (event ADD)."""
         found = self.store.find_relation(src, relation, dst)
         if found is not None:
             self.store.add_sources(found.id, sources)
             merged = list(dict.fromkeys([*found.sources, *sources]))
-            return found.model_copy(update={"sources": merged}), "NONE"
-        return self.store.create_relation(scope, src, relation, dst, sources, now), "ADD"
+            return found.model_copy(update={"sources": merged, "event": "NONE"})
+        created = self.store.create_relation(scope, src, relation, dst, sources, now)
+        return created.model_copy(update={"event": "ADD"})
 
     # ------------------------------------------------------------------ explicit writes (no LLM)
+    def relate(
+        self,
+        source: str,
+        relation: str,
+        destination: str,
+        scope: Scope,
+        *,
+        source_type: str | None = None,
+        destination_type: str | None = None,
+    ) -> GraphRelation:
+        """Write source -relation-> destination into the scope (no LLM); the relation with event
+        ADD (new) or NONE (already there). Raises ``InvalidInputError``, ``StoreError``."""
+        src, dst = check_name("source", source), check_name("destination", destination)
+        rel = normalize_relation(check_str("relation", relation))
+        if not rel:
+            raise InvalidInputError("relation", "needs at least one letter or digit, e.g. works_at")
+        if normalize_name(src) == normalize_name(dst):
+            raise InvalidInputError("destination", "must differ from source")
+        entities = {src: entity_type(source_type), dst: entity_type(destination_type)}
+        now = now_iso()
+        with self.store.burst(write=True):
+            resolved = self._resolve(entities, scope)
+            ids = self._materialize(resolved, scope, now)
+            return self._upsert(scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
+
     def add_relation(
         self,
         source: str,
@@ -306,25 +353,17 @@ class GraphMemory:
         *,
         source_type: str | None = None,
         destination_type: str | None = None,
-    ) -> dict[str, Any]:
-        src, dst = _check_name("source", source), _check_name("destination", destination)
-        rel = normalize_relation(_check_str("relation", relation))
-        if not rel:
-            raise InvalidInputError("relation", "needs at least one letter or digit, e.g. works_at")
-        if normalize_name(src) == normalize_name(dst):
-            raise InvalidInputError("destination", "must differ from source")
-        entities = {src: _type(source_type), dst: _type(destination_type)}
-        now = now_iso()
-        with self.store.burst(write=True):
-            resolved = self._resolve(entities, scope)
-            ids = self._materialize(resolved, scope, now)
-            found, event = self._upsert(scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
-        return _relation_dict(found, event)
+    ) -> Json:
+        """``relate`` as the add_relation tool's JSON."""
+        return self.relate(
+            source, relation, destination, scope, source_type=source_type, destination_type=destination_type
+        ).model_dump()
 
     def delete_relation(self, source: str, relation: str, destination: str, scope: Scope) -> int:
-        """Delete the valid relation(s) source -relation-> destination of the scope; the count."""
-        src, dst = _check_name("source", source), _check_name("destination", destination)
-        rel = normalize_relation(_check_str("relation", relation))
+        """Delete the valid relation(s) source -relation-> destination of the scope; the count.
+        Raises ``InvalidInputError``, ``StoreError``."""
+        src, dst = check_name("source", source), check_name("destination", destination)
+        rel = normalize_relation(check_str("relation", relation))
         deleted = 0
         with self.store.burst(write=True):
             ends = self.store.entities_by_name(scope, [normalize_name(src), normalize_name(dst)])
@@ -338,6 +377,7 @@ class GraphMemory:
 
     # ------------------------------------------------------------------ deletes from the engine
     def forget_memory(self, memory_id: str) -> None:
+        """The memory was deleted: drop it as a source (logged, never raised: the graph is derived)."""
         try:
             n = self.store.forget_source(memory_id)
             if n:
@@ -346,6 +386,7 @@ class GraphMemory:
             logger.exception("graph: removing the relations of memory %s failed", memory_id)
 
     def delete_scope(self, scope: Scope) -> None:
+        """The scope's memories were deleted: drop its graph (logged, never raised)."""
         try:
             self.store.delete_scope(scope)
         except Exception:
@@ -354,8 +395,9 @@ class GraphMemory:
     # ------------------------------------------------------------------ reads
     def search(
         self, query: str, vector: np.ndarray, scope: Scope, limit: int, *, depth: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Valid relations around the entities the query names, ranked against the query."""
+    ) -> list[GraphRelation]:
+        """Valid relations around the entities the query names (``vector`` is its embedding),
+        ranked against the query, each with its score. Raises ``StoreError``."""
         hops = max(1, min(depth or self.depth, 2))
         with self.store.burst():
             seeds: dict[str, float] = {}
@@ -382,43 +424,49 @@ class GraphMemory:
             overlap = len(words & set(_WORD.findall(text))) / max(1, len(words))
             ranked.append((anchor + 0.5 * overlap, r))
         ranked.sort(key=lambda x: x[0], reverse=True)
-        return [_relation_dict(r.model_copy(update={"score": round(s, 6)})) for s, r in ranked[:limit]]
+        return [r.model_copy(update={"score": round(s, 6)}) for s, r in ranked[:limit]]
 
     def submit_search(
         self, query: str, vector: np.ndarray, scope: Scope, limit: int
-    ) -> Future[list[dict[str, Any]]]:
+    ) -> Future[list[GraphRelation]]:
         """``search`` in the graph's worker thread, to overlap the engine's vector search."""
         return self._pool.submit(self.search, query, vector, scope, limit)
 
-    def search_relations(self, query: str, scope: Scope, limit: int) -> list[dict[str, Any]]:
-        _check_str("query", query)
+    def find_relations(self, query: str, scope: Scope, limit: int) -> list[GraphRelation]:
+        """``search`` for a query in words (embedded here). Raises ``InvalidInputError``."""
+        check_str("query", query)
         return self.search(query, np.asarray(self._embed([query]), dtype=np.float32)[0], scope, limit)
 
-    def get_entity(self, name: str, scope: Scope, depth: int = 1) -> dict[str, Any]:
+    def search_relations(self, query: str, scope: Scope, limit: int) -> list[Json]:
+        """``find_relations`` as the search_graph tool's JSON."""
+        return [r.model_dump() for r in self.find_relations(query, scope, limit)]
+
+    def entity(self, name: str, scope: Scope, depth: int = 1) -> EntityView:
         """Every entity of the scope with this name (one per exact scope), its relations within
         ``depth`` hops including invalidated ones (the relation history), newest first."""
-        norm = normalize_name(_check_name("name", name))
+        norm = normalize_name(check_name("name", name))
         hops = max(1, min(int(depth), 3))
         with self.store.burst():
             found = self.store.named(scope, norm)
             rels = self.store.relations(scope, [e.id for e in found], depth=hops, include_invalid=True)
-        entities = found
         rels.sort(key=lambda r: (r.invalidated_at is None, r.created_at), reverse=True)
-        ids = {e.id for e in entities}
+        ids = {e.id for e in found}
         neighbours: dict[str, str] = {}
         for r in rels:
             for nid, nname in ((r.source_id, r.source), (r.destination_id, r.destination)):
                 if nid not in ids:
                     neighbours[nid] = nname
-        return {
-            "entities": [e.model_dump(exclude_none=True) for e in entities],
-            "neighbours": sorted(set(neighbours.values())),
-            "relations": [_relation_dict(r) for r in rels],
-        }
+        return EntityView(entities=found, neighbours=sorted(set(neighbours.values())), relations=rels)
 
-    def find_path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> dict[str, Any]:
-        s_norm = normalize_name(_check_name("source", source))
-        t_norm = normalize_name(_check_name("target", target))
+    def get_entity(self, name: str, scope: Scope, depth: int = 1) -> Json:
+        """``entity`` as the get_entity tool's JSON."""
+        return self.entity(name, scope, depth).model_dump()
+
+    def path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> GraphPath:
+        """The shortest chain of valid relations between two named entities, either direction;
+        when none, ``found`` is false with the reason. Raises ``InvalidInputError``."""
+        s_norm = normalize_name(check_name("source", source))
+        t_norm = normalize_name(check_name("target", target))
         if isinstance(max_hops, bool) or not isinstance(max_hops, int) or not 1 <= max_hops <= MAX_HOPS:
             raise InvalidInputError("max_hops", f"must be an integer from 1 to {MAX_HOPS}")
         with self.store.burst():
@@ -428,205 +476,37 @@ class GraphMemory:
                 for b in ends:
                     if a.id == b.id:
                         continue
-                    path = self.store.find_path(scope, a.id, b.id, max_hops)
-                    if path:
-                        return {
-                            "found": True,
-                            "hops": len(path),
-                            "relations": [_relation_dict(r) for r in path],
-                        }
+                    found = self.store.find_path(scope, a.id, b.id, max_hops)
+                    if found:
+                        return GraphPath(found=True, hops=len(found), relations=found)
         missing = [n for n, hits in ((source, starts), (target, ends)) if not hits]
         why = (
             f"no entity named {', '.join(map(repr, missing))} in this scope"
             if missing
             else (f"no chain of valid relations within {max_hops} hops")
         )
-        return {"found": False, "hops": 0, "relations": [], "reason": why}
+        return GraphPath(found=False, hops=0, relations=[], reason=why)
 
-    def export(self, scope: Scope) -> dict[str, Any]:
+    def find_path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> Json:
+        """``path`` as the find_path tool's JSON."""
+        return self.path(source, target, scope, max_hops).model_dump()
+
+    def export(self, scope: Scope) -> GraphExport:
+        """The scope's entities and relations, invalidated ones included."""
         entities, relations = self.store.all_of(scope)
-        return {
-            "scope": scope.as_dict(),
-            "nodes": [e.model_dump(exclude_none=True) for e in entities],
-            "edges": [_relation_dict(r) for r in relations],
-        }
+        return GraphExport(scope=scope.as_dict(), nodes=entities, edges=relations)
 
     def query(
-        self, cypher: str, params: dict[str, Any] | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Read-only Cypher (every scope is visible: single-user local setups only)."""
+        self, cypher: str, params: Mapping[str, object] | None = None, limit: int = 100
+    ) -> list[QueryRow]:
+        """Read-only Cypher (every scope is visible: single-user local setups only); at most
+        ``limit`` rows, values made JSON. Raises ``InvalidInputError``, ``StoreError``."""
         check_read_only(cypher)
         if params is not None and not isinstance(params, dict):
             raise InvalidInputError("params", "must be an object of query parameters")
         rows = self.store.read_query(cypher, params, max(1, min(limit, _QUERY_LIMIT)))
-        return json.loads(json.dumps(rows, default=str))
+        return [dict(r) for r in json.loads(json.dumps(rows, default=str))]
 
 
 def _same_scope(r: GraphRelation, scope: Scope) -> bool:
     return (r.user_id, r.agent_id, r.run_id) == (scope.user_id, scope.agent_id, scope.run_id)
-
-
-def _check_str(field_name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(field_name, "must be a non-empty string")
-    return value
-
-
-def _check_name(field_name: str, value: Any) -> str:
-    name = clean_name(_check_str(field_name, value))
-    if not name:
-        raise InvalidInputError(field_name, "needs a name with letters or digits")
-    return name
-
-
-def _type(value: str | None) -> str:
-    if value is None or not str(value).strip():
-        return "entity"
-    return " ".join(str(value).casefold().split())[:40]
-
-
-# ---------------------------------------------------------------------- read-only Cypher
-
-_WRITE_WORDS = frozenset(
-    {
-        "CREATE", "MERGE", "SET", "DELETE", "DETACH", "REMOVE", "DROP", "ALTER", "COPY", "LOAD",
-        "INSTALL", "UNINSTALL", "ATTACH", "USE", "EXPORT", "IMPORT", "BEGIN", "COMMIT",
-        "ROLLBACK", "CHECKPOINT", "TRANSACTION", "FOREACH",
-    }
-)  # fmt: skip
-_READ_PROCEDURES = frozenset(
-    {"SHOW_TABLES", "TABLE_INFO", "SHOW_CONNECTION", "SHOW_INDEXES", "QUERY_FTS_INDEX", "CURRENT_SETTING"}
-)
-_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", re.DOTALL)
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
-
-
-def check_read_only(cypher: Any) -> str:
-    """Refuse anything but a single read query. Keywords are looked for outside string literals and
-    comments; the query then runs on a read-only open of the database as a second wall."""
-    if not isinstance(cypher, str) or not cypher.strip():
-        raise InvalidInputError("cypher", "must be a non-empty Cypher query")
-    if len(cypher) > 10_000:
-        raise InvalidInputError("cypher", "is over 10000 characters")
-    bare = _STRINGS.sub("''", _COMMENTS.sub(" ", cypher))
-    if ";" in bare.strip().rstrip(";"):
-        raise InvalidInputError("cypher", "one statement only")
-    words = [w.upper() for w in _WORD.findall(bare)]
-    bad = sorted({w for w in words if w in _WRITE_WORDS})
-    if bad:
-        raise InvalidInputError("cypher", f"read-only queries only; {', '.join(bad)} is not allowed")
-    for i, w in enumerate(words):
-        if w == "CALL":
-            proc = words[i + 1] if i + 1 < len(words) else ""
-            if proc not in _READ_PROCEDURES:
-                raise InvalidInputError(
-                    "cypher",
-                    f"CALL {proc or '?'} is not allowed; allowed: {', '.join(sorted(_READ_PROCEDURES))}",
-                )
-    if not any(w in ("MATCH", "RETURN", "UNWIND", "WITH", "CALL") for w in words):
-        raise InvalidInputError("cypher", "expected a MATCH ... RETURN query")
-    return cypher
-
-
-# ---------------------------------------------------------------------- export formats
-
-
-def to_graphml(graph: dict[str, Any]) -> str:
-    keys = [("name", "node"), ("type", "node"), ("relation", "edge"), ("valid_from", "edge"),
-            ("invalidated_at", "edge"), ("sources", "edge")]  # fmt: skip
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
-        *(f'  <key id="{k}" for="{kind}" attr.name="{k}" attr.type="string"/>' for k, kind in keys),
-        '  <graph id="G" edgedefault="directed">',
-    ]
-    for n in graph["nodes"]:
-        lines.append(f'    <node id="{xml_escape(n["id"], {chr(34): "&quot;"})}">')
-        lines.append(f'      <data key="name">{xml_escape(n["name"])}</data>')
-        lines.append(f'      <data key="type">{xml_escape(n.get("type", ""))}</data>')
-        lines.append("    </node>")
-    for e in graph["edges"]:
-        q = {chr(34): "&quot;"}
-        lines.append(
-            f'    <edge id="{xml_escape(e["id"], q)}" source="{xml_escape(e["source_id"], q)}" '
-            f'target="{xml_escape(e["destination_id"], q)}">'
-        )
-        for k in ("relation", "valid_from", "invalidated_at"):
-            if e.get(k):
-                lines.append(f'      <data key="{k}">{xml_escape(str(e[k]))}</data>')
-        lines.append(f'      <data key="sources">{xml_escape(",".join(e.get("sources", [])))}</data>')
-        lines.append("    </edge>")
-    lines += ["  </graph>", "</graphml>", ""]
-    return "\n".join(lines)
-
-
-def to_dot(graph: dict[str, Any]) -> str:
-    def q(text: str) -> str:
-        return json.dumps(str(text), ensure_ascii=False)  # a JSON string is a valid DOT ID
-
-    lines = ["digraph memory {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
-    for n in graph["nodes"]:
-        lines.append(f"  {q(n['id'])} [label={q(n['name'] + ' (' + n.get('type', '') + ')')}];")
-    for e in graph["edges"]:
-        style = ", style=dashed, color=gray" if e.get("invalidated_at") else ""
-        lines.append(f"  {q(e['source_id'])} -> {q(e['destination_id'])} [label={q(e['relation'])}{style}];")
-    lines += ["}", ""]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------- rebuild
-
-
-def rebuild_graph(
-    memory: Memory, scope: Scope, *, progress: Callable[[int, int], None] | None = None
-) -> dict[str, int]:
-    """Clear the scope's graph and derive it again from every stored memory of the scope."""
-    graph: GraphMemory | None = memory.graph
-    if graph is None:
-        raise InvalidInputError("graph_enabled", "graph memory is off; set MEM0_MCP_GRAPH_ENABLED=true")
-    extractor = graph.extractor()
-    if extractor is None:
-        raise InvalidInputError(
-            "llm_provider", "rebuilding the graph needs an LLM backend to extract relations"
-        )
-    # Relations derived from memories go; those an agent wrote itself (add_relation) stay.
-    _, old = graph.store.all_of(scope)
-    with graph.store.burst(write=True):
-        for source in sorted({s for r in old for s in r.sources} - {EXPLICIT_SOURCE}):
-            graph.store.forget_source(source)
-    done = relations = failed = 0
-    offset: int | None = 0
-    total = 0
-    while offset is not None:
-        page = memory.get_all(
-            user_id=scope.user_id,
-            agent_id=scope.agent_id,
-            run_id=scope.run_id,
-            limit=memory.settings.max_limit,
-            offset=offset,
-        )
-        total = page.total
-        for item in page.results:
-            item_scope = Scope(user_id=item.user_id, agent_id=item.agent_id, run_id=item.run_id)
-            try:
-                prepared = graph.prepare(extractor, item.memory, item_scope)
-                relations += len(graph.apply(prepared, item_scope, [item.id]))
-            except Exception as exc:
-                failed += 1
-                logger.warning("graph rebuild: memory %s skipped: %s", item.id, exc)
-            done += 1
-            if progress:
-                progress(done, total)
-        offset = page.next_offset
-    return {"memories": done, "relations": relations, "failed": failed}
-
-
-__all__ = [
-    "GraphJob",
-    "GraphMemory",
-    "StoreError",
-    "check_read_only",
-    "rebuild_graph",
-    "to_dot",
-    "to_graphml",
-]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -95,12 +95,14 @@ class PromptSet:
         return prompt.render(**values)
 
     @classmethod
-    def load(cls, override_dir: Path | None = None) -> PromptSet:
+    def load(cls, override_dir: Path | None = None, names: Sequence[str] = PROMPT_NAMES) -> PromptSet:
+        """The prompts ``names`` (default: the fact pipeline's), each from ``override_dir`` when
+        it has the file, else bundled. Raises ``PromptError`` when one is found in neither."""
         if override_dir is not None and not override_dir.is_dir():
             raise PromptError(f"prompts_dir {override_dir} is not a folder")
         bundled = bundled_dir()
         prompts: dict[str, Prompt] = {}
-        for name in PROMPT_NAMES:
+        for name in names:
             for folder, kind in ((override_dir, "prompts_dir"), (bundled, "bundled")):
                 if folder is None:
                     continue

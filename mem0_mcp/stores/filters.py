@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mem0_mcp.clock import iso_utc, parse_time
+# Re-exported (`x as x`): the time helpers live in mem0_mcp.clock; the engine imports them from here.
+from mem0_mcp.clock import iso_utc as iso_utc
+from mem0_mcp.clock import parse_time as parse_time
 from mem0_mcp.errors import InvalidInputError
-
-__all__ = ["compile_filters", "iso_utc", "parse_time", "scope_clause", "sql_str"]
 
 OPERATORS = ("eq", "ne", "in", "nin", "gt", "gte", "lt", "lte", "contains")
 _COMPARE = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
