@@ -36,9 +36,7 @@ NO_MCP = ("stores", "embedding", "llm", "graph", "engine", "shared")
 # fails on a new offender and on an entry here that no longer offends: this list only shrinks.
 PENDING = {
     "mem0_mcp.graph.memory -> mem0_mcp.engine.memory",
-    "mem0_mcp.embedding.base -> mem0_mcp.embedding.onnx_runtime -> mem0_mcp.embedding.base",
     "mem0_mcp.engine.memory -> mem0_mcp.graph.memory -> mem0_mcp.engine.memory",
-    "mem0_mcp.embedding.onnx_runtime: module over 600 lines",
     "mem0_mcp.engine.memory: module over 600 lines",
     "mem0_mcp.engine.memory._add_inferred: function over 120 lines",
     "mem0_mcp.graph.kuzu_store: module over 600 lines",
