@@ -106,8 +106,8 @@ import json, sys, time
 from pathlib import Path
 t = time.perf_counter()
 from mem0_mcp.config import Settings
-from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder
-e = OnnxEmbedder.from_settings(Settings(data_dir=Path({data_dir!r}), embedder_threads={threads}))
+from mem0_mcp.embedding.factory import build_onnx_embedder
+e = build_onnx_embedder(Settings(data_dir=Path({data_dir!r}), embedder_threads={threads}))
 e.embed(["warm up"])
 print(json.dumps({{"seconds": time.perf_counter() - t, "export_seconds": e.export_seconds,
                   "session_seconds": e.load_seconds, "torch_imported": "torch" in sys.modules}}))
@@ -117,7 +117,7 @@ LOAD_ST = """
 import json, time
 t = time.perf_counter()
 from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL
-from mem0_mcp.embedding.base import SentenceTransformerEmbedder
+from mem0_mcp.embedding.sentence_transformers import SentenceTransformerEmbedder
 e = SentenceTransformerEmbedder(DEFAULT_EMBEDDER_MODEL, threads={threads})
 e.embed(["warm up"])
 print(json.dumps({{"seconds": time.perf_counter() - t}}))
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL, Settings
+    from mem0_mcp.embedding.factory import build_onnx_embedder
     from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder
 
     results: dict[str, Any] = {
@@ -208,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(
             data_dir=Path(data_dir), embedding_batch_size=args.batch_size, embedder_threads=args.threads
         )
-        onnx = OnnxEmbedder.from_settings(settings)
-        from mem0_mcp.embedding.base import SentenceTransformerEmbedder
+        onnx = build_onnx_embedder(settings)
+        from mem0_mcp.embedding.sentence_transformers import SentenceTransformerEmbedder
 
         st = SentenceTransformerEmbedder(
             DEFAULT_EMBEDDER_MODEL, batch_size=args.batch_size, threads=args.threads

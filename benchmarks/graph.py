@@ -207,7 +207,7 @@ def main() -> None:
     if args.fake_embedder:
         embedder: Any = FakeEmbedder(dimension=384)
     else:
-        from mem0_mcp.embedding.base import BackgroundEmbedder
+        from mem0_mcp.embedding import BackgroundEmbedder
 
         embedder = BackgroundEmbedder.from_settings(make_settings(tmp / "probe"))
         embedder.embed(["warm up"])  # model load is not an add's cost

@@ -92,7 +92,7 @@ def make_embedder(kind: str) -> CachedEmbedder:
     if kind == "minilm":
         try:
             from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL
-            from mem0_mcp.embedding.base import SentenceTransformerEmbedder
+            from mem0_mcp.embedding.sentence_transformers import SentenceTransformerEmbedder
 
             model = SentenceTransformerEmbedder(DEFAULT_EMBEDDER_MODEL)
             return CachedEmbedder(model.embed, "all-MiniLM-L6-v2")

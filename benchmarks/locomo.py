@@ -11,6 +11,7 @@ categories 1-4 is searched in its user's scope (limit 20) and scored by benchmar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -161,7 +162,53 @@ def run_engine(conversations: Sequence[Conversation], client: Any, *, ingest: bo
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def measure(args: argparse.Namespace, conversations: list[Conversation], embedder: Any) -> tuple[dict, dict]:
+    """(the engine's run, every system's scores), all inside one data dir.
+
+    A temporary data dir (the default) lives until the baselines are done too: the embedder
+    built for it keeps its ONNX export there.
+    """
+    from mem0_mcp.config import Settings
+    from mem0_mcp.embedding import build_embedder
+
+    with contextlib.ExitStack() as stack:
+        if args.data_dir:
+            data_dir = Path(args.data_dir)
+        else:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="locomo-")))
+        settings = Settings(data_dir=data_dir, llm_provider="none")
+        if embedder is None:
+            t = time.perf_counter()
+            embedder = build_embedder(settings)
+            loaded = time.perf_counter() - t
+            print(f"embedder {type(embedder).__name__} loaded in {loaded:.1f}s", file=sys.stderr)
+        if args.via_mcp:
+            run = run_via_mcp(conversations, settings, embedder, ingest=not args.skip_ingest)
+        else:
+            client = EngineClient(settings, embedder)
+            try:
+                run = run_engine(conversations, client, ingest=not args.skip_ingest)
+            finally:
+                client.close()
+        results: dict[str, dict] = {}
+        if not args.no_baselines:
+            t = time.perf_counter()
+            results.update(score_baselines(conversations, run_baselines(conversations, embedder)))
+            print(f"baselines in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    run["embedder"] = type(embedder).__name__
+    texts = run["texts"]
+
+    def ours_tokens(q: Any, k: int) -> float:
+        ids = run["rankings"][q.sample_id].get(q.qa_index, [])[:k]
+        return sum(estimate_tokens(texts[q.sample_id].get(d) or "") for d in ids if d)
+
+    system = "mem0-mcp (mcp)" if args.via_mcp else "mem0-mcp"
+    results[system] = score(conversations, run["rankings"], context_tokens=ours_tokens)
+    return run, results
+
+
+def main(argv: Sequence[str] | None = None, *, embedder: Any = None) -> int:
+    """Run the benchmark; ``embedder`` (a mem0_mcp Embedder) replaces the configured model."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="LoCoMo-format JSON (e.g. ../shared/data/locomo_dev.json)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="figures as JSON (default: %(default)s)")
@@ -174,42 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.skip_ingest and not args.data_dir:
         p.error("--skip-ingest needs --data-dir")
 
-    from mem0_mcp.config import Settings
-    from mem0_mcp.embedding.base import build_embedder
-
     conversations = load(args.file)
-    tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="locomo-")
-    data_dir = Path(args.data_dir or tmp.name)  # type: ignore[union-attr]
-    settings = Settings(data_dir=data_dir, llm_provider="none")
-    t = time.perf_counter()
-    embedder = build_embedder(settings)
-    print(f"embedder {type(embedder).__name__} loaded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-
-    try:
-        if args.via_mcp:
-            run = run_via_mcp(conversations, settings, embedder, ingest=not args.skip_ingest)
-        else:
-            client = EngineClient(settings, embedder)
-            try:
-                run = run_engine(conversations, client, ingest=not args.skip_ingest)
-            finally:
-                client.close()
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    run, results = measure(args, conversations, embedder)
     system = "mem0-mcp (mcp)" if args.via_mcp else "mem0-mcp"
-    results: dict[str, dict] = {}
-    if not args.no_baselines:
-        t = time.perf_counter()
-        results.update(score_baselines(conversations, run_baselines(conversations, embedder)))
-        print(f"baselines in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-    texts = run["texts"]
-
-    def ours_tokens(q: Any, k: int) -> float:
-        ids = run["rankings"][q.sample_id].get(q.qa_index, [])[:k]
-        return sum(estimate_tokens(texts[q.sample_id].get(d) or "") for d in ids if d)
-
-    results[system] = score(conversations, run["rankings"], context_tokens=ours_tokens)
     print(format_table(results))
     s = run["search"]
     print(
@@ -221,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = {
         "file": os.path.basename(args.file),
         "via_mcp": args.via_mcp,
-        "embedder": type(embedder).__name__,
+        "embedder": run["embedder"],
         "token_estimate": "len(text)/4",
         "search_latency": s,
         "ingest_seconds": run["ingest_seconds"],

@@ -20,9 +20,13 @@ import numpy as np
 import pytest
 
 from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL, Settings
-from mem0_mcp.embedding import base as embeddings
-from mem0_mcp.embedding import onnx_runtime as ox
+from mem0_mcp.embedding import factory, onnx_cache, onnx_export, onnx_runtime
+from mem0_mcp.embedding import onnx_format as fmt
+from mem0_mcp.embedding import sentence_transformers as st_backend
 from mem0_mcp.embedding.base import Embedder, resolve_model_path
+from mem0_mcp.embedding.factory import build_embedder, build_onnx_embedder
+from mem0_mcp.embedding.onnx_format import Manifest, OnnxUnavailableError
+from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
@@ -46,14 +50,14 @@ def _settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, ox.OnnxEmbedder]:
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, OnnxEmbedder]:
     settings = _settings(tmp_path_factory.mktemp("onnx-data"), embedder="onnx")
-    embedder = ox.OnnxEmbedder.from_settings(settings)
+    embedder = build_onnx_embedder(settings)
     return settings, embedder
 
 
 @pytest.fixture(scope="module")
-def onnx_model(exported: tuple[Settings, ox.OnnxEmbedder]) -> ox.OnnxEmbedder:
+def onnx_model(exported: tuple[Settings, OnnxEmbedder]) -> OnnxEmbedder:
     return exported[1]
 
 
@@ -67,26 +71,26 @@ def reference() -> Any:
 
 @pytest.mark.slow
 def test_first_start_exports_then_later_starts_load_the_cache(
-    exported: tuple[Settings, ox.OnnxEmbedder],
+    exported: tuple[Settings, OnnxEmbedder],
 ) -> None:
     settings, first = exported
     assert first.export_seconds is not None and first.export_seconds > 0
     folder = first.folder
     assert folder.parent == settings.models_dir
-    for name in (ox.MODEL_FILE, ox.TOKENIZER_FILE, ox.POOLING_FILE, ox.MANIFEST_FILE):
+    for name in (fmt.MODEL_FILE, fmt.TOKENIZER_FILE, fmt.POOLING_FILE, fmt.MANIFEST_FILE):
         assert (folder / name).is_file()
-    manifest = json.loads((folder / ox.MANIFEST_FILE).read_text())
+    manifest = json.loads((folder / fmt.MANIFEST_FILE).read_text())
     assert manifest["dimension"] == 384
-    assert manifest["verification"]["min_cosine"] >= ox.MIN_COSINE
+    assert manifest["verification"]["min_cosine"] >= fmt.MIN_COSINE
     assert manifest["source_path"] == str(Path(resolve_model_path(DEFAULT_EMBEDDER_MODEL)).resolve())
     assert "model.safetensors" in manifest["source_files"]
     assert {"torch", "transformers", "onnxruntime"} <= set(manifest["versions"])
-    mtime = (folder / ox.MODEL_FILE).stat().st_mtime_ns
+    mtime = (folder / fmt.MODEL_FILE).stat().st_mtime_ns
 
-    second = ox.OnnxEmbedder.from_settings(settings)
+    second = build_onnx_embedder(settings)
     assert second.export_seconds is None
     assert second.folder == folder
-    assert (folder / ox.MODEL_FILE).stat().st_mtime_ns == mtime
+    assert (folder / fmt.MODEL_FILE).stat().st_mtime_ns == mtime
     # Nothing but the export and its lock file is left behind in the models folder.
     assert sorted(p.name for p in settings.models_dir.iterdir()) == sorted(
         [folder.name, f".{folder.name}.lock"]
@@ -95,15 +99,15 @@ def test_first_start_exports_then_later_starts_load_the_cache(
 
 
 @pytest.mark.slow
-def test_cached_start_does_not_import_torch(exported: tuple[Settings, ox.OnnxEmbedder]) -> None:
+def test_cached_start_does_not_import_torch(exported: tuple[Settings, OnnxEmbedder]) -> None:
     settings, _ = exported
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
         "from mem0_mcp.config import Settings\n"
         "t = time.perf_counter()\n"
-        "from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder\n"
-        f"e = OnnxEmbedder.from_settings(Settings(data_dir=Path({str(settings.data_dir)!r})))\n"
+        "from mem0_mcp.embedding.factory import build_onnx_embedder\n"
+        f"e = build_onnx_embedder(Settings(data_dir=Path({str(settings.data_dir)!r})))\n"
         "assert e.export_seconds is None, 're-exported'\n"
         "assert e.embed(['hello']).shape == (1, 384)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
@@ -118,7 +122,7 @@ def test_cached_start_does_not_import_torch(exported: tuple[Settings, ox.OnnxEmb
 
 
 @pytest.mark.slow
-def test_satisfies_the_embedder_protocol(onnx_model: ox.OnnxEmbedder) -> None:
+def test_satisfies_the_embedder_protocol(onnx_model: OnnxEmbedder) -> None:
     assert isinstance(onnx_model, Embedder)
     assert onnx_model.name == DEFAULT_EMBEDDER_MODEL
     assert onnx_model.dimension == 384
@@ -126,7 +130,7 @@ def test_satisfies_the_embedder_protocol(onnx_model: ox.OnnxEmbedder) -> None:
 
 
 @pytest.mark.slow
-def test_vectors_match_sentence_transformers(onnx_model: ox.OnnxEmbedder, reference: Any) -> None:
+def test_vectors_match_sentence_transformers(onnx_model: OnnxEmbedder, reference: Any) -> None:
     expected = reference.encode(SENTENCES, normalize_embeddings=True, show_progress_bar=False)
     got = onnx_model.embed(SENTENCES)
     cos = np.sum(got * np.asarray(expected, dtype=np.float32), axis=1)
@@ -134,29 +138,29 @@ def test_vectors_match_sentence_transformers(onnx_model: ox.OnnxEmbedder, refere
 
 
 @pytest.mark.slow
-def test_batch_equals_single(onnx_model: ox.OnnxEmbedder) -> None:
+def test_batch_equals_single(onnx_model: OnnxEmbedder) -> None:
     batched = onnx_model.embed(SENTENCES)
     singles = np.vstack([onnx_model.embed([s]) for s in SENTENCES])
     np.testing.assert_allclose(batched, singles, atol=2e-5)
 
 
 @pytest.mark.slow
-def test_length_sorting_keeps_input_order_across_chunks(onnx_model: ox.OnnxEmbedder) -> None:
+def test_length_sorting_keeps_input_order_across_chunks(onnx_model: OnnxEmbedder) -> None:
     model = onnx_model
-    small_batches = ox.OnnxEmbedder(model.folder, name=model.name, batch_size=3, threads=1)
+    small_batches = OnnxEmbedder(model.folder, name=model.name, batch_size=3, threads=1)
     texts = [f"note {i}: " + "word " * ((i * 7) % 23) for i in range(20)]
     np.testing.assert_allclose(small_batches.embed(texts), model.embed(texts), atol=2e-5)
 
 
 @pytest.mark.slow
-def test_empty_input(onnx_model: ox.OnnxEmbedder) -> None:
+def test_empty_input(onnx_model: OnnxEmbedder) -> None:
     out = onnx_model.embed([])
     assert out.shape == (0, 384)
     assert out.dtype == np.float32
 
 
 @pytest.mark.slow
-def test_output_is_normalized_float32(onnx_model: ox.OnnxEmbedder) -> None:
+def test_output_is_normalized_float32(onnx_model: OnnxEmbedder) -> None:
     out = onnx_model.embed(SENTENCES)
     assert out.dtype == np.float32
     assert out.shape == (len(SENTENCES), 384)
@@ -164,7 +168,7 @@ def test_output_is_normalized_float32(onnx_model: ox.OnnxEmbedder) -> None:
 
 
 @pytest.mark.slow
-def test_semantic_sanity(onnx_model: ox.OnnxEmbedder) -> None:
+def test_semantic_sanity(onnx_model: OnnxEmbedder) -> None:
     hike, outdoor, tax = onnx_model.embed(
         ["I love hiking in the mountains", "outdoor activities", "my tax return"]
     )
@@ -172,11 +176,11 @@ def test_semantic_sanity(onnx_model: ox.OnnxEmbedder) -> None:
 
 
 @pytest.mark.slow
-def test_build_embedder_picks_onnx(exported: tuple[Settings, ox.OnnxEmbedder]) -> None:
+def test_build_embedder_picks_onnx(exported: tuple[Settings, OnnxEmbedder]) -> None:
     settings, _ = exported
     for choice in ("auto", "onnx"):
-        built = embeddings.build_embedder(settings.model_copy(update={"embedder": choice}))
-        assert isinstance(built, ox.OnnxEmbedder)
+        built = build_embedder(settings.model_copy(update={"embedder": choice}))
+        assert isinstance(built, OnnxEmbedder)
         assert built.export_seconds is None
 
 
@@ -184,55 +188,52 @@ def test_build_embedder_picks_onnx(exported: tuple[Settings, ox.OnnxEmbedder]) -
 
 
 def test_slug_is_filesystem_safe_and_unique() -> None:
-    a = ox.model_slug("bundled:all-MiniLM-L6-v2")
+    a = onnx_cache.model_slug("bundled:all-MiniLM-L6-v2")
     assert a.startswith("bundled_all-MiniLM-L6-v2-")
-    assert ox.model_slug("org/name") != ox.model_slug("org_name")
+    assert onnx_cache.model_slug("org/name") != onnx_cache.model_slug("org_name")
     for model in ("/home/me/models/My Model/", "C:\\models\\x", "../../etc", ":::"):
-        slug = ox.model_slug(model)
+        slug = onnx_cache.model_slug(model)
         assert "/" not in slug and "\\" not in slug and not slug.startswith(".")
 
 
 @pytest.mark.slow
-def test_stale_cache_is_detected(exported: tuple[Settings, ox.OnnxEmbedder], tmp_path: Path) -> None:
+def test_stale_cache_is_detected(exported: tuple[Settings, OnnxEmbedder], tmp_path: Path) -> None:
     _, model = exported
-    source = ox.resolve_source_folder(DEFAULT_EMBEDDER_MODEL)
-    fingerprint = ox.source_fingerprint(source)
-    assert ox.cache_problem(model.folder, source, fingerprint) is None
+    source = onnx_cache.resolve_source_folder(DEFAULT_EMBEDDER_MODEL)
+    fingerprint = onnx_cache.source_fingerprint(source)
+    assert onnx_cache.cache_problem(model.folder, source, fingerprint) is None
     changed = dict(fingerprint, **{"model.safetensors": [1, 2]})
-    assert ox.cache_problem(model.folder, source, changed) == "source model files changed"
-    assert ox.cache_problem(tmp_path, source, fingerprint) == "no cached export"
-    (tmp_path / ox.MANIFEST_FILE).write_text("{not json")
-    assert "unreadable manifest" in str(ox.cache_problem(tmp_path, source, fingerprint))
-    manifest = json.loads((model.folder / ox.MANIFEST_FILE).read_text())
-    (tmp_path / ox.MANIFEST_FILE).write_text(json.dumps(manifest))
-    assert ox.cache_problem(tmp_path, source, fingerprint) == f"{ox.MODEL_FILE} is missing"
-    (tmp_path / ox.MANIFEST_FILE).write_text(json.dumps(dict(manifest, format_version=0)))
-    assert ox.cache_problem(tmp_path, source, fingerprint) == "export format changed"
+    assert onnx_cache.cache_problem(model.folder, source, changed) == "source model files changed"
+    assert onnx_cache.cache_problem(tmp_path, source, fingerprint) == "no cached export"
+    (tmp_path / fmt.MANIFEST_FILE).write_text("{not json")
+    assert "unreadable manifest" in str(onnx_cache.cache_problem(tmp_path, source, fingerprint))
+    manifest = json.loads((model.folder / fmt.MANIFEST_FILE).read_text())
+    (tmp_path / fmt.MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert onnx_cache.cache_problem(tmp_path, source, fingerprint) == f"{fmt.MODEL_FILE} is missing"
+    (tmp_path / fmt.MANIFEST_FILE).write_text(json.dumps(dict(manifest, format_version=0)))
+    assert onnx_cache.cache_problem(tmp_path, source, fingerprint) == "export format changed"
 
 
-def test_concurrent_exports_run_once_and_never_leave_a_partial_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_concurrent_exports_run_once_and_never_leave_a_partial_folder(tmp_path: Path) -> None:
     calls: list[int] = []
 
-    def slow_export(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
+    def slow_export(source: Path, out_dir: Path, *, model: str | None = None) -> Manifest:
         calls.append(threading.get_ident())
         time.sleep(0.5)
-        (out_dir / ox.MODEL_FILE).write_bytes(b"x" * 10)
+        (out_dir / fmt.MODEL_FILE).write_bytes(b"x" * 10)
         return {
-            "format_version": ox.FORMAT_VERSION,
+            "format_version": fmt.FORMAT_VERSION,
             "source_path": str(source),
-            "files": {ox.MODEL_FILE: {"size": 10}},
+            "files": {fmt.MODEL_FILE: {"size": 10}},
             "export_seconds": 0.5,
-            "verification": {"min_cosine": 1.0},
+            "verification": {"min_cosine": 1.0, "sentences": 0, "threshold": fmt.MIN_COSINE},
         }
 
-    monkeypatch.setattr(ox, "export_model", slow_export)
     results: list[tuple[Path, bool]] = []
     threads = [
         threading.Thread(
             target=lambda: results.append(
-                ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
+                onnx_cache.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, export=slow_export)
             )
         )
         for _ in range(3)
@@ -245,32 +246,31 @@ def test_concurrent_exports_run_once_and_never_leave_a_partial_folder(
     assert len({folder for folder, _ in results}) == 1
     assert sorted(now for _, now in results) == [False, False, True]
     folder = results[0][0]
-    assert (folder / ox.MODEL_FILE).read_bytes() == b"x" * 10
+    assert (folder / fmt.MODEL_FILE).read_bytes() == b"x" * 10
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
 def test_a_changed_source_replaces_the_cached_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     exports: list[Path] = []
 
-    def fake_export(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
+    def fake_export(source: Path, out_dir: Path, *, model: str | None = None) -> Manifest:
         exports.append(out_dir)
-        (out_dir / ox.MODEL_FILE).write_text(str(len(exports)))
+        (out_dir / fmt.MODEL_FILE).write_text(str(len(exports)))
         return {
-            "format_version": ox.FORMAT_VERSION,
+            "format_version": fmt.FORMAT_VERSION,
             "source_path": str(source),
             "files": {},
             "export_seconds": 0.0,
-            "verification": {"min_cosine": 1.0},
+            "verification": {"min_cosine": 1.0, "sentences": 0, "threshold": fmt.MIN_COSINE},
         }
 
-    monkeypatch.setattr(ox, "export_model", fake_export)
-    folder, now = ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
+    folder, now = onnx_cache.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, export=fake_export)
     assert now
-    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False) == (folder, False)
-    real = ox.source_fingerprint
-    monkeypatch.setattr(ox, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
-    assert ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False) == (folder, True)
-    assert (folder / ox.MODEL_FILE).read_text() == "2"
+    assert onnx_cache.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, export=fake_export) == (folder, False)
+    real = onnx_cache.source_fingerprint
+    monkeypatch.setattr(onnx_cache, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
+    assert onnx_cache.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, export=fake_export) == (folder, True)
+    assert (folder / fmt.MODEL_FILE).read_text() == "2"
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
@@ -279,24 +279,23 @@ def test_a_refused_model_is_remembered_until_its_files_change(
 ) -> None:
     calls: list[Path] = []
 
-    def refuse(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
+    def refuse(source: Path, out_dir: Path, *, model: str | None = None) -> Manifest:
         calls.append(out_dir)
-        raise ox.OnnxUnavailableError("pooling 'weightedmean' is not supported")
+        raise OnnxUnavailableError("pooling 'weightedmean' is not supported")
 
-    monkeypatch.setattr(ox, "export_model", refuse)
     for _ in range(2):
-        with pytest.raises(ox.OnnxUnavailableError, match="weightedmean"):
-            ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
+        with pytest.raises(OnnxUnavailableError, match="weightedmean"):
+            onnx_cache.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, export=refuse)
     assert len(calls) == 1
-    real = ox.source_fingerprint
-    monkeypatch.setattr(ox, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
-    with pytest.raises(ox.OnnxUnavailableError):
-        ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
+    real = onnx_cache.source_fingerprint
+    monkeypatch.setattr(onnx_cache, "source_fingerprint", lambda src: {**real(src), "new-file": [1, 1]})
+    with pytest.raises(OnnxUnavailableError):
+        onnx_cache.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, export=refuse)
     assert len(calls) == 2
     # Installing or upgrading a package the export depends on earns another try too.
-    monkeypatch.setattr(ox, "_export_environment", lambda: {"onnx": "1.99"})
-    with pytest.raises(ox.OnnxUnavailableError):
-        ox.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, in_subprocess=False)
+    monkeypatch.setattr(onnx_cache, "export_environment", lambda: {"onnx": "1.99"})
+    with pytest.raises(OnnxUnavailableError):
+        onnx_cache.ensure_exported(DEFAULT_EMBEDDER_MODEL, tmp_path, export=refuse)
     assert len(calls) == 3
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
@@ -323,8 +322,8 @@ def test_unsupported_pooling_is_refused_before_loading_torch(tmp_path: Path) -> 
     cfg = json.loads(pooling.read_text())
     _rewrite(pooling, {**cfg, "pooling_mode_mean_tokens": False, "pooling_mode_weightedmean_tokens": True})
     t0 = time.perf_counter()
-    with pytest.raises(ox.OnnxUnavailableError, match="pooling 'weightedmean' is not supported"):
-        ox.ensure_exported(str(folder), tmp_path / "models")
+    with pytest.raises(OnnxUnavailableError, match="pooling 'weightedmean' is not supported"):
+        onnx_cache.ensure_exported(str(folder), tmp_path / "models")
     assert time.perf_counter() - t0 < 2
 
 
@@ -333,18 +332,18 @@ def test_extra_modules_are_refused_before_loading_torch(tmp_path: Path) -> None:
     modules = json.loads((folder / "modules.json").read_text())
     modules.append({"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"})
     _rewrite(folder / "modules.json", modules)
-    with pytest.raises(ox.OnnxUnavailableError, match=r"modules \['Dense'\]"):
-        ox.ensure_exported(str(folder), tmp_path / "models")
+    with pytest.raises(OnnxUnavailableError, match=r"modules \['Dense'\]"):
+        onnx_cache.ensure_exported(str(folder), tmp_path / "models")
 
 
 def test_export_child_reports_a_refusal_on_stdout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def refuse(source: Path, out_dir: Path, *, model: str | None = None) -> dict[str, Any]:
-        raise ox.OnnxUnavailableError("pooling 'weightedmean'\nis not supported")
+    def refuse(source: Path, out_dir: Path, *, model: str | None = None) -> Manifest:
+        raise OnnxUnavailableError("pooling 'weightedmean'\nis not supported")
 
-    monkeypatch.setattr(ox, "export_model", refuse)
-    assert ox._main([str(tmp_path), str(tmp_path)]) == ox._EXIT_REFUSED
+    monkeypatch.setattr(onnx_export, "export_model", refuse)
+    assert onnx_export.main([str(tmp_path), str(tmp_path)]) == fmt.EXIT_REFUSED
     assert capsys.readouterr().out.splitlines()[-1] == "pooling 'weightedmean' is not supported"
 
 
@@ -372,8 +371,8 @@ class Dense:
     ],
 )
 def test_unsupported_pipelines_are_refused_clearly(modules: list[Any], message: str) -> None:
-    with pytest.raises(ox.OnnxUnavailableError) as info:
-        ox._inspect_pipeline(modules, Path("/models/x"))
+    with pytest.raises(OnnxUnavailableError) as info:
+        onnx_export.inspect_pipeline(modules, Path("/models/x"))
     assert message in str(info.value)
     assert "sentence-transformers" in str(info.value)
 
@@ -383,22 +382,23 @@ def test_auto_falls_back_when_onnx_refuses(tmp_path: Path, monkeypatch: pytest.M
         def __init__(self, model: str, **kwargs: Any) -> None:
             self.model = model
 
-    def refuse(settings: Settings) -> ox.OnnxEmbedder:
-        raise ox.OnnxUnavailableError("pooling 'weightedmean' is not supported")
+    def refuse(settings: Settings) -> OnnxEmbedder:
+        raise OnnxUnavailableError("pooling 'weightedmean' is not supported")
 
-    monkeypatch.setattr(embeddings, "SentenceTransformerEmbedder", StandIn)
-    monkeypatch.setattr(ox.OnnxEmbedder, "from_settings", staticmethod(refuse))
-    assert isinstance(embeddings.build_embedder(_settings(tmp_path, embedder="auto")), StandIn)
-    with pytest.raises(ox.OnnxUnavailableError):
-        embeddings.build_embedder(_settings(tmp_path, embedder="onnx"))
+    monkeypatch.setattr(st_backend, "SentenceTransformerEmbedder", StandIn)
+    monkeypatch.setattr(factory, "build_onnx_embedder", refuse)
+    assert isinstance(build_embedder(_settings(tmp_path, embedder="auto")), StandIn)
+    with pytest.raises(OnnxUnavailableError):
+        build_embedder(_settings(tmp_path, embedder="onnx"))
 
 
 def test_pooling_modes_follow_the_attention_mask() -> None:
     hidden = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
     mask = np.array([[1, 1, 1], [1, 1, 0]])
-    np.testing.assert_allclose(ox._pool(hidden, mask, "mean"), [[2, 3], [7, 8]])
-    np.testing.assert_allclose(ox._pool(hidden, mask, "cls"), [[0, 1], [6, 7]])
-    np.testing.assert_allclose(ox._pool(hidden, mask, "max"), [[4, 5], [8, 9]])
+    np.testing.assert_allclose(onnx_runtime.pool(hidden, mask, "mean"), [[2, 3], [7, 8]])
+    np.testing.assert_allclose(onnx_runtime.pool(hidden, mask, "cls"), [[0, 1], [6, 7]])
+    np.testing.assert_allclose(onnx_runtime.pool(hidden, mask, "max"), [[4, 5], [8, 9]])
     np.testing.assert_allclose(
-        ox._pool(hidden, mask, "mean_sqrt_len_tokens"), [[6 / 3**0.5, 9 / 3**0.5], [14 / 2**0.5, 16 / 2**0.5]]
+        onnx_runtime.pool(hidden, mask, "mean_sqrt_len_tokens"),
+        [[6 / 3**0.5, 9 / 3**0.5], [14 / 2**0.5, 16 / 2**0.5]],
     )

@@ -6,12 +6,9 @@ import numpy as np
 import pytest
 
 from mem0_mcp.config import DEFAULT_EMBEDDER_MODEL
-from mem0_mcp.embedding.base import (
-    BackgroundEmbedder,
-    SentenceTransformerEmbedder,
-    declared_dimension,
-    resolve_model_path,
-)
+from mem0_mcp.embedding import BackgroundEmbedder
+from mem0_mcp.embedding.base import declared_dimension, resolve_model_path
+from mem0_mcp.embedding.sentence_transformers import SentenceTransformerEmbedder
 from mem0_mcp.engine.memory import Memory
 from tests.support.engine import make_settings
 
