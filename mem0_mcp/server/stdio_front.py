@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from mem0_mcp.server.wire_guard import MAX_JSON_DEPTH, invalid_message_error, too_deep, too_deep_error
+
 if TYPE_CHECKING:
     from mem0_mcp.server.app import MemoryServer
 
@@ -80,12 +82,28 @@ class StdioFront:
         try:
             for raw in iter(self._in.readline, b""):
                 line = raw.strip()
-                if line and not self._answer_fast(line):
-                    self._lines.put(line)
+                if line:
+                    self._take(line)
         except (OSError, ValueError):
             logger.debug("stdin closed", exc_info=True)
         finally:
             self._lines.put(None)
+
+    def _take(self, line: bytes) -> None:
+        """Answer one line here or queue it for the real server; no line ends the session."""
+        if too_deep(line):
+            # Nothing downstream may parse it: json recurses per level (issue #16).
+            logger.warning("refused a JSON-RPC line nested deeper than %d levels", MAX_JSON_DEPTH)
+            self.write(too_deep_error(line))
+            return
+        try:
+            answered = self._answer_fast(line)
+        except Exception:
+            logger.exception("cannot read a line from the client")
+            self.write(invalid_message_error(line))
+            return
+        if not answered:
+            self._lines.put(line)
 
     def _answer_fast(self, line: bytes) -> bool:
         if not self._fast:
@@ -169,21 +187,6 @@ class StdioFront:
     def go_live(self) -> None:
         """From now on the real server answers everything (queued lines keep their order)."""
         self._fast = False
-
-
-def invalid_message_error(line: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: not JSON"}}
-    msg_id = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(msg_id, str | int) or isinstance(msg_id, bool):
-        msg_id = None
-    return {
-        "jsonrpc": "2.0",
-        "id": msg_id,
-        "error": {"code": -32600, "message": "Invalid Request: not a valid JSON-RPC 2.0 message for MCP"},
-    }
 
 
 def claim_stdio() -> tuple[BinaryIO, BinaryIO]:
