@@ -47,7 +47,6 @@ PENDING = {
     "mem0_mcp.server.app: module over 600 lines",
     "mem0_mcp.server.app.build_tools: function over 120 lines",
     "mem0_mcp.server.graph_tools.graph_tool_list: function over 120 lines",
-    "mem0_mcp.server.stdio_front: from mcp.shared._context_streams import ['_context_streams']",
     "mem0_mcp.cli.main: parser._actions",
     "mem0_mcp.engine.reindex: Memory._embed_text",
     "mem0_mcp.engine.reindex: Memory._index_text",
@@ -55,7 +54,6 @@ PENDING = {
     "mem0_mcp.graph.extraction: from mem0_mcp.llm.prompts import ['_bundled_dir']",
     "mem0_mcp.graph.memory: memory._embed",
     "mem0_mcp.server.graph_tools: from mem0_mcp.server.app import ['_annotations']",
-    "mem0_mcp.server.stdio_front: server._lowlevel_server",
 }
 
 

@@ -206,14 +206,12 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
     import anyio
     import anyio.to_thread
     import mcp_types as types
-    from mcp.server.lowlevel.server import NotificationOptions
-    from mcp.shared._context_streams import create_context_streams
     from mcp.shared.message import SessionMessage
 
-    lowlevel = server._lowlevel_server  # the SDK's stdio runner offers no way to bring our own streams
-    options = lowlevel.create_initialization_options(NotificationOptions(tools_changed=True))
-    read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
-    write_stream, write_reader = create_context_streams[SessionMessage](0)
+    from mem0_mcp.server.sdk_bridge import run_on_streams
+
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
     async def pump_in() -> None:
         async with read_writer:
@@ -250,7 +248,7 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_in)
         tg.start_soon(pump_out)
-        await lowlevel.run(read_stream, write_stream, options)
+        await run_on_streams(server, read_stream, write_stream)
         tg.cancel_scope.cancel()
 
 
@@ -261,16 +259,14 @@ async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
     """What the real server answers to initialize and the list requests, as sent on the wire."""
     import anyio
     import mcp_types as types
-    from mcp.server.lowlevel.server import NotificationOptions
-    from mcp.shared._context_streams import create_context_streams
     from mcp.shared.message import SessionMessage
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
-    lowlevel = server._lowlevel_server
-    options = lowlevel.create_initialization_options(NotificationOptions(tools_changed=True))
+    from mem0_mcp.server.sdk_bridge import run_on_streams
+
     # Buffered: all requests go in before any reply is read.
-    read_writer, read_stream = create_context_streams[SessionMessage | Exception](8)
-    write_stream, write_reader = create_context_streams[SessionMessage](8)
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](8)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](8)
     requests = [
         {
             "jsonrpc": "2.0",
@@ -301,7 +297,7 @@ async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(drive)
-            await lowlevel.run(read_stream, write_stream, options)
+            await run_on_streams(server, read_stream, write_stream)
     init = dict(results[1])
     init.pop("protocolVersion", None)
     return {
