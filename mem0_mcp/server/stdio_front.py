@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from mem0_mcp.server.wire_guard import MAX_JSON_DEPTH, invalid_message_error, too_deep, too_deep_error
 
 if TYPE_CHECKING:
-    from mem0_mcp.server.app import MemoryServer
+    from mem0_mcp.server.state import MemoryServer
 
 logger = logging.getLogger(__name__)
 
