@@ -42,7 +42,13 @@ class SamplingUnsupportedError(LLMError):
 
 
 class SamplingLLM:
+    """An LLM backend that asks the MCP client's model through ``create_message``."""
+
     name = "sampling"
+    # A declared capability, not a name to compare: calls hop back to the event loop of the MCP
+    # request that started them, so they must run on that request's worker thread (see
+    # ``session_sampler``), never on a pool thread of the engine.
+    request_bound = True
 
     def __init__(
         self,
@@ -83,15 +89,16 @@ class SamplingLLM:
         return LLMResponse(text, in_tokens, out_tokens)
 
 
+METHOD_NOT_FOUND = -32601
+
+
 def _looks_unsupported(exc: Exception) -> bool:
-    code = getattr(getattr(exc, "error", None), "code", None)
-    if code is None:
-        code = getattr(exc, "code", None)
+    """Whether a ``create_message`` callable's error means the client cannot sample at all."""
+    code = getattr(exc, "code", None)
     text = str(exc).lower()
-    # 2026-07-28 connections have no back-channel for server-initiated requests at all.
-    if type(exc).__name__ == "NoBackChannelError":
+    if code == METHOD_NOT_FOUND or "method not found" in text:
         return True
-    return code == -32601 or "method not found" in text or ("sampling" in text and "support" in text)
+    return "sampling" in text and "support" in text
 
 
 # --------------------------------------------------------------------------- MCP bridge
@@ -144,16 +151,26 @@ def session_sampler(session: Any, *, related_request_id: Any = None) -> CreateMe
     AsyncMemory does; it hops back to the session's event loop for each request.
     """
     import anyio.from_thread
+    from mcp import types
+    from mcp.shared.exceptions import MCPError, NoBackChannelError
 
     async def call(system: str, messages: list[dict[str, Any]], max_tokens: int) -> tuple[str, int, int]:
-        result = await session.create_message(
-            to_sampling_messages(messages),
-            max_tokens=max_tokens,
-            system_prompt=system,
-            related_request_id=related_request_id,
-        )
+        try:
+            result = await session.create_message(
+                to_sampling_messages(messages),
+                max_tokens=max_tokens,
+                system_prompt=system,
+                related_request_id=related_request_id,
+            )
+        except NoBackChannelError as exc:
+            # 2026-07-28 connections have no back-channel for server-initiated requests at all.
+            raise SamplingUnsupportedError(f"this connection cannot carry server requests: {exc}") from exc
+        except MCPError as exc:
+            if exc.code == METHOD_NOT_FOUND:
+                raise SamplingUnsupportedError(exc.message) from exc
+            raise
         content = result.content if isinstance(result.content, list) else [result.content]
-        text = "".join(getattr(c, "text", "") for c in content)
+        text = "".join(c.text for c in content if isinstance(c, types.TextContent))
         # Sampling results carry no token counts; estimate them so usage stays comparable.
         in_chars = len(system) + sum(len(str(m.get("content", ""))) for m in messages)
         return text, in_chars // 4, len(text) // 4
@@ -194,6 +211,7 @@ class RequestSamplingLLM:
 
     name = "sampling"
     supports_vision = True
+    request_bound = True  # see SamplingLLM.request_bound
 
     def __init__(self, *, max_tokens: int = 2048) -> None:
         self.max_tokens = max_tokens
