@@ -21,8 +21,10 @@ MAX_JSON_DEPTH = 512
 # A JSON string (escapes included) or one bracket; everything else is skipped by the scan.
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 _ID_VALUE = re.compile(rb'\s*:\s*(-?\d+(?=\s*[,}])|"[^"\\]*(?:\\.[^"\\]*)*")', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _OPEN = frozenset(b"[{")
 _CLOSE = frozenset(b"]}")
+_NOT_BRACKET = bytes(sorted(set(range(256)) - _OPEN - _CLOSE))
 
 JsonRpcId = str | int | None
 
@@ -35,14 +37,15 @@ def too_deep(line: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """
     if line.count(b"[") + line.count(b"{") <= limit:
         return False
+    # Strings out, then everything but brackets: the loop below sees brackets only.
+    brackets = _STRING.sub(b"", line).translate(None, _NOT_BRACKET)
     depth = 0
-    for match in _TOKEN.finditer(line):
-        first = match.group()[0]
-        if first in _OPEN:
+    for byte in brackets:
+        if byte in _OPEN:
             depth += 1
             if depth > limit:
                 return True
-        elif first in _CLOSE:
+        else:
             depth -= 1
     return False
 
