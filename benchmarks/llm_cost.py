@@ -136,6 +136,7 @@ class ScriptedLLM:
     rules: dict[tuple[str, str], str] = field(default_factory=dict)  # (fact, memory) -> event
     name: str = "scripted"
     supports_vision: bool = False
+    request_bound: bool = False
     calls: dict[str, int] = field(default_factory=lambda: {"extract": 0, "decide": 0, "fused": 0})
 
     def complete(

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from mem0_mcp.config import Settings
 from mem0_mcp.errors import ConfigError
-from mem0_mcp.server.app import create_server, transport_security
+from mem0_mcp.server.app import create_server
+from mem0_mcp.server.http_app import transport_security
 from tests.support.engine import make_settings
 from tests.support.server import (
     INITIALIZE,

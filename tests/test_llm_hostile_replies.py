@@ -88,6 +88,7 @@ def test_a_crash_inside_the_planner_still_stores_the_text(tmp_path: Path):
     class Exploding:
         name = "exploding"
         supports_vision = False
+        request_bound = False
 
         def complete(self, *args: Any, **kwargs: Any) -> Any:
             raise ZeroDivisionError("unexpected")

@@ -220,3 +220,21 @@ async def test_add_memory_infers_with_the_clients_own_model(tmp_path) -> None:
     result = out.structured_content
     assert result["inferred"] is True and asked
     assert [e["memory"] for e in result["results"]] == ["Drinks green tea daily"]
+
+
+@pytest.mark.anyio
+async def test_a_connection_without_a_back_channel_cannot_sample():
+    """2026-07-28 connections cannot carry server requests: told as unsupported, by the error's type."""
+    from mcp.shared.exceptions import NoBackChannelError
+
+    class NoChannel:
+        async def create_message(self, *_: Any, **__: Any) -> Any:
+            raise NoBackChannelError("sampling/createMessage")
+
+        def check_client_capability(self, _: Any) -> bool:
+            return True
+
+    llm = sampling_llm_for_session(NoChannel())
+    assert llm.request_bound and RequestSamplingLLM.request_bound
+    with pytest.raises(SamplingUnsupportedError, match="cannot carry server requests"):
+        await anyio.to_thread.run_sync(lambda: llm.complete("s", [{"role": "user", "content": "x"}]))

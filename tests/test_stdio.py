@@ -21,7 +21,7 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from mem0_mcp.engine.memory import Memory
-from mem0_mcp.server import stdio_front
+from mem0_mcp.server import stdio_front, wire_guard
 from mem0_mcp.server.app import create_server
 from tests.support.engine import FakeEmbedder, make_settings
 from tests.support.server import INITIALIZE, example_config_env, keep_models, seed_models, structured
@@ -300,3 +300,73 @@ async def test_front_without_manifest_or_with_a_2026_client_defers_to_the_server
     assert still["result"]["isError"] is True
     pipes.client_out.close()
     thread.join(timeout=30)
+
+
+def _deep_line(depth: int, msg_id: int) -> bytes:
+    """A tools/call whose metadata is nested ``depth`` levels deep: hostile, but one line."""
+    head = f'{{"jsonrpc":"2.0","id":{msg_id},"method":"tools/call","params":{{"name":"add_memory",'
+    return (head + '"arguments":{"text":"x","metadata":{"k":' + "[" * depth + "]" * depth + "}}}}\n").encode()
+
+
+@pytest.mark.slow
+def test_a_deeply_nested_line_gets_an_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    """One line nested thousands deep, before and after the engine is live (issue #16)."""
+    data_dir = tmp_path / "data"
+    seed_models(data_dir)
+    command, env = example_config_env(data_dir)
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+        )
+        try:
+            chan = LineChannel(proc.stdout, proc.stdin)
+            chan.send(INIT)
+            chan.recv_id(1, timeout=30)
+            chan.send(INITIALIZED)
+            assert proc.stdin is not None
+
+            def deep_then(msg: dict[str, Any], depth: int, timeout: float) -> dict[str, Any]:
+                proc.stdin.write(_deep_line(depth, 90 + msg["id"]))
+                proc.stdin.flush()
+                chan.send(msg)
+                error = chan.recv(timeout=timeout)
+                # The client waits for its id: the refusal names it.
+                assert error["id"] == 90 + msg["id"] and error["error"]["code"] == -32600, error
+                reply, others = chan.recv_id(msg["id"], timeout=timeout)
+                assert not others
+                return reply
+
+            # Before the engine is live: the front (or the SDK just starting) reads the line.
+            for n, depth in enumerate((1_100, 100_000), start=2):
+                assert deep_then({"jsonrpc": "2.0", "id": n, "method": "ping"}, depth, 30)["result"] == {}
+            chan.send(call(10, "list_memories", {}))
+            listed, _ = chan.recv_id(10, timeout=180)
+            assert listed["result"]["structuredContent"]["total"] == 0
+            # After: the real server and the engine are running.
+            for n, depth in enumerate((1_100, 100_000), start=11):
+                reply = deep_then(call(n, "add_memory", {"text": f"still serving {n}"}), depth, 60)
+                assert reply["result"]["structuredContent"]["results"][0]["event"] == "ADD"
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def test_the_depth_guard_reads_ids_and_skips_strings() -> None:
+    deep = "[" * 600 + "]" * 600
+    assert wire_guard.too_deep(_deep_line(600, 7))
+    assert not wire_guard.too_deep(_deep_line(100, 7))
+    # Brackets inside strings are text, not nesting.
+    assert not wire_guard.too_deep(json.dumps({"id": 1, "text": deep}).encode())
+    line = ('{"params": {"id": 5, "x": "\\"id\\": 6"}, "id": "a\\"b", "m": ' + deep + "}").encode()
+    assert wire_guard.too_deep_error(line) == {
+        "jsonrpc": "2.0",
+        "id": 'a"b',
+        "error": {"code": -32600, "message": "Invalid Request: nested deeper than 512 levels"},
+    }
+    no_id = ('{"method": "x", "params": ' + deep + "}").encode()
+    assert wire_guard.too_deep_error(no_id)["id"] is None
+    assert wire_guard.too_deep_error(no_id)["error"]["code"] == -32700
+    assert wire_guard.invalid_message_error(("[" * 100_000).encode())["error"]["code"] == -32700

@@ -158,7 +158,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def _serve_http(settings: Settings, engine: EngineHandle, args: argparse.Namespace) -> int:
     try:
-        from mem0_mcp.server.app import create_server, serve_http
+        from mem0_mcp.server.app import create_server
+        from mem0_mcp.server.http_app import serve_http
 
         server = create_server(settings, engine=engine)
     except ConfigError as exc:

@@ -213,7 +213,7 @@ class GraphMemory:
             return self.prepare(extractor, text, scope)
 
         # MCP sampling must be called from the request's own worker thread: prepare there, later.
-        if extractor.llm.name == "sampling":
+        if extractor.llm.request_bound:
             return GraphJob(self, scope, run=run)
         return GraphJob(self, scope, future=self._pool.submit(run))
 

@@ -34,6 +34,7 @@ class AnthropicLLM:
 
     name = "anthropic"
     supports_vision = True
+    request_bound = False
 
     def __init__(
         self,

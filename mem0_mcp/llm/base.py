@@ -56,6 +56,9 @@ class LLM(Protocol):
 
     name: str
     supports_vision: bool
+    # True when calls must run on the thread of the request that started them (MCP sampling
+    # hops back to that request's event loop); the engine then never calls from its own pool.
+    request_bound: bool
 
     def complete(
         self,

@@ -53,6 +53,7 @@ class OpenAICompatibleLLM:
     """The LLM protocol over an OpenAI-style /v1/chat/completions endpoint (httpx, retries)."""
 
     name = "openai_compatible"
+    request_bound = False
 
     def __init__(
         self,

@@ -8,13 +8,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 from collections.abc import Mapping
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 
+from mem0_mcp.config import Settings
 from mem0_mcp.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 SCOPE = "memory"
 
@@ -51,6 +55,32 @@ def auth_settings(host: str, port: int) -> AuthSettings:
         issuer_url=f"http://{_url_host(host)}:{port}",  # type: ignore[arg-type]
         resource_server_url=None,
         required_scopes=[SCOPE],
+    )
+
+
+def http_auth(settings: Settings) -> tuple[StaticTokenVerifier | None, AuthSettings | None]:
+    """Token verifier and auth settings for the HTTP transports; (None, None) on loopback without auth.
+
+    Raises:
+        ConfigError: no tokens and no loopback opt-out, or the opt-out on a non-loopback host.
+    """
+    tokens = settings.load_tokens()
+    if settings.allow_unauthenticated_loopback and not is_loopback(settings.host):
+        raise ConfigError(
+            f"allow_unauthenticated_loopback: only accepted with a loopback host, not {settings.host!r}; "
+            "set MEM0_MCP_AUTH_TOKENS instead"
+        )
+    if tokens:
+        if settings.allow_unauthenticated_loopback:
+            logger.warning("auth tokens are configured: allow_unauthenticated_loopback is ignored")
+        return StaticTokenVerifier(tokens), auth_settings(settings.host, settings.port)
+    if settings.allow_unauthenticated_loopback:
+        logger.warning("serving HTTP WITHOUT authentication on %s (loopback only)", settings.host)
+        return None, None
+    raise ConfigError(
+        "auth_tokens: the HTTP transports need bearer tokens; set "
+        'MEM0_MCP_AUTH_TOKENS=\'{"<token>": "<user_id>"}\' or MEM0_MCP_AUTH_TOKENS_FILE, '
+        "or MEM0_MCP_ALLOW_UNAUTHENTICATED_LOOPBACK=true for a loopback-only test server"
     )
 
 

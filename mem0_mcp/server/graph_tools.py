@@ -1,5 +1,7 @@
-"""Graph tools on the MCP server, registered through ``server.register_graph_tools`` (imported by
-``create_server`` only when ``graph_enabled``).
+"""Graph tools on the MCP server: search, look up, connect, write and delete relations, Cypher.
+
+``create_server`` adds them when ``graph_enabled`` is on (``query_graph`` also needs
+``graph_query_enabled``).
 
 Scopes resolve exactly as for the memory tools: over authenticated HTTP the caller is pinned to
 its principal's user_id. None of these tools needs a server-side LLM: names are embedded with
@@ -14,18 +16,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from pydantic import BaseModel, Field
 
-from mem0_mcp.server.app import (
-    AgentId,
-    RunId,
-    ServerState,
-    UserId,
-    _annotations,
-    register_graph_tools,
-    resolve_scope,
-    run_engine,
-    strict_tool,
-)
 from mem0_mcp.server.auth import current_principal
+from mem0_mcp.server.state import ServerState, resolve_scope, run_engine
+from mem0_mcp.server.tool_helpers import READ_ONLY, AgentId, RunId, UserId, strict_tool, tool_hints
 
 if TYPE_CHECKING:
     from mem0_mcp.graph.memory import GraphMemory
@@ -73,17 +66,37 @@ class GraphRows(BaseModel):
 Name = Annotated[str, Field(description="An entity's name, e.g. 'Alice' or 'Acme Corp' (case-insensitive).")]
 
 
-@register_graph_tools
-def graph_tool_list(state: ServerState) -> list[Tool]:
+def graph_tools(state: ServerState) -> list[Tool]:
+    """The graph tools when ``graph_enabled`` is on, else none; ``query_graph`` only when enabled."""
     settings = state.settings
+    if not settings.graph_enabled:
+        return []
+    tools = [
+        search_graph_tool(state),
+        get_entity_tool(state),
+        find_path_tool(state),
+        add_relation_tool(state),
+        delete_relation_tool(state),
+    ]
+    if settings.graph_query_enabled:
+        tools.append(query_graph_tool(state))
+    return tools
 
-    async def graph_of() -> GraphMemory:
-        memory = await state.memory()
-        graph = memory.graph
-        if graph is None:
-            raise ToolError("graph memory is off on this server (MEM0_MCP_GRAPH_ENABLED=false)")
-        return graph
 
+async def graph_of(state: ServerState) -> GraphMemory:
+    """The engine's graph memory.
+
+    Raises:
+        ToolError: the engine runs without a graph.
+    """
+    memory = await state.memory()
+    graph = memory.graph
+    if graph is None:
+        raise ToolError("graph memory is off on this server (MEM0_MCP_GRAPH_ENABLED=false)")
+    return graph
+
+
+def search_graph_tool(state: ServerState) -> Tool:
     async def search_graph(
         query: Annotated[str, Field(description="What to look for: names, roles, places, in plain words.")],
         user_id: UserId = None,
@@ -91,10 +104,22 @@ def graph_tool_list(state: ServerState) -> list[Tool]:
         run_id: RunId = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Most relations to return.")] = 10,
     ) -> GraphRelations:
-        scope = resolve_scope(settings, user_id, agent_id, run_id)
-        graph = await graph_of()
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        graph = await graph_of(state)
         return GraphRelations(relations=await run_engine(graph.search_relations, query, scope, limit))
 
+    return strict_tool(
+        search_graph,
+        name="search_graph",
+        title="Search the memory graph",
+        description="Find relations between people, places, organisations and things that match a "
+        "query (entities matched by meaning and by name, then their relations ranked). Only "
+        "currently valid relations.",
+        annotations=READ_ONLY,
+    )
+
+
+def get_entity_tool(state: ServerState) -> Tool:
     async def get_entity(
         name: Name,
         user_id: UserId = None,
@@ -102,10 +127,21 @@ def graph_tool_list(state: ServerState) -> list[Tool]:
         run_id: RunId = None,
         depth: Annotated[int, Field(ge=1, le=3, description="Hops of neighbours to include.")] = 1,
     ) -> EntityView:
-        scope = resolve_scope(settings, user_id, agent_id, run_id)
-        graph = await graph_of()
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        graph = await graph_of(state)
         return EntityView(**await run_engine(graph.get_entity, name, scope, depth))
 
+    return strict_tool(
+        get_entity,
+        name="get_entity",
+        title="Look up an entity",
+        description="Everything the graph knows about one entity: its neighbours and its relations, "
+        "including invalidated ones with when they stopped being true.",
+        annotations=READ_ONLY,
+    )
+
+
+def find_path_tool(state: ServerState) -> Tool:
     async def find_path(
         source: Name,
         target: Name,
@@ -114,10 +150,21 @@ def graph_tool_list(state: ServerState) -> list[Tool]:
         run_id: RunId = None,
         max_hops: Annotated[int, Field(ge=1, le=6, description="Longest chain to look for.")] = 3,
     ) -> GraphPath:
-        scope = resolve_scope(settings, user_id, agent_id, run_id)
-        graph = await graph_of()
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        graph = await graph_of(state)
         return GraphPath(**await run_engine(graph.find_path, source, target, scope, max_hops))
 
+    return strict_tool(
+        find_path,
+        name="find_path",
+        title="Find how two entities connect",
+        description="The shortest chain of valid relations between two entities, e.g. how a person "
+        "is connected to a company.",
+        annotations=READ_ONLY,
+    )
+
+
+def add_relation_tool(state: ServerState) -> Tool:
     async def add_relation(
         source: Name,
         relation: Annotated[str, Field(description="A short verb phrase: works_at, lives_in, sister_of.")],
@@ -128,8 +175,8 @@ def graph_tool_list(state: ServerState) -> list[Tool]:
         agent_id: AgentId = None,
         run_id: RunId = None,
     ) -> RelationWrite:
-        scope = resolve_scope(settings, user_id, agent_id, run_id)
-        graph = await graph_of()
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        graph = await graph_of(state)
         rel = await run_engine(
             graph.add_relation,
             source,
@@ -141,6 +188,17 @@ def graph_tool_list(state: ServerState) -> list[Tool]:
         )
         return RelationWrite(relation=rel)
 
+    return strict_tool(
+        add_relation,
+        name="add_relation",
+        title="Record a relation",
+        description="Write one relation into the graph yourself (no LLM needed), e.g. source 'Alice', "
+        "relation 'works_at', destination 'Acme'. Entities are matched by name or created.",
+        annotations=tool_hints(read_only=False, idempotent=True),
+    )
+
+
+def delete_relation_tool(state: ServerState) -> Tool:
     async def delete_relation(
         source: Name,
         relation: Annotated[str, Field(description="The relation to remove, e.g. works_at.")],
@@ -149,12 +207,22 @@ def graph_tool_list(state: ServerState) -> list[Tool]:
         agent_id: AgentId = None,
         run_id: RunId = None,
     ) -> RelationDelete:
-        scope = resolve_scope(settings, user_id, agent_id, run_id)
-        graph = await graph_of()
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        graph = await graph_of(state)
         n = await run_engine(graph.delete_relation, source, relation, destination, scope)
         what = f"{source} -{relation}-> {destination}"
         return RelationDelete(deleted=n, message=f"deleted {what}" if n else f"no valid relation {what}")
 
+    return strict_tool(
+        delete_relation,
+        name="delete_relation",
+        title="Remove a relation",
+        description="Delete one valid relation source -relation-> destination from the graph.",
+        annotations=tool_hints(read_only=False, destructive=True, idempotent=True),
+    )
+
+
+def query_graph_tool(state: ServerState) -> Tool:
     async def query_graph(
         cypher: Annotated[
             str,
@@ -170,62 +238,15 @@ def graph_tool_list(state: ServerState) -> list[Tool]:
     ) -> GraphRows:
         if current_principal() is not None:
             raise ToolError("query_graph is refused over authenticated HTTP: it would see every user's graph")
-        graph = await graph_of()
+        graph = await graph_of(state)
         rows = await run_engine(graph.query, cypher, params, limit + 1)
         return GraphRows(rows=rows[:limit], truncated=len(rows) > limit)
 
-    read = _annotations(read_only=True, idempotent=True)
-    tools = [
-        strict_tool(
-            search_graph,
-            name="search_graph",
-            title="Search the memory graph",
-            description="Find relations between people, places, organisations and things that match a "
-            "query (entities matched by meaning and by name, then their relations ranked). Only "
-            "currently valid relations.",
-            annotations=read,
-        ),
-        strict_tool(
-            get_entity,
-            name="get_entity",
-            title="Look up an entity",
-            description="Everything the graph knows about one entity: its neighbours and its relations, "
-            "including invalidated ones with when they stopped being true.",
-            annotations=read,
-        ),
-        strict_tool(
-            find_path,
-            name="find_path",
-            title="Find how two entities connect",
-            description="The shortest chain of valid relations between two entities, e.g. how a person "
-            "is connected to a company.",
-            annotations=read,
-        ),
-        strict_tool(
-            add_relation,
-            name="add_relation",
-            title="Record a relation",
-            description="Write one relation into the graph yourself (no LLM needed), e.g. source 'Alice', "
-            "relation 'works_at', destination 'Acme'. Entities are matched by name or created.",
-            annotations=_annotations(read_only=False, idempotent=True),
-        ),
-        strict_tool(
-            delete_relation,
-            name="delete_relation",
-            title="Remove a relation",
-            description="Delete one valid relation source -relation-> destination from the graph.",
-            annotations=_annotations(read_only=False, destructive=True, idempotent=True),
-        ),
-    ]
-    if getattr(settings, "graph_query_enabled", False):
-        tools.append(
-            strict_tool(
-                query_graph,
-                name="query_graph",
-                title="Query the graph (Cypher)",
-                description="Run a read-only Cypher query over the whole graph (all scopes): for "
-                "single-user local setups. Write clauses and non-read procedures are refused.",
-                annotations=read,
-            )
-        )
-    return tools
+    return strict_tool(
+        query_graph,
+        name="query_graph",
+        title="Query the graph (Cypher)",
+        description="Run a read-only Cypher query over the whole graph (all scopes): for "
+        "single-user local setups. Write clauses and non-read procedures are refused.",
+        annotations=READ_ONLY,
+    )

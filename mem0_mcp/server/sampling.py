@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from mem0_mcp.llm.base import LLMError, LLMResponse
+from mem0_mcp.llm.base import ChatMessage, ContentBlock, LLMError, LLMResponse, TextBlock
 
 logger = logging.getLogger(__name__)
 
-CreateMessage = Callable[[str, list[dict[str, Any]], int], tuple[str, int, int]]
+CreateMessage = Callable[[str, list[ChatMessage], int], tuple[str, int, int]]
 
 _JSON_RULE = "\n\nReply with one JSON object only: no prose before or after it, no code fence."
 
@@ -42,7 +42,13 @@ class SamplingUnsupportedError(LLMError):
 
 
 class SamplingLLM:
+    """An LLM backend that asks the MCP client's model through ``create_message``."""
+
     name = "sampling"
+    # A declared capability, not a name to compare: calls hop back to the event loop of the MCP
+    # request that started them, so they must run on that request's worker thread (see
+    # ``session_sampler``), never on a pool thread of the engine.
+    request_bound = True
 
     def __init__(
         self,
@@ -61,7 +67,7 @@ class SamplingLLM:
     def complete(
         self,
         system: str,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         *,
         json_output: bool = True,
         max_tokens: int | None = None,
@@ -83,42 +89,45 @@ class SamplingLLM:
         return LLMResponse(text, in_tokens, out_tokens)
 
 
+METHOD_NOT_FOUND = -32601
+
+
 def _looks_unsupported(exc: Exception) -> bool:
-    code = getattr(getattr(exc, "error", None), "code", None)
-    if code is None:
-        code = getattr(exc, "code", None)
+    """Whether a ``create_message`` callable's error means the client cannot sample at all."""
+    code = getattr(exc, "code", None)
     text = str(exc).lower()
-    # 2026-07-28 connections have no back-channel for server-initiated requests at all.
-    if type(exc).__name__ == "NoBackChannelError":
+    if code == METHOD_NOT_FOUND or "method not found" in text:
         return True
-    return code == -32601 or "method not found" in text or ("sampling" in text and "support" in text)
+    return "sampling" in text and "support" in text
 
 
 # --------------------------------------------------------------------------- MCP bridge
 
 
-def to_sampling_messages(messages: list[dict[str, Any]]) -> list[Any]:
+def to_sampling_messages(messages: list[ChatMessage]) -> list[Any]:
     """Neutral LLM messages as MCP ``SamplingMessage``s (text and base64 images)."""
     from mcp import types
 
     out = []
     for m in messages:
         content = m["content"]
-        blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        blocks: list[ContentBlock] = (
+            content if isinstance(content, list) else [TextBlock(type="text", text=content)]
+        )
         converted: list[Any] = []
         for b in blocks:
-            if b.get("type") == "text":
-                converted.append(types.TextContent(type="text", text=b.get("text", "")))
-            elif b.get("type") == "image" and "data" in b:
+            if b["type"] == "text":
+                converted.append(types.TextContent(type="text", text=b["text"]))
+            elif "data" in b:
                 converted.append(
                     types.ImageContent(
                         type="image", data=b["data"], mime_type=b.get("media_type", "image/png")
                     )
                 )
-            elif b.get("type") == "image":
+            else:
                 # MCP sampling has no image-by-URL block; name the URL so the model knows.
                 converted.append(types.TextContent(type="text", text=f"[image at {b.get('url')}]"))
-        role: Literal["user", "assistant"] = "assistant" if m.get("role") == "assistant" else "user"
+        role: Literal["user", "assistant"] = "assistant" if m["role"] == "assistant" else "user"
         out.append(
             types.SamplingMessage(role=role, content=converted[0] if len(converted) == 1 else converted)
         )
@@ -144,21 +153,31 @@ def session_sampler(session: Any, *, related_request_id: Any = None) -> CreateMe
     AsyncMemory does; it hops back to the session's event loop for each request.
     """
     import anyio.from_thread
+    from mcp import types
+    from mcp.shared.exceptions import MCPError, NoBackChannelError
 
-    async def call(system: str, messages: list[dict[str, Any]], max_tokens: int) -> tuple[str, int, int]:
-        result = await session.create_message(
-            to_sampling_messages(messages),
-            max_tokens=max_tokens,
-            system_prompt=system,
-            related_request_id=related_request_id,
-        )
+    async def call(system: str, messages: list[ChatMessage], max_tokens: int) -> tuple[str, int, int]:
+        try:
+            result = await session.create_message(
+                to_sampling_messages(messages),
+                max_tokens=max_tokens,
+                system_prompt=system,
+                related_request_id=related_request_id,
+            )
+        except NoBackChannelError as exc:
+            # 2026-07-28 connections have no back-channel for server-initiated requests at all.
+            raise SamplingUnsupportedError(f"this connection cannot carry server requests: {exc}") from exc
+        except MCPError as exc:
+            if exc.code == METHOD_NOT_FOUND:
+                raise SamplingUnsupportedError(exc.message) from exc
+            raise
         content = result.content if isinstance(result.content, list) else [result.content]
-        text = "".join(getattr(c, "text", "") for c in content)
+        text = "".join(c.text for c in content if isinstance(c, types.TextContent))
         # Sampling results carry no token counts; estimate them so usage stays comparable.
         in_chars = len(system) + sum(len(str(m.get("content", ""))) for m in messages)
         return text, in_chars // 4, len(text) // 4
 
-    def create_message(system: str, messages: list[dict[str, Any]], max_tokens: int) -> tuple[str, int, int]:
+    def create_message(system: str, messages: list[ChatMessage], max_tokens: int) -> tuple[str, int, int]:
         return anyio.from_thread.run(call, system, messages, max_tokens)
 
     return create_message
@@ -194,6 +213,7 @@ class RequestSamplingLLM:
 
     name = "sampling"
     supports_vision = True
+    request_bound = True  # see SamplingLLM.request_bound
 
     def __init__(self, *, max_tokens: int = 2048) -> None:
         self.max_tokens = max_tokens
@@ -209,7 +229,7 @@ class RequestSamplingLLM:
     def complete(
         self,
         system: str,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         *,
         json_output: bool = True,
         max_tokens: int | None = None,

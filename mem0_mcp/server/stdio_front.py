@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from mem0_mcp.server.wire_guard import MAX_JSON_DEPTH, invalid_message_error, too_deep, too_deep_error
+
 if TYPE_CHECKING:
-    from mem0_mcp.server.app import MemoryServer
+    from mem0_mcp.server.state import MemoryServer
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +82,28 @@ class StdioFront:
         try:
             for raw in iter(self._in.readline, b""):
                 line = raw.strip()
-                if line and not self._answer_fast(line):
-                    self._lines.put(line)
+                if line:
+                    self._take(line)
         except (OSError, ValueError):
             logger.debug("stdin closed", exc_info=True)
         finally:
             self._lines.put(None)
+
+    def _take(self, line: bytes) -> None:
+        """Answer one line here or queue it for the real server; no line ends the session."""
+        if too_deep(line):
+            # Nothing downstream may parse it: json recurses per level (issue #16).
+            logger.warning("refused a JSON-RPC line nested deeper than %d levels", MAX_JSON_DEPTH)
+            self.write(too_deep_error(line))
+            return
+        try:
+            answered = self._answer_fast(line)
+        except Exception:
+            logger.exception("cannot read a line from the client")
+            self.write(invalid_message_error(line))
+            return
+        if not answered:
+            self._lines.put(line)
 
     def _answer_fast(self, line: bytes) -> bool:
         if not self._fast:
@@ -171,21 +189,6 @@ class StdioFront:
         self._fast = False
 
 
-def invalid_message_error(line: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: not JSON"}}
-    msg_id = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(msg_id, str | int) or isinstance(msg_id, bool):
-        msg_id = None
-    return {
-        "jsonrpc": "2.0",
-        "id": msg_id,
-        "error": {"code": -32600, "message": "Invalid Request: not a valid JSON-RPC 2.0 message for MCP"},
-    }
-
-
 def claim_stdio() -> tuple[BinaryIO, BinaryIO]:
     """Take fds 0/1 for the wire; fd 1 then points at stderr so stray prints never corrupt it."""
     wire_in = os.fdopen(os.dup(0), "rb")
@@ -203,14 +206,12 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
     import anyio
     import anyio.to_thread
     import mcp_types as types
-    from mcp.server.lowlevel.server import NotificationOptions
-    from mcp.shared._context_streams import create_context_streams
     from mcp.shared.message import SessionMessage
 
-    lowlevel = server._lowlevel_server  # the SDK's stdio runner offers no way to bring our own streams
-    options = lowlevel.create_initialization_options(NotificationOptions(tools_changed=True))
-    read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
-    write_stream, write_reader = create_context_streams[SessionMessage](0)
+    from mem0_mcp.server.sdk_bridge import run_on_streams
+
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
     async def pump_in() -> None:
         async with read_writer:
@@ -247,7 +248,7 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_in)
         tg.start_soon(pump_out)
-        await lowlevel.run(read_stream, write_stream, options)
+        await run_on_streams(server, read_stream, write_stream)
         tg.cancel_scope.cancel()
 
 
@@ -258,16 +259,14 @@ async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
     """What the real server answers to initialize and the list requests, as sent on the wire."""
     import anyio
     import mcp_types as types
-    from mcp.server.lowlevel.server import NotificationOptions
-    from mcp.shared._context_streams import create_context_streams
     from mcp.shared.message import SessionMessage
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
-    lowlevel = server._lowlevel_server
-    options = lowlevel.create_initialization_options(NotificationOptions(tools_changed=True))
+    from mem0_mcp.server.sdk_bridge import run_on_streams
+
     # Buffered: all requests go in before any reply is read.
-    read_writer, read_stream = create_context_streams[SessionMessage | Exception](8)
-    write_stream, write_reader = create_context_streams[SessionMessage](8)
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](8)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](8)
     requests = [
         {
             "jsonrpc": "2.0",
@@ -298,7 +297,7 @@ async def capture_manifest(server: MemoryServer) -> dict[str, Any]:
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(drive)
-            await lowlevel.run(read_stream, write_stream, options)
+            await run_on_streams(server, read_stream, write_stream)
     init = dict(results[1])
     init.pop("protocolVersion", None)
     return {

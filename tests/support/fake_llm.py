@@ -36,6 +36,7 @@ class FakeLLM:
     replies: Iterable[Reply] = ()
     name: str = "fake"
     supports_vision: bool = False
+    request_bound: bool = False
     calls: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:

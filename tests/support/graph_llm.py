@@ -25,6 +25,7 @@ def kind_of(prompt: str | None) -> str:
 class RoutingLLM:
     name: str = "routing-fake"
     supports_vision: bool = False
+    request_bound: bool = False
     queues: dict[str, deque[Any]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (kind, system prompt)
     defaults: dict[str, Any] = field(default_factory=dict)  # reply when a kind's queue is empty

@@ -20,7 +20,9 @@ from mcp_types import CallToolResult
 
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.memory import Memory
-from mem0_mcp.server.app import MemoryServer, build_http_app, create_server
+from mem0_mcp.server.app import create_server
+from mem0_mcp.server.http_app import build_http_app
+from mem0_mcp.server.state import MemoryServer
 from tests.support.engine import FakeEmbedder, make_settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,303 @@
+"""The memory tools: add, search, get, list, update, delete, delete all, history.
+
+Each tool is thin: resolve the caller's scope, run one engine call in a worker thread, return
+the engine's pydantic models as structured output. One factory per tool keeps a tool's
+parameters, checks and description together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Annotated, Any, Literal
+
+import anyio.from_thread
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from pydantic import Field
+
+from mem0_mcp.errors import Mem0Error
+from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, SearchResult
+from mem0_mcp.server.sampling import RequestSamplingLLM
+from mem0_mcp.server.schema import MemoryHistory, MemoryList, decode_cursor, encode_cursor
+from mem0_mcp.server.state import ServerState, id_scope, resolve_scope, run_engine
+from mem0_mcp.server.tool_helpers import (
+    READ_ONLY,
+    AgentId,
+    Filters,
+    MemoryId,
+    RunId,
+    UserId,
+    strict_tool,
+    tool_hints,
+)
+
+logger = logging.getLogger(__name__)
+
+Text = Annotated[
+    str | None, Field(description="One fact to remember, in plain words. Give text or messages.")
+]
+Messages = Annotated[
+    list[Message] | None,
+    Field(
+        description="Conversation turns to remember, each {role, content, name?}; "
+        "every non-empty message becomes one memory. Give text or messages."
+    ),
+]
+Metadata = Annotated[
+    dict[str, Any] | None,
+    Field(description='JSON metadata stored with the memory, e.g. {"topic": "travel"}.'),
+]
+Infer = Annotated[
+    bool,
+    Field(
+        description="true: let an LLM extract and reconcile facts (needs a configured LLM); "
+        "false: store the text verbatim."
+    ),
+]
+MemoryType = Annotated[
+    Literal["semantic", "episodic", "procedural"] | None,
+    Field(
+        description="procedural (with agent_id and infer=true): summarize an agent's run "
+        "into one memory of steps and results; omit for ordinary facts."
+    ),
+]
+Timestamp = Annotated[
+    str | float | None,
+    Field(
+        description="When the conversation happened (ISO 8601 or epoch seconds), for "
+        "importing old chats; default now."
+    ),
+]
+
+
+def memory_tools(state: ServerState) -> list[Tool]:
+    """The memory tools over ``state``'s engine, in the order clients list them."""
+    return [
+        add_memory_tool(state),
+        search_memory_tool(state),
+        get_memory_tool(state),
+        list_memories_tool(state),
+        update_memory_tool(state),
+        delete_memory_tool(state),
+        delete_all_memories_tool(state),
+        memory_history_tool(state),
+    ]
+
+
+def add_memory_tool(state: ServerState) -> Tool:
+    async def add_memory(
+        ctx: Context,
+        text: Text = None,
+        messages: Messages = None,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+        metadata: Metadata = None,
+        infer: Infer = False,
+        memory_type: MemoryType = None,
+        timestamp: Timestamp = None,
+    ) -> AddResult:
+        if (text is None) == (messages is None):
+            raise ToolError("text/messages: give exactly one of text (one fact) or messages (a conversation)")
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        memory = await state.memory()
+        payload: str | list[Message] = text if text is not None else list(messages or [])
+        progress = None
+        if isinstance(payload, list) and len(payload) > 1:
+
+            def progress(done: float, total: float | None, message: str | None) -> None:
+                try:
+                    anyio.from_thread.run(ctx.report_progress, done, total, message)
+                except Exception:  # a gone client must not fail the write
+                    logger.debug("progress notification dropped", exc_info=True)
+
+        llm = memory.llm
+        binding = (
+            llm.bind(ctx.session, ctx.request_id)
+            if isinstance(llm, RequestSamplingLLM)
+            else contextlib.nullcontext()
+        )
+        with binding:  # a context variable: the worker thread running the add inherits it
+            return await run_engine(
+                memory.add,
+                payload,
+                **scope.as_dict(),
+                metadata=metadata,
+                infer=infer,
+                memory_type=memory_type,
+                timestamp=timestamp,
+                progress=progress,
+            )
+
+    return strict_tool(
+        add_memory,
+        name="add_memory",
+        title="Remember",
+        description="Store a durable fact about the user or the task so it can be recalled in later "
+        "conversations: preferences, plans, decisions, corrections, relationships. Pass `text` for "
+        "one fact or `messages` for conversation turns. Returns the stored memories with their ids "
+        "and the event per memory (ADD, or NONE for an exact duplicate). Do not store secrets.",
+        annotations=tool_hints(read_only=False),
+    )
+
+
+def search_memory_tool(state: ServerState) -> Tool:
+    async def search_memory(
+        query: Annotated[str, Field(description="What to look for, in natural language.")],
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+        filters: Filters = None,
+        limit: Annotated[
+            int | None, Field(ge=1, description="Most results to return (default 10, at most 100).")
+        ] = None,
+        threshold: Annotated[
+            float | None, Field(ge=0.0, le=1.0, description="Drop results scoring below this (0..1).")
+        ] = None,
+    ) -> SearchResult:
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        memory = await state.memory()
+        return await run_engine(
+            memory.search, query, **scope.as_dict(), filters=filters, limit=limit, threshold=threshold
+        )
+
+    return strict_tool(
+        search_memory,
+        name="search_memory",
+        title="Search memories",
+        description="Find memories relevant to a natural-language query (semantic and keyword search). "
+        "Call it before answering anything that may depend on what you learned earlier. Results are "
+        "ranked, each with `score` in 0..1 and its id.",
+        annotations=READ_ONLY,
+    )
+
+
+def get_memory_tool(state: ServerState) -> Tool:
+    async def get_memory(memory_id: MemoryId) -> MemoryItem:
+        memory = await state.memory()
+        return await run_engine(memory.get, memory_id, scope=id_scope())
+
+    return strict_tool(
+        get_memory,
+        name="get_memory",
+        title="Get a memory",
+        description="Fetch one memory by id, with its scope, metadata and timestamps.",
+        annotations=READ_ONLY,
+    )
+
+
+def list_memories_tool(state: ServerState) -> Tool:
+    async def list_memories(
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        run_id: RunId = None,
+        filters: Filters = None,
+        limit: Annotated[int | None, Field(ge=1, description="Page size (default 10, at most 100).")] = None,
+        cursor: Annotated[
+            str | None,
+            Field(description="next_cursor from the previous page; leave out for the first page."),
+        ] = None,
+    ) -> MemoryList:
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        query = {"scope": scope.as_dict(), "filters": filters, "limit": limit}
+        try:
+            offset = decode_cursor(cursor, query) if cursor is not None else 0
+        except Mem0Error as exc:
+            raise ToolError(str(exc)) from exc
+        memory = await state.memory()
+        page = await run_engine(
+            memory.get_all, **scope.as_dict(), filters=filters, limit=limit, offset=offset
+        )
+        next_cursor = encode_cursor(page.next_offset, query) if page.next_offset is not None else None
+        return MemoryList(results=page.results, total=page.total, next_cursor=next_cursor)
+
+    return strict_tool(
+        list_memories,
+        name="list_memories",
+        title="List memories",
+        description="List memories in a scope, one page at a time. When "
+        "`next_cursor` is not null, call again with `cursor` set to it for the next page. Prefer "
+        "search_memory when you are looking for something specific.",
+        annotations=READ_ONLY,
+    )
+
+
+def update_memory_tool(state: ServerState) -> Tool:
+    async def update_memory(
+        memory_id: MemoryId,
+        text: Annotated[str | None, Field(description="The corrected memory text.")] = None,
+        metadata: Annotated[
+            dict[str, Any] | None, Field(description="Metadata to store on the memory.")
+        ] = None,
+    ) -> MemoryItem:
+        if text is None and metadata is None:
+            raise ToolError("text/metadata: give the new text, new metadata, or both")
+        memory = await state.memory()
+        return await run_engine(memory.update, memory_id, text=text, metadata=metadata, scope=id_scope())
+
+    return strict_tool(
+        update_memory,
+        name="update_memory",
+        title="Update a memory",
+        description="Correct a memory in place: new text, new metadata, or both. The old version "
+        "stays in memory_history.",
+        annotations=tool_hints(read_only=False, destructive=True, idempotent=True),
+    )
+
+
+def delete_memory_tool(state: ServerState) -> Tool:
+    async def delete_memory(memory_id: MemoryId) -> DeleteResult:
+        memory = await state.memory()
+        return await run_engine(memory.delete, memory_id, scope=id_scope())
+
+    return strict_tool(
+        delete_memory,
+        name="delete_memory",
+        title="Forget a memory",
+        description="Delete one memory by id, e.g. when the user asks you to forget it or it is wrong "
+        "and cannot be corrected. Its history is kept.",
+        annotations=tool_hints(read_only=False, destructive=True, idempotent=True),
+    )
+
+
+def delete_all_memories_tool(state: ServerState) -> Tool:
+    async def delete_all_memories(
+        user_id: Annotated[str | None, Field(description="Delete this user's memories.")] = None,
+        agent_id: Annotated[str | None, Field(description="Delete this agent's memories.")] = None,
+        run_id: Annotated[str | None, Field(description="Delete this run's memories.")] = None,
+    ) -> DeleteResult:
+        if not (user_id or agent_id or run_id):
+            raise ToolError(
+                "user_id/agent_id/run_id: name at least one scope to delete; "
+                "an empty scope would mean every memory and is refused"
+            )
+        scope = resolve_scope(state.settings, user_id, agent_id, run_id)
+        memory = await state.memory()
+        return await run_engine(memory.delete_all, **scope.as_dict())
+
+    return strict_tool(
+        delete_all_memories,
+        name="delete_all_memories",
+        title="Forget all memories in a scope",
+        description="Delete every memory of a user, agent or run. Only on the user's explicit request; "
+        "at least one of user_id, agent_id, run_id is required.",
+        annotations=tool_hints(read_only=False, destructive=True, idempotent=True),
+    )
+
+
+def memory_history_tool(state: ServerState) -> Tool:
+    async def memory_history(memory_id: MemoryId) -> MemoryHistory:
+        memory = await state.memory()
+        entries = await run_engine(memory.history, memory_id, scope=id_scope())
+        return MemoryHistory(memory_id=memory_id, entries=entries)
+
+    return strict_tool(
+        memory_history,
+        name="memory_history",
+        title="Memory history",
+        description="The audit trail of one memory, oldest first: every ADD, UPDATE and DELETE with "
+        "the old and new text.",
+        annotations=READ_ONLY,
+    )

@@ -1,0 +1,44 @@
+"""The one prompt: ``memory_guide``, when an agent should search, add, update and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+MEMORY_GUIDE = """\
+You have a long-term memory through the mem0-mcp tools. Use it like a careful assistant would.
+
+When to search (search_memory):
+- At the start of a task or conversation, search for the user's preferences and context that \
+matter to it.
+- Before giving advice, recommendations or answers that depend on who the user is or on \
+earlier work.
+- Use short, specific queries ("preferred programming language", "trip to Japan dates").
+
+When to add (add_memory):
+- The user states a lasting preference, fact about themselves, plan, decision, or correction.
+- One fact per memory, written so it makes sense on its own, e.g. "Prefers window seats on \
+flights". Pass metadata such as {"topic": "travel"} when it helps filtering.
+- Never store passwords, API keys, tokens or other secrets, nor one-off chatter.
+
+When to change:
+- A memory is wrong or outdated: update_memory with the corrected text (history is kept).
+- The user asks you to forget something: delete_memory. Use delete_all_memories only on an \
+explicit request to wipe a whole scope.
+
+Scope: leave user_id out to use your default user; use agent_id for your own working notes and \
+run_id for one task. list_memories pages with next_cursor; do not page through everything \
+unless asked."""
+
+
+def add_prompts(server: MCPServer[Any]) -> None:
+    """Register ``memory_guide`` on ``server``."""
+
+    @server.prompt(
+        name="memory_guide",
+        title="How to use long-term memory",
+        description="Tells an agent when to search, add, update and delete memories.",
+    )
+    def memory_guide() -> str:
+        return MEMORY_GUIDE
