@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint bench
+.PHONY: install serve test test-fast lint bench
 
 # CPU torch first: a plain `torch` requirement (pulled by sentence-transformers) resolves to a
 # CUDA build of several GB; with 2.13.0 (CPU) installed, the rest of the resolve keeps it.
@@ -27,6 +27,10 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
+
+# Everything not marked slow (no real model, no child process): under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/latency.py

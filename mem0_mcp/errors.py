@@ -39,10 +39,6 @@ class NotFoundError(Mem0Error, LookupError):
         )
 
 
-class PermissionDeniedError(Mem0Error, PermissionError):
-    """The caller's principal may not touch the scope it named."""
-
-
 class EmbedderMismatchError(Mem0Error):
     """The configured embedding model differs from the one the store was built with."""
 

@@ -37,6 +37,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow
 def test_version(tmp_path: Path) -> None:
     done = run(["--version"], clean_env(tmp_path))
     assert done.returncode == 0 and __version__ in done.stdout
@@ -61,6 +62,7 @@ def test_version(tmp_path: Path) -> None:
         (["reindex", "--batch-size", "0"], {}, "--batch-size"),
     ],
 )
+@pytest.mark.slow
 def test_bad_configuration_fails_at_start_naming_the_setting(
     tmp_path: Path, args: list[str], env: dict[str, str], message: str
 ) -> None:

@@ -304,6 +304,7 @@ m.close()
 """
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_graph(tmp_path: Path) -> None:
     """Kùzu admits one process at a time: each operation opens and closes under graph.lock."""
     import subprocess

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "mem0_mcp"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 120
@@ -32,26 +34,9 @@ ALLOWED: dict[str, set[str]] = {
 }
 NO_MCP = ("stores", "embedding", "llm", "graph", "engine", "shared")
 
-# Offenders of the checks below still being taken apart by the restructure (#12). Each check
-# fails on a new offender and on an entry here that no longer offends: this list only shrinks.
-PENDING = {
-    "mem0_mcp.cli.main: parser._actions",
-}
-
 
 def check(what: str, offenders: list[str]) -> None:
-    """Fail on offenders not in PENDING."""
-    new = sorted(set(offenders) - PENDING)
-    assert not new, f"{what}:\n" + "\n".join(new)
-
-
-def test_pending_list_only_shrinks() -> None:
-    """An entry of PENDING that no longer offends must leave the list."""
-    found: list[str] = []
-    for collect in (layer_offenders, cycle_offenders, size_offenders, sdk_offenders, underscore_offenders):
-        found += collect()
-    stale = sorted(PENDING - set(found))
-    assert not stale, "fixed, remove from PENDING:\n" + "\n".join(stale)
+    assert not offenders, f"{what}:\n" + "\n".join(sorted(offenders))
 
 
 def modules() -> Iterator[tuple[str, Path]]:
@@ -241,6 +226,7 @@ def test_no_module_uses_another_modules_underscore_names() -> None:
     check("underscore names used from outside", underscore_offenders())
 
 
+@pytest.mark.slow
 def test_engine_import_does_not_load_mcp_or_torch() -> None:
     code = (
         "import sys, mem0_mcp.engine.memory, mem0_mcp.stores.vectors, mem0_mcp.stores.history; "

@@ -22,6 +22,7 @@ def test_bundled_model_dimension_known_without_loading() -> None:
     assert declared_dimension(resolve_model_path(DEFAULT_EMBEDDER_MODEL)) == 384
 
 
+@pytest.mark.slow
 def test_vectors_are_normalized_and_batched(st_embedder: SentenceTransformerEmbedder) -> None:
     texts = ["one sentence", "another, longer sentence about boats", "x"]
     batch = st_embedder.embed(texts)
@@ -32,6 +33,7 @@ def test_vectors_are_normalized_and_batched(st_embedder: SentenceTransformerEmbe
     assert st_embedder.embed([]).shape == (0, 384)
 
 
+@pytest.mark.slow
 def test_semantic_search_with_real_model(tmp_path, st_embedder: SentenceTransformerEmbedder) -> None:
     mem = Memory(make_settings(tmp_path / "data"), embedder=st_embedder)
     mem.add("My tax return is due in April", user_id="u")
@@ -42,6 +44,7 @@ def test_semantic_search_with_real_model(tmp_path, st_embedder: SentenceTransfor
     mem.close()
 
 
+@pytest.mark.slow
 def test_background_loader_defaults(tmp_path) -> None:
     settings = make_settings(tmp_path / "data", embedder="sentence-transformers")
     emb = BackgroundEmbedder.from_settings(settings, start=False)

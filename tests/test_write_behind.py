@@ -114,6 +114,7 @@ def test_another_engine_on_the_data_dir_sees_journaled_adds_once(tmp_path: Path)
     writer.close()
 
 
+@pytest.mark.slow
 def test_crashed_process_journal_is_moved_by_the_next_one(tmp_path: Path) -> None:
     data = tmp_path / "d"
     child = child_script(
@@ -216,6 +217,7 @@ def test_reindex_moves_the_journal_first(tmp_path: Path) -> None:
     after.close()
 
 
+@pytest.mark.slow
 def test_two_processes_adding_at_once_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     data = tmp_path / "d"
     child = child_script(

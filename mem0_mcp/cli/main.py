@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 _STARTED = time.perf_counter()
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+COMMANDS = ("serve", "graph", "reindex")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_graph_parser(commands)
     add_reindex_parser(commands)
+    assert tuple(commands.choices) == COMMANDS, "COMMANDS lists every subcommand"
     return parser
 
 
@@ -315,7 +317,7 @@ def run_reindex(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    commands = COMMANDS
     if not argv or (argv[0].startswith("--") and argv[0] not in ("--help", "--version")):
         # Plain `mem0-mcp [serve options]` serves, as MCP client configs often omit the subcommand.
         argv = ["serve", *argv]
