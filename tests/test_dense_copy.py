@@ -17,10 +17,10 @@ def test_compaction_keeps_the_copy(tmp_path: Path) -> None:
     for i in range(5):
         mem.add([{"role": "user", "content": f"fact {i}.{j} about otters"} for j in range(3)], user_id="u")
     mem.search("otters", user_id="u")
-    copy = mem.storage.vectors._cache
+    copy = mem.storage.vectors.copy
     assert copy is not None and copy.version == int(mem.storage.vectors.table.version)
     mem.optimize()
-    assert mem.storage.vectors._cache is copy  # not reloaded...
+    assert mem.storage.vectors.copy is copy  # not reloaded...
     assert copy.version == int(mem.storage.vectors.table.version)  # ...and current
     assert len(mem.search("otters", user_id="u", limit=100).results) == 15
     mem.close()
@@ -42,7 +42,7 @@ def test_a_large_stale_copy_reloads_in_the_background(
     two.update(other, text="heron nest by the river bend")
     assert other in {h.id for h in one.search("heron nest river bend", user_id="u").results}
     assert one.storage.vectors.wait_for_copy(30)
-    copy = one.storage.vectors._cache
+    copy = one.storage.vectors.copy
     assert copy is not None and copy.version == int(one.storage.vectors.table.version)
     hit = next(h for h in one.search("heron nest river bend", user_id="u").results if h.id == other)
     assert hit.memory == "heron nest by the river bend"
@@ -52,9 +52,9 @@ def test_a_large_stale_copy_reloads_in_the_background(
 
 def live_rows(mem: Memory) -> list[str]:
     """Ids the copy holds as live, each as often as it holds it."""
-    copy = mem.storage.vectors._cache
+    copy = mem.storage.vectors.copy
     assert copy is not None
-    return [copy._cols["id"][p] for p in range(copy._n) if copy._alive[p]]
+    return copy.live_ids()
 
 
 def test_other_processes_appends_are_read_alone(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_other_processes_appends_are_read_alone(tmp_path: Path) -> None:
     two = Memory(settings, embedder=FakeEmbedder())
     one.add([{"role": "user", "content": f"otter fact {i}"} for i in range(5)], user_id="u")
     one.search("otter", user_id="u")
-    copy = one.storage.vectors._cache
+    copy = one.storage.vectors.copy
     for round_ in range(3):
         # Appends by the other engine, then by this one (its own delta), interleaved.
         two.add(f"beaver fact {round_}", user_id="u")
@@ -72,7 +72,7 @@ def test_other_processes_appends_are_read_alone(tmp_path: Path) -> None:
         assert f"beaver fact {round_}" in found
         one.add(f"own otter fact {round_}", user_id="u")
         one.flush()
-    assert one.storage.vectors._cache is copy  # never reloaded
+    assert one.storage.vectors.copy is copy  # never reloaded
     ids = live_rows(one)
     assert len(ids) == len(set(ids)) == one.storage.vectors.count() == 11  # nothing twice, nothing missing
     # The other engine's own copy followed this one's appends the same way.
@@ -94,7 +94,7 @@ def test_any_other_foreign_write_reloads_the_copy(tmp_path: Path, change: str) -
         ).results
     ]
     one.search("kiwi", user_id="u")
-    copy = one.storage.vectors._cache
+    copy = one.storage.vectors.copy
     if change == "delete":
         two.delete(ids[0])
     elif change == "update":
@@ -104,7 +104,7 @@ def test_any_other_foreign_write_reloads_the_copy(tmp_path: Path, change: str) -
         two.optimize()
     hits = {h.id: h.memory for h in one.search("kiwi", user_id="u", limit=20).results}
     if change != "compact":  # compaction may leave the copy's fragments as they were
-        assert one.storage.vectors._cache is not copy
+        assert one.storage.vectors.copy is not copy
     if change == "delete":
         assert ids[0] not in hits and len(hits) == 3
     elif change == "update":

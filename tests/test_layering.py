@@ -27,10 +27,14 @@ ALLOWED: dict[str, set[str]] = {
     "stores": set(),
     "embedding": set(),
     "llm": set(),
-    "graph": {"llm", "stores", "embedding"},
+    # The graph extracts with the LLM and locks its store with the stores' file locks; the
+    # embedder reaches it as a callable.
+    "graph": {"llm", "stores"},
     "engine": {"llm", "embedding", "graph", "stores"},
-    "server": {"engine", "llm", "graph", "stores", "embedding"},
-    "cli": {"server", "engine", "llm", "graph", "stores", "embedding"},
+    # The sampling backend implements the LLM protocol; the graph tools take GraphMemory from
+    # Memory.graph and name its type.
+    "server": {"engine", "llm", "graph"},
+    "cli": {"server", "engine", "graph"},
 }
 NO_MCP = ("stores", "embedding", "llm", "graph", "engine", "shared")
 

@@ -131,7 +131,7 @@ def test_reindex_moves_the_store_to_the_new_model(store: tuple[Settings, dict[st
         assert np.allclose(stored, expected[0], atol=1e-6)
         indexes = {idx.name for idx in mem.storage.vectors.table.list_indices()}
         assert {"search_text_idx", "id_idx", "user_id_idx"} <= indexes
-        assert "memories_reindex" not in mem.storage.vectors._db.list_tables().tables
+        assert "memories_reindex" not in mem.storage.vectors.table_names()
         # And the store takes new writes with the new model.
         added = mem.add("Pixel also likes frisbee", user_id="u").results[0]
         assert mem.search("frisbee", user_id="u").results[0].id == added.id
@@ -177,7 +177,7 @@ def test_failure_midway_leaves_the_old_store(
         assert snapshot(mem) == before
         assert mem.search("greyhound Pixel", user_id="u").results[0].id == ids["pixel"]
         assert mem.storage.vectors.dimension == 64
-        assert "memories_reindex" not in mem.storage.vectors._db.list_tables().tables
+        assert "memories_reindex" not in mem.storage.vectors.table_names()
     finally:
         mem.close()
     with pytest.raises(EmbedderMismatchError):

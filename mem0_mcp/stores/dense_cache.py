@@ -57,6 +57,10 @@ class DenseCache:
         self._text = TextIndex()
 
     # --- loading
+    def live_ids(self) -> list[str]:
+        """Ids the copy holds as live, each as often as it holds it (for checks and tests)."""
+        return [self._cols["id"][p] for p in range(self._n) if self._alive[p]]
+
     def invalidate(self) -> None:
         with self._lock:
             self.version = None

@@ -223,6 +223,23 @@ class VectorStore:
         except Exception as exc:  # the copy then reloads on another process's write, as before
             logger.debug("cannot read the fragments of version %s: %s", version, exc)
 
+    @property
+    def copy(self) -> DenseCache | None:
+        """The in-process copy searches are served from (None when dense_cache_rows is 0)."""
+        return self._cache
+
+    def table_names(self) -> list[str]:
+        """The tables of the LanceDB database (the memory table, a reindex's staging table)."""
+        return list(self._db.table_names())
+
+    def load_copy(self) -> float:
+        """Load a new in-process copy of the table, as a process opening the store does, and
+        drop it; the seconds it took (for benchmarks)."""
+        started = time.perf_counter()
+        if self.table is not None:
+            self._fresh_cache().load(self.table)
+        return time.perf_counter() - started
+
     def drop(self) -> None:
         with self._cache_io:
             if TABLE in self._db.table_names():
