@@ -75,6 +75,19 @@ class Settings(BaseSettings):
     # --- limits
     max_text_bytes: int = Field(64 * 1024, ge=16, le=16 * 1024 * 1024)
     max_messages: int = Field(1000, ge=1, le=100_000)
+    infer_default: Literal["auto", "true", "false"] = Field(
+        "auto",
+        description="Whether add_memory runs the LLM memory manager when the caller does not say: "
+        "'auto' when an LLM is there (anthropic, openai_compatible, or sampling with a client "
+        "that declared it), 'true' always (verbatim without an LLM), 'false' never.",
+    )
+    related_threshold: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="Cosine from which a stored memory counts as related to a new one: listed in "
+        "a verbatim add's `related`, and compared by the LLM memory manager.",
+    )
     max_facts_per_add: int = Field(
         200,
         ge=1,

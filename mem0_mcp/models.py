@@ -156,6 +156,16 @@ class GraphExport(BaseModel):
     edges: list[GraphRelation] = Field(default_factory=list)
 
 
+class RelatedMemory(BaseModel):
+    """A stored memory the new text may duplicate, refine or contradict."""
+
+    id: str
+    memory: str
+    score: float = Field(description="Cosine similarity to the new text, 0 to 1.")
+    event_at: str | None = None
+    created_at: str | None = None
+
+
 class AddResult(BaseModel):
     results: list[AddEvent] = Field(default_factory=list)
     relations: list[GraphRelation] = Field(default_factory=list)
@@ -163,6 +173,13 @@ class AddResult(BaseModel):
     reason: str | None = Field(None, description="Why the add was verbatim when inference was asked.")
     usage: Usage = Field(default_factory=Usage)
     warnings: list[str] = Field(default_factory=list)
+    related: list[RelatedMemory] = Field(
+        default_factory=list,
+        description="Stored memories of the scope close to what was added (verbatim adds): decide "
+        "whether the new text supersedes one of them.",
+    )
+    superseded: list[str] = Field(default_factory=list, description="Ids this add marked superseded.")
+    hint: str | None = Field(None, description="What to do with `related`, in one line.")
 
 
 class SearchResult(BaseModel):

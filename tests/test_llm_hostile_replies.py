@@ -65,7 +65,7 @@ def test_hostile_answer_keeps_the_text_verbatim(tmp_path: Path, serve, backend, 
     try:
         if single_call:
             # The fused call runs only when the scope already holds a related memory.
-            mem.add("I live in Porto and work at a bakery", user_id="u")
+            mem.add("I live in Porto and work at a bakery", user_id="u", infer=False)
         result = mem.add(TEXT, user_id="u", infer=True)
         assert not result.inferred
         assert why in (result.reason or ""), result.reason
@@ -121,7 +121,7 @@ def test_a_rewritten_decision_text_over_the_limit_adds_the_fact_instead(tmp_path
         llm=openai_compatible(url),
     )
     try:
-        mem.add("Works at a bakery in Porto", user_id="u")
+        mem.add("Works at a bakery in Porto", user_id="u", infer=False)
         result = mem.add(TEXT, user_id="u", infer=True)
         assert result.inferred
         assert [(e.event, e.memory) for e in result.results] == [("ADD", "Works at a bakery in Lisbon")]

@@ -25,6 +25,7 @@ from mem0_mcp.engine.rows import embed_inputs, history_record, in_scope, text_ch
 from mem0_mcp.engine.search import Searcher, SearchRequest, store_error
 from mem0_mcp.engine.storage import Storage, where
 from mem0_mcp.engine.store_meta import read_meta, write_meta
+from mem0_mcp.engine.supersede import check_supersedes, mark_superseded
 from mem0_mcp.engine.verbatim import add_verbatim
 from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, NotFoundError
 from mem0_mcp.llm import LLM, build_llm
@@ -122,10 +123,11 @@ class Memory:
         run_id: str | None = None,
         actor_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        infer: bool = False,
+        infer: bool | None = None,
         memory_type: str | None = None,
         timestamp: str | int | float | None = None,
         progress: ProgressFn | None = None,
+        supersedes: Sequence[str] | None = None,
     ) -> AddResult:
         """Remember a text or a conversation in a scope.
 
@@ -133,12 +135,16 @@ class Memory:
         "metadata"?}``, at least one of user_id / agent_id / run_id, an optional actor and
         metadata, ``timestamp`` (when it happened: ISO 8601 or epoch seconds) and ``infer``: let
         the LLM extract facts and decide ADD / UPDATE / DELETE / NONE against the nearest stored
-        memories. Without an LLM, or when the LLM fails, the text is stored verbatim and
-        ``reason`` says why: once accepted, the user's text is never lost.
+        memories (None: ``default_infer()``). Without an LLM, or when the LLM fails, the text is
+        stored verbatim and ``reason`` says why: once accepted, the user's text is never lost.
+        ``supersedes``: ids of live memories of the scope the new text replaces; they are marked
+        superseded by it (out of default search, kept for history).
 
         Returns an AddResult: one event per memory touched (ADD, UPDATE, DELETE, or NONE with the
-        id already stored), LLM usage, warnings. Raises ScopeRequiredError, InvalidInputError
-        (naming the field) before anything is written, StoreError when a store fails.
+        id already stored), LLM usage, warnings; a verbatim add also lists ``related`` stored
+        memories it may duplicate, refine or contradict. Raises ScopeRequiredError,
+        InvalidInputError (naming the field) before anything is written, StoreError when a store
+        fails.
         """
         scope = check.check_scope("add", user_id, agent_id, run_id)
         actor = check.check_id("actor_id", actor_id)
@@ -146,6 +152,8 @@ class Memory:
         msgs, warnings = check.check_messages(self.settings, messages)
         event_at = parse_time(timestamp, "timestamp") if timestamp is not None else None
         memory_type = check.check_memory_type(memory_type, scope)
+        replaced = check_supersedes(self.storage, scope, supersedes)
+        infer = self.default_infer() if infer is None else bool(infer)
         # Graph extraction starts now, in a thread: it overlaps the vector work of the same add.
         graph_job = self.graph.begin(msgs, scope) if self.graph is not None else None
         reason = None
@@ -155,6 +163,8 @@ class Memory:
                 msgs, scope, actor, base_meta, memory_type, event_at, warnings, progress
             )
             if result.inferred:
+                if replaced and result.results:
+                    result.superseded = self._supersede(scope, replaced, result.results[0].id)
                 return graph_job.finish(result) if graph_job is not None else result
             reason, warnings = result.reason, result.warnings
         out = add_verbatim(
@@ -169,6 +179,7 @@ class Memory:
             near_duplicates=infer,
             progress=progress,
             on_stored=self._searcher.note_names,
+            supersedes=replaced,
         )
         out.reason = reason
         out.warnings = warnings
@@ -176,6 +187,25 @@ class Memory:
             out.usage = result.usage  # calls spent before falling back still cost tokens
         # The graph is derived: its failures become warnings, never a failed add.
         return graph_job.finish(out) if graph_job is not None else out
+
+    def default_infer(self) -> bool:
+        """Whether an add that does not say runs the LLM memory manager (``infer_default``).
+
+        'auto' infers with a server-side LLM; an LLM bound to the caller's request (MCP
+        sampling) is the server's to judge, since only it knows whether the client can sample.
+        """
+        mode = self.settings.infer_default
+        if mode != "auto":
+            return mode == "true"
+        return self._llm is not None and not self._llm.request_bound
+
+    def _supersede(self, scope: Scope, ids: list[str], by: str) -> list[str]:
+        with self.storage.writing():
+            self.storage.move_journal_locked()
+            done, records = mark_superseded(self.storage, scope, ids, by, now_iso())
+            self.storage.history.add(records)
+        self.storage.after_write(len(done))
+        return done
 
     def _add_inferred(
         self,
@@ -200,6 +230,7 @@ class Memory:
                 self._llm,
                 PromptSet.load(self.settings.prompts_dir),
                 dedup_threshold=self.settings.dedup_threshold,
+                related_threshold=self.settings.related_threshold,
                 single_call=self.settings.llm_single_call,
                 max_facts=self.settings.max_facts_per_add,
                 max_fact_bytes=self.settings.max_text_bytes,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,8 +67,18 @@ class HistoryRecord(TypedDict):
     is_deleted: bool
 
 
+def dedup_key(text: str) -> str:
+    """What two texts must share to be the same memory: Unicode form, case, whitespace and
+    punctuation do not count ("prefers dark roast." is "Prefers  dark roast")."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(" " if unicodedata.category(ch).startswith(("P", "Z", "C")) else ch for ch in folded)
+    # A text of punctuation alone keeps its characters: "!!!" is not "?".
+    return " ".join(kept.split()) or " ".join(folded.split())
+
+
 def text_hash(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
+    """The duplicate key of a text, hashed (the ``hash`` column)."""
+    return hashlib.md5(dedup_key(text).encode("utf-8")).hexdigest()
 
 
 def index_text(text: str, name: str | None) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mem0_mcp.clock import now_iso
+from mem0_mcp.engine.related import HINT, related_memories
 from mem0_mcp.engine.rows import (
     EmbedFn,
     MemoryRow,
@@ -18,6 +19,7 @@ from mem0_mcp.engine.rows import (
     outer_of,
 )
 from mem0_mcp.engine.storage import Storage
+from mem0_mcp.engine.supersede import mark_superseded
 from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.llm.content import verbatim_text
 from mem0_mcp.models import AddEvent, AddResult, Message, Scope
@@ -38,11 +40,14 @@ def add_verbatim(
     near_duplicates: bool,
     progress: ProgressFn | None,
     on_stored: Callable[[Sequence[MemoryRow]], None],
+    supersedes: Sequence[str] = (),
 ) -> AddResult:
     """Store each user, assistant or tool message with text as one memory of ``scope``.
 
     With write-behind on and no near-duplicate check, the rows are committed to the journal
-    (SQLite, with their history) and moved to the table in the background. Raises
+    (SQLite, with their history) and moved to the table in the background. ``supersedes`` (ids
+    checked by the caller) are marked superseded by the add's first memory in the same locked
+    write. The result's ``related`` lists stored memories close to the new ones. Raises
     InvalidInputError when no message has text, StoreError when a store fails.
     """
     settings = storage.settings
@@ -76,9 +81,10 @@ def add_verbatim(
     vectors = embed_inputs(inputs, embed, settings.context_vectors)
     events: list[AddEvent] = []
     journaled = False
-    fast = settings.write_behind and not near_duplicates
+    fast = settings.write_behind and not near_duplicates and not supersedes
+    superseded: list[str] = []
     with storage.journal_lock.hold() if fast else storage.writing():
-        if near_duplicates:
+        if near_duplicates or supersedes:
             # The nearest-neighbour check reads the table: journaled adds must be in it.
             storage.move_journal_locked()
         hashes = [r["hash"] for r in rows]
@@ -108,10 +114,17 @@ def add_verbatim(
                 storage.vectors.add(new_rows, vectors[keep])
                 storage.history.add(added)
             on_stored(new_rows)
+        if supersedes:
+            superseded, records = mark_superseded(storage, scope, supersedes, events[0].id, created)
+            storage.history.add(records)
     if progress:
         progress(total, total, "stored")
     if journaled:
         storage.mover.wake()
     else:
-        storage.after_write(len(keep))
-    return AddResult(results=events, inferred=False)
+        storage.after_write(len(keep) + len(superseded))
+    own = {e.id for e in events} | set(superseded)
+    related = related_memories(storage, scope, vectors, own, settings.related_threshold)
+    return AddResult(
+        results=events, inferred=False, related=related, superseded=superseded, hint=HINT if related else None
+    )

@@ -38,6 +38,10 @@ Long-term memory that persists across conversations.
 earlier decisions, call search_memory with a short query.
 - When the user shares a durable fact (preference, plan, relationship, decision, correction), \
 call add_memory with that fact as `text`, or the relevant `messages`.
+- Read the add result: when it lists `related` memories and the new fact replaces one (a job, \
+home, partner or preference that changed; a correction), call add_memory next time with \
+supersedes=[that id], or update_memory / delete_memory it now. With `inferred: true` the \
+server's LLM already reconciled them.
 - When a remembered fact is wrong or outdated, update_memory or delete_memory it by id.
 - Memories are scoped by user_id / agent_id / run_id; leave them out to use your own default \
 scope. list_memories pages with `next_cursor`; never try to read everything at once.

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from mem0_mcp.errors import Mem0Error
 from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, SearchResult
-from mem0_mcp.server.sampling import RequestSamplingLLM
+from mem0_mcp.server.sampling import RequestSamplingLLM, client_supports_sampling
 from mem0_mcp.server.schema import MemoryHistory, MemoryList, decode_cursor, encode_cursor
 from mem0_mcp.server.state import ServerState, id_scope, resolve_scope, run_engine
 from mem0_mcp.server.tool_helpers import (
@@ -50,11 +50,25 @@ Metadata = Annotated[
     Field(description='JSON metadata stored with the memory, e.g. {"topic": "travel"}.'),
 ]
 Infer = Annotated[
-    bool,
+    bool | None,
     Field(
-        description="true: let an LLM extract and reconcile facts (needs a configured LLM); "
-        "false: store the text verbatim."
+        description="true: let an LLM extract facts and reconcile them with stored memories; "
+        "false: store the text verbatim. Leave out: the server decides (it infers when it has "
+        "an LLM; the result's `inferred` and `reason` say what happened)."
     ),
+]
+Supersedes = Annotated[
+    list[str] | None,
+    Field(
+        max_length=20,
+        description="Ids of stored memories this one replaces (a change, correction or "
+        "contradiction, e.g. from the `related` of an earlier add or from search): they are "
+        "marked superseded by the new memory and leave default search; history keeps them.",
+    ),
+]
+IncludeSuperseded = Annotated[
+    bool,
+    Field(description="Also return memories superseded by newer ones (marked by superseded_by)."),
 ]
 MemoryType = Annotated[
     Literal["semantic", "episodic", "procedural"] | None,
@@ -95,9 +109,10 @@ def add_memory_tool(state: ServerState) -> Tool:
         agent_id: AgentId = None,
         run_id: RunId = None,
         metadata: Metadata = None,
-        infer: Infer = False,
+        infer: Infer = None,
         memory_type: MemoryType = None,
         timestamp: Timestamp = None,
+        supersedes: Supersedes = None,
     ) -> AddResult:
         if (text is None) == (messages is None):
             raise ToolError("text/messages: give exactly one of text (one fact) or messages (a conversation)")
@@ -114,6 +129,12 @@ def add_memory_tool(state: ServerState) -> Tool:
                     logger.debug("progress notification dropped", exc_info=True)
 
         llm = memory.llm
+        if infer is None:
+            infer = memory.default_infer() or (
+                state.settings.infer_default == "auto"
+                and isinstance(llm, RequestSamplingLLM)
+                and client_supports_sampling(ctx.session)
+            )
         binding = (
             llm.bind(ctx.session, ctx.request_id)
             if isinstance(llm, RequestSamplingLLM)
@@ -129,6 +150,7 @@ def add_memory_tool(state: ServerState) -> Tool:
                 memory_type=memory_type,
                 timestamp=timestamp,
                 progress=progress,
+                supersedes=supersedes,
             )
 
     return strict_tool(
@@ -137,8 +159,11 @@ def add_memory_tool(state: ServerState) -> Tool:
         title="Remember",
         description="Store a durable fact about the user or the task so it can be recalled in later "
         "conversations: preferences, plans, decisions, corrections, relationships. Pass `text` for "
-        "one fact or `messages` for conversation turns. Returns the stored memories with their ids "
-        "and the event per memory (ADD, or NONE for an exact duplicate). Do not store secrets.",
+        "one fact or `messages` for conversation turns. With a server LLM the facts are extracted "
+        "and reconciled with stored ones (ADD / UPDATE / DELETE / NONE); without one the text is "
+        "stored verbatim and `related` lists stored memories it may duplicate, refine or "
+        "contradict: if it replaces one, pass that id in `supersedes` (or update/delete it). "
+        "Returns the event per memory with its id (NONE: already stored). Do not store secrets.",
         annotations=tool_hints(read_only=False),
     )
 
@@ -156,11 +181,18 @@ def search_memory_tool(state: ServerState) -> Tool:
         threshold: Annotated[
             float | None, Field(ge=0.0, le=1.0, description="Drop results scoring below this (0..1).")
         ] = None,
+        include_superseded: IncludeSuperseded = False,
     ) -> SearchResult:
         scope = resolve_scope(state.settings, user_id, agent_id, run_id)
         memory = await state.memory()
         return await run_engine(
-            memory.search, query, **scope.as_dict(), filters=filters, limit=limit, threshold=threshold
+            memory.search,
+            query,
+            **scope.as_dict(),
+            filters=filters,
+            limit=limit,
+            threshold=threshold,
+            include_superseded=include_superseded,
         )
 
     return strict_tool(
@@ -199,16 +231,27 @@ def list_memories_tool(state: ServerState) -> Tool:
             str | None,
             Field(description="next_cursor from the previous page; leave out for the first page."),
         ] = None,
+        include_superseded: IncludeSuperseded = False,
     ) -> MemoryList:
         scope = resolve_scope(state.settings, user_id, agent_id, run_id)
-        query = {"scope": scope.as_dict(), "filters": filters, "limit": limit}
+        query = {
+            "scope": scope.as_dict(),
+            "filters": filters,
+            "limit": limit,
+            "superseded": include_superseded,
+        }
         try:
             offset = decode_cursor(cursor, query) if cursor is not None else 0
         except Mem0Error as exc:
             raise ToolError(str(exc)) from exc
         memory = await state.memory()
         page = await run_engine(
-            memory.get_all, **scope.as_dict(), filters=filters, limit=limit, offset=offset
+            memory.get_all,
+            **scope.as_dict(),
+            filters=filters,
+            limit=limit,
+            offset=offset,
+            include_superseded=include_superseded,
         )
         next_cursor = encode_cursor(page.next_offset, query) if page.next_offset is not None else None
         return MemoryList(results=page.results, total=page.total, next_cursor=next_cursor)

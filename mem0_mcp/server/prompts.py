@@ -22,6 +22,17 @@ When to add (add_memory):
 flights". Pass metadata such as {"topic": "travel"} when it helps filtering.
 - Never store passwords, API keys, tokens or other secrets, nor one-off chatter.
 
+Keeping memory current (you are the memory manager when the server has no LLM):
+1. Search before answering.
+2. Add the new fact.
+3. Read the add result. `inferred: true` means the server's LLM already compared it with the \
+stored memories. Otherwise look at `related`: stored memories close to the new one.
+   - The new fact replaces one (changed job, moved, new partner, diet or preference flipped, a \
+correction): pass its id in `supersedes` when you add, e.g. add_memory(text="Works at \
+Anthropic", supersedes=["<id of 'Works at Stripe'>"]); it leaves default search, history keeps it.
+   - It says the same thing: nothing to do (an exact duplicate answers NONE with the stored id).
+   - It refines one without replacing it, or is unrelated: nothing to do.
+
 When to change:
 - A memory is wrong or outdated: update_memory with the corrected text (history is kept).
 - The user asks you to forget something: delete_memory. Use delete_all_memories only on an \

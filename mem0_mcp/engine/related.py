@@ -1,0 +1,72 @@
+"""What an add found near it: the stored memories of the scope that the new text may duplicate,
+refine or contradict, so that an agent acting as memory manager can decide (supersede, update,
+delete) without a search of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from mem0_mcp.engine.rows import in_scope
+from mem0_mcp.engine.storage import Storage
+from mem0_mcp.models import RelatedMemory, Scope
+
+MAX_RELATED = 3
+# An add of more messages than this is an import of a conversation, not a fact an agent is
+# deciding about: it lists no related memories, and batched ingest pays nothing for them.
+MAX_SOURCES = 16
+COLUMNS = ("id", "memory", "event_at", "created_at")
+HINT = (
+    "related: stored memories close to this one. If the new memory replaces one (a change, a "
+    "correction, a contradiction), pass its id in supersedes=[...] next time, or call "
+    "update_memory / delete_memory on it now; a refinement or an unrelated memory needs nothing."
+)
+
+
+def related_memories(
+    storage: Storage, scope: Scope, vectors: np.ndarray, exclude: Iterable[str], floor: float
+) -> list[RelatedMemory]:
+    """Up to MAX_RELATED live memories of ``scope`` whose cosine to any of ``vectors`` is at
+    least ``floor``, best first; ``exclude`` (the add's own ids) left out. None for more than
+    MAX_SOURCES vectors.
+
+    Reads the in-process copy (LanceDB when it cannot serve) and the journal, without moving
+    the journal: a verbatim add stays as cheap as it was.
+    """
+    if len(vectors) > MAX_SOURCES:
+        return []
+    skip = set(exclude)
+    best: dict[str, RelatedMemory] = {}
+
+    def consider(row_id: str, memory: str, score: float, event_at: str | None, created: str | None) -> None:
+        if row_id in skip or score < floor:
+            return
+        if row_id not in best or best[row_id].score < score:
+            best[row_id] = RelatedMemory(
+                id=row_id, memory=memory, score=round(score, 4), event_at=event_at, created_at=created
+            )
+
+    k = MAX_RELATED + len(skip)
+    values = scope.model_dump()
+    for vector in vectors:
+        hits = storage.vectors.dense_search(vector, k, values, include_superseded=False, columns=COLUMNS)
+        if hits is None:
+            hits = storage.nearest(scope, vector, k)
+        for hit in hits:
+            consider(
+                str(hit["id"]),
+                str(hit["memory"]),
+                1.0 - float(hit["_distance"]),
+                hit.get("event_at"),
+                hit.get("created_at"),
+            )
+    if storage.history.has_pending():
+        # Adds of the last moments, still on their way to the table.
+        for pending in storage.history.pending(1000):
+            row = pending.row
+            if not in_scope(row, scope) or row.get("superseded_at"):
+                continue
+            score = float(np.max(vectors @ pending.vector))
+            consider(str(row["id"]), str(row["memory"]), score, row.get("event_at"), row.get("created_at"))
+    return sorted(best.values(), key=lambda r: r.score, reverse=True)[:MAX_RELATED]
