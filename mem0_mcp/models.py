@@ -207,10 +207,21 @@ class HistoryEntry(BaseModel):
     agent_id: str | None = None
     run_id: str | None = None
     is_deleted: bool = False
+    source: str | None = Field(
+        None, description="Who made the change: llm, agent (a tool call), person (the CLI), api."
+    )
 
 
 class DeleteResult(BaseModel):
     deleted: int
+    message: str
+
+
+class RestoreResult(BaseModel):
+    """What restore_memory undid, and the memory as it is now (None when the undo removed it)."""
+
+    memory: MemoryItem | None = None
+    reverted: str = Field(description="The event undone: UPDATE, DELETE or RESTORE.")
     message: str
 
 

@@ -23,6 +23,7 @@ TOOLS = {
     "delete_memory",
     "delete_all_memories",
     "memory_history",
+    "restore_memory",
 }
 
 

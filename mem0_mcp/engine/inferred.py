@@ -94,7 +94,9 @@ class _Apply:
         self.storage.vectors.update(
             row["id"], {**values, "vector": self.vector(action, inputs), "updated_at": self.now}
         )
-        self.history.append(history_record(row, "UPDATE", row["memory"], action.text, self.now))
+        self.history.append(
+            history_record(row, "UPDATE", row["memory"], action.text, self.now, "llm", before=row)
+        )
         self.ids[i] = row["id"]
         self.events[i] = AddEvent(
             id=row["id"], memory=action.text, event="UPDATE", previous_memory=row["memory"]
@@ -109,7 +111,7 @@ class _Apply:
             self.storage.vectors.update(
                 row["id"], {"superseded_at": self.now, "superseded_by": by, "updated_at": self.now}
             )
-        self.history.append(history_record(row, "DELETE", row["memory"], None, self.now))
+        self.history.append(history_record(row, "DELETE", row["memory"], None, self.now, "llm", before=row))
         self.events[i] = AddEvent(id=row["id"], memory=row["memory"], event="DELETE")
         self.writes += 1
 
@@ -167,7 +169,9 @@ def apply_plan(
                 state.events[i] = AddEvent(id=added["id"], memory=action.text, event="ADD")
         if new_rows:
             storage.vectors.add(new_rows, np.stack(new_vectors))
-            state.history.extend(history_record(r, "ADD", None, r["memory"], state.now) for r in new_rows)
+            state.history.extend(
+                history_record(r, "ADD", None, r["memory"], state.now, "llm") for r in new_rows
+            )
             state.writes += len(new_rows)
             on_stored(new_rows)
         for i, action in enumerate(plan.actions):

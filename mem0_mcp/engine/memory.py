@@ -21,7 +21,8 @@ from mem0_mcp.config import Settings
 from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine import validation as check
 from mem0_mcp.engine.inferred import apply_plan, inferred_result, plan_add
-from mem0_mcp.engine.rows import embed_inputs, history_record, in_scope, text_change, to_item
+from mem0_mcp.engine.restore import restore
+from mem0_mcp.engine.rows import ChangeSource, embed_inputs, history_record, in_scope, text_change, to_item
 from mem0_mcp.engine.search import Searcher, SearchRequest, store_error
 from mem0_mcp.engine.storage import Storage, where
 from mem0_mcp.engine.store_meta import read_meta, write_meta
@@ -38,6 +39,7 @@ from mem0_mcp.models import (
     MemoryItem,
     MemoryPage,
     Message,
+    RestoreResult,
     Scope,
     SearchResult,
     Stats,
@@ -128,6 +130,7 @@ class Memory:
         timestamp: str | int | float | None = None,
         progress: ProgressFn | None = None,
         supersedes: Sequence[str] | None = None,
+        source: ChangeSource = "api",
     ) -> AddResult:
         """Remember a text or a conversation in a scope.
 
@@ -138,7 +141,8 @@ class Memory:
         memories (None: ``default_infer()``). Without an LLM, or when the LLM fails, the text is
         stored verbatim and ``reason`` says why: once accepted, the user's text is never lost.
         ``supersedes``: ids of live memories of the scope the new text replaces; they are marked
-        superseded by it (out of default search, kept for history).
+        superseded by it (out of default search, kept for history). ``source`` says in the
+        history who made the change (the memory manager's own changes say "llm").
 
         Returns an AddResult: one event per memory touched (ADD, UPDATE, DELETE, or NONE with the
         id already stored), LLM usage, warnings; a verbatim add also lists ``related`` stored
@@ -164,7 +168,7 @@ class Memory:
             )
             if result.inferred:
                 if replaced and result.results:
-                    result.superseded = self._supersede(scope, replaced, result.results[0].id)
+                    result.superseded = self._supersede(scope, replaced, result.results[0].id, source)
                 return graph_job.finish(result) if graph_job is not None else result
             reason, warnings = result.reason, result.warnings
         out = add_verbatim(
@@ -180,6 +184,7 @@ class Memory:
             progress=progress,
             on_stored=self._searcher.note_names,
             supersedes=replaced,
+            source=source,
         )
         out.reason = reason
         out.warnings = warnings
@@ -199,10 +204,10 @@ class Memory:
             return mode == "true"
         return self._llm is not None and not self._llm.request_bound
 
-    def _supersede(self, scope: Scope, ids: list[str], by: str) -> list[str]:
+    def _supersede(self, scope: Scope, ids: list[str], by: str, source: ChangeSource) -> list[str]:
         with self.storage.writing():
             self.storage.move_journal_locked()
-            done, records = mark_superseded(self.storage, scope, ids, by, now_iso())
+            done, records = mark_superseded(self.storage, scope, ids, by, now_iso(), source)
             self.storage.history.add(records)
         self.storage.after_write(len(done))
         return done
@@ -364,6 +369,7 @@ class Memory:
         text: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         scope: Scope | None = None,
+        source: ChangeSource = "api",
     ) -> MemoryItem:
         """Give a memory new text and/or metadata (metadata is replaced); history keeps the old text.
 
@@ -396,24 +402,45 @@ class Memory:
             self.storage.vectors.update(row["id"], values)
             new = new_text if changed_text else row["memory"]
             self.storage.history.add(
-                [history_record(row, "UPDATE", row["memory"], new, values["updated_at"])]
+                [history_record(row, "UPDATE", row["memory"], new, values["updated_at"], source, before=row)]
             )
         self.storage.after_write(1)
         return self.get(row["id"])
 
-    def delete(self, memory_id: str, *, scope: Scope | None = None) -> DeleteResult:
+    def delete(
+        self, memory_id: str, *, scope: Scope | None = None, source: ChangeSource = "api"
+    ) -> DeleteResult:
         """Delete one memory (its history stays). Raises NotFoundError, StoreError."""
         with self.storage.writing():
             self.storage.move_journal_locked()
             row = self.storage.row(memory_id, scope)
             self.storage.vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
-            self.storage.history.add([history_record(row, "DELETE", row["memory"], None, now_iso())])
+            self.storage.history.add(
+                [history_record(row, "DELETE", row["memory"], None, now_iso(), source, before=row)]
+            )
         if self.graph is not None:
             self.graph.forget_memory(row["id"])
         return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")
 
+    def restore(
+        self, memory_id: str, *, scope: Scope | None = None, source: ChangeSource = "api"
+    ) -> RestoreResult:
+        """Undo the latest change of a memory: an UPDATE goes back to the previous text (and
+        metadata, and vector), a DELETE or supersede makes it live again, a RESTORE is undone.
+
+        Works on the memory manager's decisions too: no decision is final. The undo is its own
+        RESTORE event in the history. Raises NotFoundError, InvalidInputError (nothing to undo),
+        StoreError.
+        """
+        return restore(self.storage, self._embed, memory_id, scope, source)
+
     def delete_all(
-        self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        source: ChangeSource = "api",
     ) -> DeleteResult:
         """Delete every memory of a scope (never all scopes: one id at least). Raises
         ScopeRequiredError, StoreError."""
@@ -421,13 +448,13 @@ class Memory:
         predicate = scope_clause(**scope.model_dump())
         with self.storage.writing():
             self.storage.move_journal_locked()
-            rows = self.storage.vectors.query(
-                predicate, columns=("id", "memory", "actor_id", "role", "user_id", "agent_id", "run_id")
-            )
+            rows = self.storage.vectors.query(predicate)
             if rows:
                 self.storage.vectors.delete(predicate, ids=[r["id"] for r in rows])
                 now = now_iso()
-                self.storage.history.add(history_record(r, "DELETE", r["memory"], None, now) for r in rows)
+                self.storage.history.add(
+                    history_record(r, "DELETE", r["memory"], None, now, source, before=r) for r in rows
+                )
         if self.graph is not None:
             self.graph.delete_scope(scope)
         desc = ", ".join(f"{k}={v!r}" for k, v in scope.as_dict().items())

@@ -24,30 +24,29 @@ HINT = (
 )
 
 
-def related_memories(
-    storage: Storage, scope: Scope, vectors: np.ndarray, exclude: Iterable[str], floor: float
+def related_candidates(
+    storage: Storage, scope: Scope, vectors: np.ndarray, floor: float, spare: int
 ) -> list[RelatedMemory]:
-    """Up to MAX_RELATED live memories of ``scope`` whose cosine to any of ``vectors`` is at
-    least ``floor``, best first; ``exclude`` (the add's own ids) left out. None for more than
-    MAX_SOURCES vectors.
+    """Live memories of ``scope`` whose cosine to any of ``vectors`` is at least ``floor``, best
+    first: MAX_RELATED + ``spare`` of them at most, so that ``pick`` can leave out the add's own
+    ids. Nothing for more than MAX_SOURCES vectors.
 
     Reads the in-process copy (LanceDB when it cannot serve) and the journal, without moving
-    the journal: a verbatim add stays as cheap as it was.
+    the journal; an add runs it beside its own write, so a verbatim add stays as cheap as it was.
     """
     if len(vectors) > MAX_SOURCES:
         return []
-    skip = set(exclude)
     best: dict[str, RelatedMemory] = {}
 
     def consider(row_id: str, memory: str, score: float, event_at: str | None, created: str | None) -> None:
-        if row_id in skip or score < floor:
+        if score < floor:
             return
         if row_id not in best or best[row_id].score < score:
             best[row_id] = RelatedMemory(
                 id=row_id, memory=memory, score=round(score, 4), event_at=event_at, created_at=created
             )
 
-    k = MAX_RELATED + len(skip)
+    k = MAX_RELATED + spare
     values = scope.model_dump()
     for vector in vectors:
         hits = storage.vectors.dense_search(vector, k, values, include_superseded=False, columns=COLUMNS)
@@ -69,4 +68,10 @@ def related_memories(
                 continue
             score = float(np.max(vectors @ pending.vector))
             consider(str(row["id"]), str(row["memory"]), score, row.get("event_at"), row.get("created_at"))
-    return sorted(best.values(), key=lambda r: r.score, reverse=True)[:MAX_RELATED]
+    return sorted(best.values(), key=lambda r: r.score, reverse=True)[:k]
+
+
+def pick(candidates: list[RelatedMemory], exclude: Iterable[str]) -> list[RelatedMemory]:
+    """The best MAX_RELATED candidates that are not ``exclude`` (the add's own memories)."""
+    skip = set(exclude)
+    return [c for c in candidates if c.id not in skip][:MAX_RELATED]

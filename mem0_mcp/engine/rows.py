@@ -65,6 +65,12 @@ class HistoryRecord(TypedDict):
     agent_id: str | None
     run_id: str | None
     is_deleted: bool
+    source: str
+    snapshot: dict[str, Any] | None
+
+
+# Who made a change: the LLM memory manager, an agent's tool call, a person (CLI), other code.
+ChangeSource = Literal["llm", "agent", "person", "api"]
 
 
 def dedup_key(text: str) -> str:
@@ -248,9 +254,16 @@ def standalone_text(row: Mapping[str, Any], text: str) -> tuple[dict[str, Any], 
 
 
 def history_record(
-    row: Mapping[str, Any], event: str, old: str | None, new: str | None, now: str
+    row: Mapping[str, Any],
+    event: str,
+    old: str | None,
+    new: str | None,
+    now: str,
+    source: ChangeSource,
+    before: Mapping[str, Any] | None = None,
 ) -> HistoryRecord:
-    """The audit event of a change to ``row``."""
+    """The audit event of a change to ``row``; ``before`` is the row as it was, kept so that
+    restore can put it back (pass it for every change but an ADD)."""
     return HistoryRecord(
         memory_id=row["id"],
         old_memory=old,
@@ -263,6 +276,8 @@ def history_record(
         agent_id=row.get("agent_id"),
         run_id=row.get("run_id"),
         is_deleted=event == "DELETE",
+        source=source,
+        snapshot=dict(before) if before is not None else None,
     )
 
 

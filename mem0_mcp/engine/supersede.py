@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mem0_mcp.engine.rows import HistoryRecord, history_record, in_scope
+from mem0_mcp.engine.rows import ChangeSource, HistoryRecord, history_record, in_scope
 from mem0_mcp.engine.storage import Storage
 from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.models import Scope
@@ -47,7 +47,7 @@ def check_supersedes(storage: Storage, scope: Scope, ids: Any) -> list[str]:
 
 
 def mark_superseded(
-    storage: Storage, scope: Scope, ids: Sequence[str], by: str, now: str
+    storage: Storage, scope: Scope, ids: Sequence[str], by: str, now: str, source: ChangeSource
 ) -> tuple[list[str], list[HistoryRecord]]:
     """Mark ``ids`` superseded by memory ``by``; the caller holds both locks and records the
     returned history. A memory gone or superseded meanwhile is skipped, and so is ``by`` itself."""
@@ -58,6 +58,6 @@ def mark_superseded(
         if key == by or row is None or not in_scope(row, scope) or row.get("superseded_at"):
             continue
         storage.vectors.update(key, {"superseded_at": now, "superseded_by": by, "updated_at": now})
-        history.append(history_record(row, "DELETE", row["memory"], None, now))
+        history.append(history_record(row, "DELETE", row["memory"], None, now, source, before=row))
         done.append(key)
     return done, history

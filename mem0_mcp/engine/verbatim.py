@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mem0_mcp.clock import now_iso
-from mem0_mcp.engine.related import HINT, related_memories
+from mem0_mcp.engine.related import HINT, pick, related_candidates
 from mem0_mcp.engine.rows import (
+    ChangeSource,
     EmbedFn,
     MemoryRow,
     conversation_inputs,
@@ -41,6 +42,7 @@ def add_verbatim(
     progress: ProgressFn | None,
     on_stored: Callable[[Sequence[MemoryRow]], None],
     supersedes: Sequence[str] = (),
+    source: ChangeSource = "api",
 ) -> AddResult:
     """Store each user, assistant or tool message with text as one memory of ``scope``.
 
@@ -103,7 +105,7 @@ def add_verbatim(
             events.append(AddEvent(id=row["id"], memory=row["memory"], event="ADD"))
         if keep:
             new_rows = [rows[i] for i in keep]
-            added = [history_record(r, "ADD", None, r["memory"], created) for r in new_rows]
+            added = [history_record(r, "ADD", None, r["memory"], created, source) for r in new_rows]
             if fast:
                 # Durable once this commits; the table gets the rows in the background.
                 storage.history.add(
@@ -115,7 +117,7 @@ def add_verbatim(
                 storage.history.add(added)
             on_stored(new_rows)
         if supersedes:
-            superseded, records = mark_superseded(storage, scope, supersedes, events[0].id, created)
+            superseded, records = mark_superseded(storage, scope, supersedes, events[0].id, created, source)
             storage.history.add(records)
     if progress:
         progress(total, total, "stored")
@@ -123,8 +125,11 @@ def add_verbatim(
         storage.mover.wake()
     else:
         storage.after_write(len(keep) + len(superseded))
-    own = {e.id for e in events} | set(superseded)
-    related = related_memories(storage, scope, vectors, own, settings.related_threshold)
+    # Looked up after the write: the own rows are then journaled, and pick() leaves them out.
+    # (Run on a pool beside the write it cost more: the write is ~0.5 ms, the scan memory-bound.)
+    spare = len(rows) + len(supersedes)
+    candidates = related_candidates(storage, scope, vectors, settings.related_threshold, spare)
+    related = pick(candidates, {e.id for e in events} | set(superseded))
     return AddResult(
         results=events, inferred=False, related=related, superseded=superseded, hint=HINT if related else None
     )

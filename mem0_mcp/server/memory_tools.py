@@ -18,7 +18,7 @@ from mcp.server.mcpserver.tools import Tool
 from pydantic import Field
 
 from mem0_mcp.errors import Mem0Error
-from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, SearchResult
+from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, RestoreResult, SearchResult
 from mem0_mcp.server.sampling import RequestSamplingLLM, client_supports_sampling
 from mem0_mcp.server.schema import MemoryHistory, MemoryList, decode_cursor, encode_cursor
 from mem0_mcp.server.state import ServerState, id_scope, resolve_scope, run_engine
@@ -97,6 +97,7 @@ def memory_tools(state: ServerState) -> list[Tool]:
         delete_memory_tool(state),
         delete_all_memories_tool(state),
         memory_history_tool(state),
+        restore_memory_tool(state),
     ]
 
 
@@ -151,6 +152,7 @@ def add_memory_tool(state: ServerState) -> Tool:
                 timestamp=timestamp,
                 progress=progress,
                 supersedes=supersedes,
+                source="agent",
             )
 
     return strict_tool(
@@ -278,7 +280,9 @@ def update_memory_tool(state: ServerState) -> Tool:
         if text is None and metadata is None:
             raise ToolError("text/metadata: give the new text, new metadata, or both")
         memory = await state.memory()
-        return await run_engine(memory.update, memory_id, text=text, metadata=metadata, scope=id_scope())
+        return await run_engine(
+            memory.update, memory_id, text=text, metadata=metadata, scope=id_scope(), source="agent"
+        )
 
     return strict_tool(
         update_memory,
@@ -293,7 +297,7 @@ def update_memory_tool(state: ServerState) -> Tool:
 def delete_memory_tool(state: ServerState) -> Tool:
     async def delete_memory(memory_id: MemoryId) -> DeleteResult:
         memory = await state.memory()
-        return await run_engine(memory.delete, memory_id, scope=id_scope())
+        return await run_engine(memory.delete, memory_id, scope=id_scope(), source="agent")
 
     return strict_tool(
         delete_memory,
@@ -318,7 +322,7 @@ def delete_all_memories_tool(state: ServerState) -> Tool:
             )
         scope = resolve_scope(state.settings, user_id, agent_id, run_id)
         memory = await state.memory()
-        return await run_engine(memory.delete_all, **scope.as_dict())
+        return await run_engine(memory.delete_all, **scope.as_dict(), source="agent")
 
     return strict_tool(
         delete_all_memories,
@@ -327,6 +331,22 @@ def delete_all_memories_tool(state: ServerState) -> Tool:
         description="Delete every memory of a user, agent or run. Only on the user's explicit request; "
         "at least one of user_id, agent_id, run_id is required.",
         annotations=tool_hints(read_only=False, destructive=True, idempotent=True),
+    )
+
+
+def restore_memory_tool(state: ServerState) -> Tool:
+    async def restore_memory(memory_id: MemoryId) -> RestoreResult:
+        memory = await state.memory()
+        return await run_engine(memory.restore, memory_id, scope=id_scope(), source="agent")
+
+    return strict_tool(
+        restore_memory,
+        name="restore_memory",
+        title="Undo the latest change of a memory",
+        description="Revert the latest change of a memory: an update goes back to the previous text, "
+        "a delete or supersede makes it live again, a restore is undone. Works on changes the "
+        "server's LLM made too. Use memory_history first to see what the latest change was.",
+        annotations=tool_hints(read_only=False),
     )
 
 

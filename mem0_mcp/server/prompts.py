@@ -35,6 +35,8 @@ Anthropic", supersedes=["<id of 'Works at Stripe'>"]); it leaves default search,
 
 When to change:
 - A memory is wrong or outdated: update_memory with the corrected text (history is kept).
+- A change was a mistake (yours, the user's or the server's LLM's): memory_history shows it, \
+restore_memory undoes the latest one.
 - The user asks you to forget something: delete_memory. Use delete_all_memories only on an \
 explicit request to wipe a whole scope.
 

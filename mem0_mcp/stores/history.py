@@ -53,6 +53,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX pending_rows_hash ON pending_rows(hash);
     """,
+    # Who made a change, and the memory as it was before it (what restore puts back).
+    """
+    ALTER TABLE history ADD COLUMN source TEXT;
+    ALTER TABLE history ADD COLUMN snapshot TEXT
+    """,
 )
 
 COLUMNS = (
@@ -67,7 +72,10 @@ COLUMNS = (
     "agent_id",
     "run_id",
     "is_deleted",
+    "source",
 )
+# Not part of HistoryEntry: read by latest_change alone.
+SNAPSHOT = "snapshot"
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,11 @@ class HistoryStore:
     ) -> None:
         """Record events; ``pending`` (row, vector) pairs join the journal in the same transaction."""
         rows = [
-            tuple(e.get(c) if c != "is_deleted" else int(bool(e.get(c))) for c in COLUMNS) for e in entries
+            (
+                *(e.get(c) if c != "is_deleted" else int(bool(e.get(c))) for c in COLUMNS),
+                json.dumps(e[SNAPSHOT], separators=(",", ":"), default=str) if e.get(SNAPSHOT) else None,
+            )
+            for e in entries
         ]
         journal = [
             (
@@ -139,7 +151,8 @@ class HistoryStore:
         ]
         if not rows and not journal:
             return
-        sql = f"INSERT INTO history ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        names = (*COLUMNS, SNAPSHOT)
+        sql = f"INSERT INTO history ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         with self._transaction() as conn:
             if journal:
                 conn.executemany(
@@ -202,6 +215,24 @@ class HistoryStore:
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         return [HistoryEntry(**dict(zip(names, row, strict=True))) for row in rows]
+
+    def latest_change(self, memory_id: str) -> tuple[HistoryEntry, dict[str, Any] | None] | None:
+        """The newest event of a memory other than its ADD, and the row as it was before it
+        (None when the event kept none: a restore that re-created a memory, or history written
+        before snapshots were kept)."""
+        with self._lock:
+            cur = self._conn.execute(
+                f"SELECT id, {', '.join(COLUMNS)}, {SNAPSHOT} FROM history "
+                "WHERE memory_id = ? AND event != 'ADD' ORDER BY id DESC LIMIT 1",
+                (memory_id,),
+            )
+            names = [d[0] for d in cur.description]
+            found = cur.fetchone()
+        if found is None:
+            return None
+        values = dict(zip(names, found, strict=True))
+        snapshot = values.pop(SNAPSHOT)
+        return HistoryEntry(**values), (json.loads(snapshot) if snapshot else None)
 
     def reset(self) -> None:
         with self._transaction() as conn:
