@@ -159,3 +159,26 @@ async def test_the_agent_loop_through_the_mcp_tools(tmp_path: Path) -> None:
         assert "supersedes" in schema and "default" in schema["infer"] and schema["infer"]["default"] is None
         guide = await client.get_prompt("memory_guide")
         assert "supersedes" in guide.messages[0].content.text
+
+
+@pytest.mark.slow
+def test_the_job_change_is_related_with_the_bundled_model(tmp_path: Path) -> None:
+    """The issue's own case, with the real model: the old job is listed for the agent to retire."""
+    from mem0_mcp.embedding import BackgroundEmbedder
+    from tests.support.server import seed_models
+
+    data = tmp_path / "data"
+    data.mkdir()
+    seed_models(data)
+    settings = make_settings(data)
+    mem = Memory(settings, embedder=BackgroundEmbedder.from_settings(settings))
+    try:
+        stripe = mem.add("Works as a backend engineer at Stripe", user_id="u").results[0]
+        mem.add("Prefers pytest over unittest", user_id="u")
+        result = mem.add("Started a new job at Anthropic", user_id="u")
+        assert [r.id for r in result.related] == [stripe.id]
+        mem.add("Started a new job at Anthropic", user_id="u", supersedes=[stripe.id])
+        top = mem.search("Where does the user work now?", user_id="u").results[0]
+        assert top.memory == "Started a new job at Anthropic"
+    finally:
+        mem.close()
