@@ -55,6 +55,11 @@ class MemoryItem(BaseModel):
     superseded_at: str | None = None
     superseded_by: str | None = None
     score: float | None = Field(None, description="Relevance in [0, 1] (search only).")
+    possibly_outdated_by: str | None = Field(
+        None,
+        description="Search only, for a question about the present: the id of a newer result about "
+        "the same thing, ranked above this one.",
+    )
 
 
 class AddEvent(BaseModel):

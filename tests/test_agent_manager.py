@@ -177,6 +177,11 @@ def test_the_job_change_is_related_with_the_bundled_model(tmp_path: Path) -> Non
         mem.add("Prefers pytest over unittest", user_id="u")
         result = mem.add("Started a new job at Anthropic", user_id="u")
         assert [r.id for r in result.related] == [stripe.id]
+        # Before the agent acts, a question about the present already ranks the newer fact first.
+        hits = mem.search("Where does the user work now?", user_id="u").results
+        assert hits[0].memory == "Started a new job at Anthropic"
+        stale = next(h for h in hits if h.id == stripe.id)
+        assert stale.possibly_outdated_by == result.results[0].id
         mem.add("Started a new job at Anthropic", user_id="u", supersedes=[stripe.id])
         top = mem.search("Where does the user work now?", user_id="u").results[0]
         assert top.memory == "Started a new job at Anthropic"

@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from mem0_mcp.engine.current import asks_present, current_first
 from mem0_mcp.engine.ranking import dense_query, fuse, words
 from mem0_mcp.engine.rows import EmbedFn, to_item
 from mem0_mcp.engine.storage import Storage
 from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, StoreError
-from mem0_mcp.models import Scope, SearchResult
+from mem0_mcp.models import MemoryItem, Scope, SearchResult
+from mem0_mcp.stores.filters import sql_str
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +127,28 @@ class Searcher:
             top = [c for c in top if c.row["id"] in full]
             for c in top:
                 c.row = {**full[c.row["id"]], **c.row}
-        return SearchResult(
-            results=[to_item(c.row, c.score) for c in top], relations=graph_relations(graph_future)
-        )
+        items = [to_item(c.row, c.score) for c in top]
+        if len(top) > 1 and asks_present(req.query):
+            items = self._current_first(top)
+        return SearchResult(results=items, relations=graph_relations(graph_future))
+
+    def _current_first(self, top: list[Any]) -> list[MemoryItem]:
+        rows = [c.row for c in top]
+        score = {str(c.row["id"]): c.score for c in top}
+        in_list = ", ".join(sql_str(str(r["id"])) for r in rows)
+        # Facts only: a turn of a conversation (stored with its neighbours) tells what was said
+        # then, not how things are; those keep their rank.
+        vectors = {
+            str(r["id"]): np.asarray(r["vector"], dtype=np.float32)
+            for r in self.storage.vectors.query(f"id IN ({in_list})", columns=("id", "context", "vector"))
+            if not r.get("context")
+        }
+        items = []
+        for row, newer in current_first(rows, vectors, self.storage.settings.related_threshold):
+            item = to_item(row, score[str(row["id"])])
+            item.possibly_outdated_by = newer
+            items.append(item)
+        return items
 
     # ------------------------------------------------------------------ speakers' names
     def speaker_names(self) -> frozenset[str]:
