@@ -282,10 +282,12 @@ class Memory:
         """The memories of a scope that best match ``query`` (hybrid: vectors and BM25, fused).
 
         Takes the query, the scope, an optional actor, metadata ``filters``, ``limit`` (default
-        settings.default_limit, at most max_limit), a score ``threshold`` in [0, 1] and whether
-        superseded memories count. Returns a SearchResult, best first, with the graph's
-        relations when the graph is on. Raises ScopeRequiredError, InvalidInputError,
-        StoreError.
+        settings.default_limit, at most max_limit), a score ``threshold`` in [0, 1] (results
+        under it are dropped; without one, nothing is returned when even the best result scores
+        under ``settings.search_threshold``) and whether superseded memories count. Returns a
+        SearchResult, best first, each with its score (cosine to the query or share of its
+        words, the same scale for every query), and the graph's relations when the graph is on.
+        Raises ScopeRequiredError, InvalidInputError, StoreError.
         """
         scope = check.check_scope("search", user_id, agent_id, run_id)
         text = check.check_text(self.settings, query, "query")
@@ -296,6 +298,7 @@ class Memory:
             where=where(scope, actor_id=actor, filters=filters, include_superseded=include_superseded),
             limit=check.check_limit(self.settings, limit),
             threshold=check.check_threshold(threshold),
+            gate=self.settings.search_threshold if threshold is None else 0.0,
             plain=not filters and not actor,
             include_superseded=include_superseded,
             filters=filters,

@@ -63,7 +63,9 @@ class Candidate:
     text: float = 0.0  # BM25, normalized to [0, 1] within this query
     named: bool = False  # the query names this memory's speaker
     dated: bool = False  # the memory's event time is in a period the query names
-    score: float = 0.0
+    score: float = 0.0  # the ranking score: relative to this query's candidates
+    coverage: float = 0.0  # share of the query's lexical evidence (BM25 over its ceiling)
+    relevance: float = 0.0  # the reported score: absolute, comparable across queries
     sources: set[str] = field(default_factory=set)
 
 
@@ -75,6 +77,11 @@ def fuse(
     query: str | None = None,
 ) -> list[Candidate]:
     """Normalized score fusion: a weighted sum of normalized cosine and max-normalized BM25.
+
+    That ranks; it says nothing across queries (the best hit of any query scores high). So each
+    candidate also gets ``relevance``: its cosine to the query, clipped to [0, 1], the one
+    evidence that means the same for every query of one model; it is what results report and
+    what a threshold cuts.
 
     Unlike reciprocal rank fusion it keeps how far apart candidates are. Cosines of one small
     model crowd into a narrow band (0.3-0.6) whose position moves from query to query, so the
@@ -94,6 +101,13 @@ def fuse(
         cand = by_id.setdefault(hit["id"], Candidate(row=hit))
         cand.text = float(hit.get("_score", 0.0)) / top_text if top_text > 0 else 0.0
         cand.sources.add("text")
+    for hit in text_hits:
+        by_id[hit["id"]].coverage = float(hit.get("_coverage", 0.0))
+    for cand in by_id.values():
+        # A memory found by its words alone was not among the nearest vectors: its cosine is at
+        # most the lowest one that was.
+        cosine = cand.cosine if "vector" in cand.sources else (lo if sims else 0.0)
+        cand.relevance = min(1.0, max(0.0, cosine, cand.coverage))
     query_words = words(query) if query else set()
     cues = time_cues(query) if query else []
     for cand in by_id.values():

@@ -39,7 +39,8 @@ class SearchRequest:
     scope: Scope
     where: str
     limit: int
-    threshold: float | None
+    threshold: float | None  # results scoring below it are dropped
+    gate: float  # nothing is returned when the best result scores below it
     plain: bool  # no filters and no actor: the in-process copy can serve it
     include_superseded: bool
     filters: Mapping[str, Any] | None
@@ -118,8 +119,10 @@ class Searcher:
             raise store_error(exc, req.filters) from exc
         assert text is not None
         ranked = fuse(dense, text, vector_weight=settings.vector_weight, query=req.query)
-        if req.threshold is not None:
-            ranked = [c for c in ranked if c.score >= req.threshold]
+        if req.threshold:
+            ranked = [c for c in ranked if c.relevance >= req.threshold]
+        if req.gate and max((c.relevance for c in ranked), default=0.0) < req.gate:
+            ranked = []
         top = ranked[: req.limit]
         if from_copy:
             full = vectors.cached_rows([c.row["id"] for c in top])
@@ -127,14 +130,14 @@ class Searcher:
             top = [c for c in top if c.row["id"] in full]
             for c in top:
                 c.row = {**full[c.row["id"]], **c.row}
-        items = [to_item(c.row, c.score) for c in top]
+        items = [to_item(c.row, c.relevance) for c in top]
         if len(top) > 1 and asks_present(req.query):
             items = self._current_first(top)
         return SearchResult(results=items, relations=graph_relations(graph_future))
 
     def _current_first(self, top: list[Any]) -> list[MemoryItem]:
         rows = [c.row for c in top]
-        score = {str(c.row["id"]): c.score for c in top}
+        score = {str(c.row["id"]): c.relevance for c in top}
         in_list = ", ".join(sql_str(str(r["id"])) for r in rows)
         # Facts only: a turn of a conversation (stored with its neighbours) tells what was said
         # then, not how things are; those keep their rank.

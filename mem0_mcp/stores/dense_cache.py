@@ -369,10 +369,14 @@ class DenseCache:
             if mask is None or not mask.any():
                 return []
             positions, scores = self._text.search(query, mask, k)
-            return [
-                self._hit_locked(int(p), "_score", float(s), columns)
-                for p, s in zip(positions, scores, strict=True)
-            ]
+            ceiling = self._text.ceiling(query, mask) if len(positions) else 0.0
+            hits = []
+            for p, s in zip(positions, scores, strict=True):
+                hit = self._hit_locked(int(p), "_score", float(s), columns)
+                # The share of the query's lexical evidence this row carries (see TextIndex.ceiling).
+                hit["_coverage"] = float(s) / ceiling if ceiling > 0 else 0.0
+                hits.append(hit)
+            return hits
 
     def find_hashes(
         self, hashes: Sequence[str], scope: Mapping[str, str | None], event_at: str | None

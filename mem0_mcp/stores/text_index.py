@@ -92,6 +92,21 @@ class TextIndex:
             self._freqs.setdefault(term, array("f")).append(count)
         self._lengths.append(float(sum(counts.values())))
 
+    def ceiling(self, query: str, allowed: np.ndarray) -> float:
+        """The BM25 score a row holding every query term many times would reach among ``allowed``:
+        a row's score over it is the share of the query's lexical evidence the row carries, on
+        the same scale for every query. A term the scope never saw counts at its rarest."""
+        n = len(allowed)
+        docs = int(allowed[: len(self._lengths)].sum()) if n else 0
+        total = 0.0
+        for term in terms(query):
+            df = 0
+            if term in self._positions and docs:
+                pos = np.frombuffer(self._positions[term], dtype=np.int32)
+                df = int(allowed[pos[pos < n]].sum())
+            total += float(np.log1p((docs - df + 0.5) / (df + 0.5))) * (K1 + 1.0)
+        return total
+
     def search(self, query: str, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions and BM25 scores of the best ``k`` rows among ``allowed``, best first.
 

@@ -43,6 +43,12 @@ class FakeEmbedder:
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    base: dict[str, object] = {"data_dir": data_dir, "llm_provider": "none", "user_id": "tester"}
+    # The relevance gate is calibrated for the bundled model; the fake embedder's cosines are not.
+    base: dict[str, object] = {
+        "data_dir": data_dir,
+        "llm_provider": "none",
+        "user_id": "tester",
+        "search_threshold": 0.0,
+    }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
