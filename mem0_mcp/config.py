@@ -85,9 +85,10 @@ class Settings(BaseSettings):
         0.2,
         ge=0.0,
         le=1.0,
-        description="Cosine from which a stored memory is listed in a verbatim add's `related`. "
-        "0.2 lists 92% of our pairs of facts about the same thing (a job change, a move, a "
-        "correction) and keeps 92% of unrelated pairs out (benchmarks/related_floor.py).",
+        description="Cosine from which a stored memory is related to a new one: listed in a "
+        "verbatim add's `related`, and shown to the LLM memory manager's decision call. 0.2 lists "
+        "92% of our pairs of facts about the same thing (a job change, a move, a correction) and "
+        "keeps 92% of unrelated pairs out (benchmarks/related_floor.py).",
     )
     max_facts_per_add: int = Field(
         200,

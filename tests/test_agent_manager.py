@@ -187,3 +187,15 @@ def test_the_job_change_is_related_with_the_bundled_model(tmp_path: Path) -> Non
         assert top.memory == "Started a new job at Anthropic"
     finally:
         mem.close()
+
+
+def test_a_fact_told_again_at_another_time_is_a_duplicate(mem: Memory) -> None:
+    first = mem.add("Is allergic to peanuts", user_id="u", timestamp="2025-01-01").results[0]
+    again = mem.add("is allergic to peanuts.", user_id="u", timestamp="2026-06-01").results[0]
+    untimed = mem.add("Is allergic to peanuts", user_id="u").results[0]
+    assert (again.event, again.id) == (untimed.event, untimed.id) == ("NONE", first.id)
+    # Turns of conversations repeat across sessions and stay separate turns.
+    turns = [{"role": "user", "content": "Yes."}, {"role": "assistant", "content": "Great, see you then."}]
+    mem.add(turns, user_id="u", timestamp="2025-01-01")
+    second = mem.add(turns, user_id="u", timestamp="2025-02-01").results
+    assert [e.event for e in second] == ["ADD", "ADD"]

@@ -235,6 +235,7 @@ class Memory:
                 self._llm,
                 PromptSet.load(self.settings.prompts_dir),
                 dedup_threshold=self.settings.dedup_threshold,
+                related_threshold=self.settings.related_threshold,
                 single_call=self.settings.llm_single_call,
                 max_facts=self.settings.max_facts_per_add,
                 max_fact_bytes=self.settings.max_text_bytes,

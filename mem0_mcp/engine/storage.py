@@ -130,14 +130,17 @@ class Storage:
             return str(hits[0]["id"])
         return None
 
-    def journaled_hashes(self, hashes: list[str], scope: Scope, event_at: str | None) -> dict[str, str]:
-        """hash -> id of journaled (not yet in the table) rows with the same text, scope and time."""
+    def journaled_hashes(
+        self, hashes: list[str], scope: Scope, event_at: str | None, *, any_time: bool = False
+    ) -> dict[str, str]:
+        """hash -> id of journaled (not yet in the table) rows with the same text, scope and time
+        (any time with ``any_time``)."""
         values = scope.model_dump()
         return {
             row["hash"]: row["id"]
             for row in self.history.pending_with_hashes(hashes)
             if all(row.get(k) == v for k, v in values.items())
-            and row.get("event_at") == event_at
+            and (any_time or row.get("event_at") == event_at)
             and not row.get("superseded_at")
         }
 

@@ -379,7 +379,12 @@ class DenseCache:
             return hits
 
     def find_hashes(
-        self, hashes: Sequence[str], scope: Mapping[str, str | None], event_at: str | None
+        self,
+        hashes: Sequence[str],
+        scope: Mapping[str, str | None],
+        event_at: str | None,
+        *,
+        any_time: bool = False,
     ) -> dict[str, str]:
         """hash -> id of a live, current memory with that text in exactly this scope and event time."""
         with self._lock:
@@ -391,7 +396,7 @@ class DenseCache:
                         self._alive[pos]
                         and not self._superseded[pos]
                         and cols["hash"][pos] == h
-                        and cols["event_at"][pos] == event_at
+                        and (any_time or cols["event_at"][pos] == event_at)
                         and all(cols[c][pos] == (scope.get(c) or None) for c in SCOPE)
                     ):
                         found[h] = cols["id"][pos]

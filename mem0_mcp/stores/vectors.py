@@ -402,17 +402,25 @@ class VectorStore:
         return self._cache.rows(ids) if self._cache is not None else {}
 
     def existing_hashes(
-        self, hashes: Sequence[str], scope: dict[str, str | None], event_at: str | None
+        self,
+        hashes: Sequence[str],
+        scope: dict[str, str | None],
+        event_at: str | None,
+        *,
+        any_time: bool = False,
     ) -> dict[str, str]:
-        """hash -> id of live memories with the same text, scope (exactly) and event time."""
+        """hash -> id of live memories with the same text, scope (exactly) and event time (any
+        time with ``any_time``)."""
         cache = self._current_cache()
         if cache is not None:
-            return cache.find_hashes(hashes, scope, event_at)
+            return cache.find_hashes(hashes, scope, event_at, any_time=any_time)
         exact = " AND ".join(
             f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.items()
         )
         when = f"event_at = {sql_str(event_at)}" if event_at else "event_at IS NULL"
         in_list = ", ".join(sql_str(h) for h in set(hashes))
+        if any_time:
+            when = "TRUE"
         where = f"{exact} AND {when} AND superseded_at IS NULL AND hash IN ({in_list})"
         return {r["hash"]: r["id"] for r in self.query(where, columns=("id", "hash"))}
 
