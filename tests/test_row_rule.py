@@ -176,3 +176,21 @@ def test_cli_reindex_force_with_the_bundled_model(tmp_path: Path) -> None:
     assert [[i for i, _ in r] for r in after_rankings] == [[i for i, _ in r] for r in before_rankings]
     for old_r, new_r in zip(before_rankings, after_rankings, strict=True):
         assert np.allclose([s for _, s in old_r], [s for _, s in new_r], atol=1e-3)
+
+
+def test_reindex_gives_old_rows_todays_duplicate_key(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", write_behind=False)
+    embedder = FakeEmbedder()
+    mem = Memory(settings, embedder=embedder)
+    try:
+        item = mem.add("Prefers dark roast coffee, black", user_id="u").results[0]
+        mem.storage.vectors.update(item.id, {"hash": "an-old-exact-text-hash"})
+    finally:
+        mem.close()
+    reindex(settings, embedder=embedder, force=True)
+    mem = Memory(settings, embedder=embedder)
+    try:
+        again = mem.add("prefers dark roast coffee black.", user_id="u").results[0]
+        assert (again.event, again.id) == ("NONE", item.id)
+    finally:
+        mem.close()

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from mem0_mcp.config import Settings
 from mem0_mcp.embedding import Embedder, build_embedder
-from mem0_mcp.engine.rows import ContextMode, EmbedInput, embed_inputs
+from mem0_mcp.engine.rows import ContextMode, EmbedInput, embed_inputs, text_hash
 from mem0_mcp.engine.store_meta import read_meta, write_meta
 from mem0_mcp.engine.write_behind import move_journal
 from mem0_mcp.errors import Mem0Error, StoreError
@@ -267,6 +267,9 @@ def _stage(
         dim = int(vectors.shape[1])
         schema = memory_schema(dim)
         arrays = [batch.column(c).cast(schema.field(c).type) for c in ROW_COLUMNS]
+        # The duplicate key is derived too: rows of older versions get today's (case, spacing,
+        # punctuation and Unicode form folded).
+        arrays[ROW_COLUMNS.index("hash")] = pa.array([text_hash(r["memory"]) for r in rows], type=pa.string())
         flat = pa.array(np.ascontiguousarray(vectors).ravel(), type=pa.float32())
         arrays.append(pa.FixedSizeListArray.from_arrays(flat, dim))
         return pa.RecordBatch.from_arrays(arrays, schema=schema), dim
