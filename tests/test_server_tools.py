@@ -169,7 +169,13 @@ async def test_bad_input_gets_clear_tool_errors(server_settings: Settings) -> No
         assert "text/messages" in error_text(
             await client.call_tool("add_memory", {"text": "x y", "messages": [{"content": "x"}]})
         )
-        assert "text" in error_text(await client.call_tool("add_memory", {"text": "   "}))
+        # Each error names the argument the agent gave, not an engine parameter.
+        assert error_text(await client.call_tool("add_memory", {"text": "   "})).startswith(
+            "Error executing tool add_memory: text:"
+        )
+        for tool in ("get_memory", "delete_memory", "memory_history", "restore_memory"):
+            nul = error_text(await client.call_tool(tool, {"memory_id": "a\x00b"}))
+            assert "memory_id:" in nul and "NUL" in nul and "filters" not in nul
         unknown = await client.call_tool("search_memory", {"query": "x", "colour": "red"})
         assert "colour" in error_text(unknown) and "Extra inputs" in error_text(unknown)
         assert "limit" in error_text(await client.call_tool("search_memory", {"query": "x", "limit": "many"}))

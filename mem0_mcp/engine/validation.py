@@ -35,6 +35,11 @@ def check_memory_id(memory_id: Any) -> str:
     """The id of one memory, as add and search return it."""
     if not isinstance(memory_id, str) or not memory_id.strip():
         raise InvalidInputError("memory_id", "must be a non-empty string (the id returned by add/search)")
+    if len(memory_id) > MAX_ID_LENGTH or "\x00" in memory_id:
+        raise InvalidInputError(
+            "memory_id",
+            f"must be at most {MAX_ID_LENGTH} characters without NUL (the id returned by add/search)",
+        )
     return memory_id.strip()
 
 

@@ -17,6 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from pydantic import Field
 
+from mem0_mcp.engine.validation import check_text
 from mem0_mcp.errors import Mem0Error
 from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, RestoreResult, SearchResult
 from mem0_mcp.server.sampling import RequestSamplingLLM, client_supports_sampling
@@ -117,6 +118,11 @@ def add_memory_tool(state: ServerState) -> Tool:
     ) -> AddResult:
         if (text is None) == (messages is None):
             raise ToolError("text/messages: give exactly one of text (one fact) or messages (a conversation)")
+        if text is not None:
+            try:  # checked here so that the error names `text`, the argument the agent gave
+                check_text(state.settings, text, "text")
+            except Mem0Error as exc:
+                raise ToolError(str(exc)) from exc
         scope = resolve_scope(state.settings, user_id, agent_id, run_id)
         memory = await state.memory()
         payload: str | list[Message] = text if text is not None else list(messages or [])
