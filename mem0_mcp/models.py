@@ -197,6 +197,12 @@ class MemoryPage(BaseModel):
     total: int
     offset: int
     next_offset: int | None = Field(None, description="Offset of the next page; null on the last page.")
+    next_after: list[str] | None = Field(
+        None,
+        description="Pass as `after` for the next page: (created_at, id) of this page's last "
+        "memory, so memories added or deleted in between neither repeat nor skip; null on the "
+        "last page.",
+    )
 
 
 class HistoryEntry(BaseModel):

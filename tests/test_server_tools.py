@@ -253,3 +253,23 @@ async def test_add_memory_with_event_time_and_type(server_settings: Settings) ->
         assert item["memory_type"] == "episodic" and item["name"] == "Ana"
         bad = await client.call_tool("add_memory", {"text": "x", "timestamp": "someday"})
         assert "timestamp" in error_text(bad)
+
+
+async def test_pages_keep_their_place_when_memories_come_and_go(server_settings: Settings) -> None:
+    """Adds and deletes between pages neither repeat nor skip a memory (#16)."""
+    async with Client(fake_server(server_settings)) as client:
+        ids = [(await add(client, text=f"fact number {i}"))[0]["id"] for i in range(25)]
+        first = structured(await client.call_tool("list_memories", {"limit": 10}))
+        seen = [m["id"] for m in first["results"]]
+        for i in range(5):
+            await add(client, text=f"added between pages {i}")
+        deleted = ids[10:13]  # on the second page: newest first, ids[14]..ids[5]
+        for memory_id in deleted:
+            await client.call_tool("delete_memory", {"memory_id": memory_id})
+        cursor = first["next_cursor"]
+        while cursor:
+            page = structured(await client.call_tool("list_memories", {"limit": 10, "cursor": cursor}))
+            seen += [m["id"] for m in page["results"]]
+            cursor = page["next_cursor"]
+        assert len(seen) == len(set(seen))
+        assert set(seen) == set(ids) - set(deleted)

@@ -322,11 +322,14 @@ class Memory:
         limit: int | None = None,
         offset: int = 0,
         include_superseded: bool = False,
+        after: Sequence[str] | None = None,
     ) -> MemoryPage:
-        """A page of a scope's memories, newest first (ties broken by id, so pages are stable).
+        """A page of a scope's memories, newest first (ties broken by id).
 
-        Returns a MemoryPage with the total and the next offset (None on the last page). Raises
-        ScopeRequiredError, InvalidInputError, StoreError.
+        ``after`` (a page's ``next_after``) continues after that memory: pages keep their place
+        when memories are added or deleted in between; ``offset`` counts from the start instead.
+        Returns a MemoryPage with the total and where the next page starts (None on the last
+        page). Raises ScopeRequiredError, InvalidInputError, StoreError.
         """
         scope = check.check_scope("get_all", user_id, agent_id, run_id)
         k = check.check_limit(self.settings, limit)
@@ -344,13 +347,27 @@ class Memory:
         except Exception as exc:
             raise store_error(exc, filters) from exc
         keys.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
-        page_ids = [r["id"] for r in keys[offset : offset + k]]
+        rest = keys
+        if after is not None:
+            if isinstance(after, str) or len(after) != 2 or not all(isinstance(a, str) for a in after):
+                raise InvalidInputError("after", "must be the next_after of a page: [created_at, id]")
+            mark = (after[0], after[1])
+            rest = [r for r in keys if (r["created_at"], r["id"]) < mark]
+        window = rest[offset : offset + k]
+        page_ids = [r["id"] for r in window]
         rows = {}
         if page_ids:
             rows = {r["id"]: r for r in vectors.query(f"id IN ({', '.join(sql_str(i) for i in page_ids)})")}
         items = [to_item(rows[i]) for i in page_ids if i in rows]
-        nxt = offset + k if offset + k < len(keys) else None
-        return MemoryPage(results=items, total=len(keys), offset=offset, next_offset=nxt)
+        more = offset + k < len(rest)
+        last = window[-1] if window else None
+        return MemoryPage(
+            results=items,
+            total=len(keys),
+            offset=offset,
+            next_offset=offset + k if more and after is None else None,
+            next_after=[last["created_at"], last["id"]] if more and last is not None else None,
+        )
 
     def history(self, memory_id: str, *, scope: Scope | None = None) -> list[HistoryEntry]:
         """Every ADD / UPDATE / DELETE of a memory, oldest first (also after it was deleted).

@@ -249,7 +249,7 @@ def list_memories_tool(state: ServerState) -> Tool:
             "superseded": include_superseded,
         }
         try:
-            offset = decode_cursor(cursor, query) if cursor is not None else 0
+            after = decode_cursor(cursor, query) if cursor is not None else None
         except Mem0Error as exc:
             raise ToolError(str(exc)) from exc
         memory = await state.memory()
@@ -258,10 +258,10 @@ def list_memories_tool(state: ServerState) -> Tool:
             **scope.as_dict(),
             filters=filters,
             limit=limit,
-            offset=offset,
+            after=after,
             include_superseded=include_superseded,
         )
-        next_cursor = encode_cursor(page.next_offset, query) if page.next_offset is not None else None
+        next_cursor = encode_cursor(page.next_after, query) if page.next_after is not None else None
         return MemoryList(results=page.results, total=page.total, next_cursor=next_cursor)
 
     return strict_tool(

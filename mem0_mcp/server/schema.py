@@ -39,24 +39,26 @@ def _fingerprint(query: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def encode_cursor(offset: int, query: dict[str, Any]) -> str:
-    """Opaque to clients; it binds the offset to the query so it cannot be replayed on another one."""
-    raw = json.dumps({"o": offset, "q": _fingerprint(query)}, separators=(",", ":")).encode()
+def encode_cursor(after: list[str], query: dict[str, Any]) -> str:
+    """Opaque to clients: where the next page starts (the last memory listed, so additions and
+    deletions in between neither repeat nor skip), bound to the query so it cannot be replayed
+    on another one."""
+    raw = json.dumps({"a": after, "q": _fingerprint(query)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, query: dict[str, Any]) -> int:
+def decode_cursor(cursor: str, query: dict[str, Any]) -> list[str]:
     bad = InvalidInputError(
         "cursor", "not a cursor returned by list_memories; omit it to start from the first page"
     )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        offset = data["o"]
+        after = data["a"]
         fingerprint = data["q"]
     except (ValueError, binascii.Error, KeyError, TypeError):
         raise bad from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    if not isinstance(after, list) or len(after) != 2 or not all(isinstance(a, str) for a in after):
         raise bad
     if fingerprint != _fingerprint(query):
         raise InvalidInputError(
@@ -64,4 +66,4 @@ def decode_cursor(cursor: str, query: dict[str, Any]) -> int:
             "this cursor belongs to a list_memories call with other scope, filters or limit; "
             "repeat the same arguments with the cursor, or omit it to start over",
         )
-    return offset
+    return after
