@@ -312,6 +312,13 @@ async def agent_add(tools: Tools, scen: Scenario, k: int, ids: dict[int, str], t
     args = {"text": add.text, "user_id": scen.user_id, "timestamp": add.at}
     res = await tools.call("add_memory", args)
     ids[k] = res["results"][0]["id"]
+    if add.kind == "paraphrase" and add.same_as is not None:
+        # memory_guide: the same fact in other words, stored twice, supersedes the older wording.
+        earlier = ids[scen.stored_index(add.same_as)]
+        if res["results"][0]["event"] == "ADD" and earlier in {r["id"] for r in res.get("related") or []}:
+            again = await tools.call("add_memory", {**args, "supersedes": [earlier]})
+            res = {**res, "superseded": again.get("superseded", [])}
+        return res
     if add.replaces is None:
         return res
     tally.replacements += 1
@@ -416,7 +423,8 @@ async def run_mode(
                 else:
                     res = await agent_add(tools, scen, k, ids, tally)
                 if add.kind in REPEATING:
-                    stored = any(e["event"] == "ADD" for e in res["results"])
+                    # Stored twice: a new memory beside the earlier one, still live.
+                    stored = any(e["event"] == "ADD" for e in res["results"]) and not res.get("superseded")
                     if add.kind == "duplicate":
                         tally.duplicate_adds += 1
                         tally.duplicates_stored += stored

@@ -30,7 +30,9 @@ stored memories. Otherwise look at `related`: stored memories close to the new o
    - The new fact replaces one (changed job, moved, new partner, diet or preference flipped, a \
 correction): pass its id in `supersedes` when you add, e.g. add_memory(text="Works at \
 Anthropic", supersedes=["<id of 'Works at Stripe'>"]); it leaves default search, history keeps it.
-   - It says the same thing: nothing to do (an exact duplicate answers NONE with the stored id).
+   - It says the same thing: an exact duplicate answers NONE with the stored id, nothing to do; \
+the same fact in other words was stored a second time: pass the older one's id in `supersedes` \
+(add the new wording again with supersedes=[id]) so one memory remains.
    - It refines one without replacing it, or is unrelated: nothing to do.
 
 When to change:
