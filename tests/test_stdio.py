@@ -370,3 +370,40 @@ def test_the_depth_guard_reads_ids_and_skips_strings() -> None:
     assert wire_guard.too_deep_error(no_id)["id"] is None
     assert wire_guard.too_deep_error(no_id)["error"]["code"] == -32700
     assert wire_guard.invalid_message_error(("[" * 100_000).encode())["error"]["code"] == -32700
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.5])
+def test_sigterm_answers_every_call_in_flight(tmp_path: Path, delay: float) -> None:
+    """Claude Desktop quits with SIGTERM: each call already sent is still answered (issue #16)."""
+    data_dir = tmp_path / "data"
+    seed_models(data_dir)
+    command, env = example_config_env(data_dir)
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+        )
+        try:
+            chan = LineChannel(proc.stdout, proc.stdin)
+            chan.send(INIT)
+            chan.recv_id(1, timeout=30)
+            chan.send(INITIALIZED)
+            ids = list(range(100, 120))
+            for n in ids:
+                chan.send(call(n, "add_memory", {"text": f"in flight {n}"}))
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=180) == 0
+            replies = {}
+            for line in chan.raw:
+                msg = json.loads(line)
+                if msg.get("id") in ids:
+                    replies[msg["id"]] = msg
+            assert sorted(replies) == ids
+            assert all(
+                r["result"]["structuredContent"]["results"][0]["event"] == "ADD" for r in replies.values()
+            )
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)

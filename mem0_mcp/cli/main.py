@@ -128,6 +128,7 @@ def serve(args: argparse.Namespace) -> int:
         wire_in, wire_out = stdio_front.claim_stdio()
         front = stdio_front.StdioFront(wire_in, wire_out, stdio_front.load_manifest())
         front.start()
+        _finish_on_signal(front)
 
     from mem0_mcp.config import load_settings
 
@@ -187,6 +188,21 @@ def _serve_http(settings: Settings, engine: EngineHandle, args: argparse.Namespa
     os._exit(0)
 
 
+def _finish_on_signal(front: StdioFront) -> None:
+    """SIGTERM or SIGINT ends the input: calls already read are answered, then the process exits.
+
+    Claude Desktop sends SIGTERM on quit, possibly while the server is still loading: installed
+    as soon as the front reads stdin, so no call already sent is lost. A second signal kills.
+    """
+
+    def shut_down(signum: int, _frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        front.end_input()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+
+
 def _serve_stdio(settings: Settings, engine: EngineHandle, front: StdioFront) -> int:
     engine.start()
 
@@ -204,14 +220,6 @@ def _serve_stdio(settings: Settings, engine: EngineHandle, front: StdioFront) ->
         time.perf_counter() - _STARTED,
     )
 
-    def shut_down(signum: int, _frame: object) -> None:
-        # Claude Desktop sends SIGTERM on quit: finish what is in flight (no half-done write),
-        # then exit. A second signal kills at once.
-        signal.signal(signum, signal.SIG_DFL)
-        front.end_input()
-
-    signal.signal(signal.SIGTERM, shut_down)
-    signal.signal(signal.SIGINT, shut_down)
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(stdio_front.serve, server, front)
     logging.shutdown()

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+# How long the end of input waits for the replies of calls in flight (an add through an LLM can
+# take tens of seconds); past it the process exits without them.
+DRAIN_SECONDS = 120.0
 REPLAY_INIT_ID = "mem0-mcp/replay-initialize"
 CHECK_TOOLS_ID = "mem0-mcp/check-tools"
 LISTS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
@@ -212,12 +215,23 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
 
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    # Ids of the client's requests the server has not answered yet: at the end of input (stdin
+    # closed, or SIGTERM) their replies are still owed, so the input closes only once they left.
+    in_flight: set[Any] = set()
+
+    async def drain() -> None:
+        deadline = anyio.current_time() + DRAIN_SECONDS
+        while in_flight and anyio.current_time() < deadline:
+            await anyio.sleep(0.02)
+        if in_flight:
+            logger.warning("stopping with %d calls unanswered after %ss", len(in_flight), DRAIN_SECONDS)
 
     async def pump_in() -> None:
         async with read_writer:
             while True:
                 line = await anyio.to_thread.run_sync(front.next_line, abandon_on_cancel=True)
                 if line is None:
+                    await drain()
                     return
                 try:
                     message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
@@ -226,6 +240,8 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
                     logger.warning("malformed JSON-RPC from the client: %s", str(exc).splitlines()[0])
                     front.write(invalid_message_error(line))
                     continue
+                if getattr(message, "method", None) is not None and getattr(message, "id", None) is not None:
+                    in_flight.add(message.id)  # type: ignore[union-attr]
                 await read_writer.send(SessionMessage(message))
                 if (
                     front.served_tools_from_manifest
@@ -239,10 +255,15 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
     async def pump_out() -> None:
         async with write_reader:
             async for session_message in write_reader:
-                if front.intercept(session_message.message):
+                answered = session_message.message
+                if front.intercept(answered):
+                    # The answer to a request of the front's own (its replayed initialize).
+                    in_flight.discard(getattr(answered, "id", None))
                     continue
-                text = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                text = answered.model_dump_json(by_alias=True, exclude_unset=True)
                 await anyio.to_thread.run_sync(front.write_raw, text)
+                if getattr(answered, "method", None) is None:
+                    in_flight.discard(getattr(answered, "id", None))
 
     front.go_live()
     async with anyio.create_task_group() as tg:
