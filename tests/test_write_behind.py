@@ -276,3 +276,30 @@ def test_a_journaled_add_does_not_wait_for_compaction(tmp_path: Path) -> None:
     adder.join()
     assert "added meanwhile" in [h.memory for h in mem.search("meanwhile", user_id="u").results]
     mem.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_lost_history_is_said_at_start_and_by_memory_history(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting or truncating history.sqlite3 loses no memory, and nothing pretends otherwise (#16)."""
+    settings = make_settings(tmp_path / "data")
+    mem = Memory(settings, embedder=FakeEmbedder())
+    item = mem.add("Keeps bees on the roof", user_id="u").results[0]
+    mem.close()
+    for path in settings.history_path.parent.glob(settings.history_path.name + "*"):
+        if how == "deleted" or path != settings.history_path:
+            path.unlink()
+        else:
+            path.write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        mem = Memory(settings, embedder=FakeEmbedder())
+    try:
+        assert any("holds no history" in r.getMessage() for r in caplog.records)
+        assert mem.get(item.id).memory == "Keeps bees on the roof"
+        with pytest.raises(StoreError, match="exists but has no history"):
+            mem.history(item.id)
+        mem.update(item.id, text="Keeps bees on the roof and in the garden")
+        assert [h.event for h in mem.history(item.id)] == ["UPDATE"]
+    finally:
+        mem.close()

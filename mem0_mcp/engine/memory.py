@@ -28,7 +28,7 @@ from mem0_mcp.engine.storage import Storage, where
 from mem0_mcp.engine.store_meta import read_meta, write_meta
 from mem0_mcp.engine.supersede import check_supersedes, mark_superseded
 from mem0_mcp.engine.verbatim import add_verbatim
-from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, NotFoundError
+from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, NotFoundError, StoreError
 from mem0_mcp.llm import LLM, build_llm
 from mem0_mcp.llm.pipeline import MemoryPipeline
 from mem0_mcp.llm.prompts import PromptSet
@@ -376,6 +376,14 @@ class Memory:
         """
         key = check.check_memory_id(memory_id)
         entries = self.storage.history.get(key)
+        if not entries:
+            row = self.storage.vectors.get(key)
+            if row is not None and in_scope(row, scope):
+                raise StoreError(
+                    f"memory_id: memory {key} exists but has no history: "
+                    f"{self.settings.history_path} was deleted or emptied after it was stored; "
+                    "changes from now on are recorded"
+                )
         # A deleted memory has no row: its history rows carry the scope instead.
         if not entries or (scope is not None and not in_scope(entries[0].model_dump(), scope)):
             raise NotFoundError(memory_id)

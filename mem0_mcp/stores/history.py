@@ -162,6 +162,11 @@ class HistoryStore:
                 )
             conn.executemany(sql, rows)
 
+    def is_empty(self) -> bool:
+        """No event recorded at all (a new store, or a history file deleted or emptied)."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM history LIMIT 1").fetchone() is None
+
     # --- write-behind journal
     def has_pending(self) -> bool:
         with self._lock:
