@@ -9,6 +9,7 @@ moved into the LanceDB table right after (see ``mem0_mcp.engine.write_behind``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -20,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from mem0_mcp.errors import StoreError
 from mem0_mcp.models import HistoryEntry
+
+_DISK_FULL = "; the disk of the data dir is full: free space and repeat the call"
 
 # Numbered migrations; the index + 1 is the schema version after it runs.
 MIGRATIONS: tuple[str, ...] = (
@@ -92,6 +96,7 @@ class PendingRow:
 class HistoryStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -104,13 +109,23 @@ class HistoryStore:
         """A write transaction; BEGIN IMMEDIATE takes SQLite's write lock up front, so two
         processes never both start one from the same state (migrations, journal moves)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (a full disk): then ROLLBACK fails with
+                    # "no transaction is active" and would hide the real error.
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"the history database {self.path} could not be written: {exc}; nothing of this "
+                    "change was stored" + (_DISK_FULL if "full" in str(exc) else "")
+                ) from exc
 
     def _migrate(self) -> None:
         with self._transaction() as conn:
