@@ -302,15 +302,9 @@ async def test_front_without_manifest_or_with_a_2026_client_defers_to_the_server
     thread.join(timeout=30)
 
 
-def _deep_line(depth: int, msg_id: int) -> bytes:
-    """A tools/call whose metadata is nested ``depth`` levels deep: hostile, but one line."""
-    head = f'{{"jsonrpc":"2.0","id":{msg_id},"method":"tools/call","params":{{"name":"add_memory",'
-    return (head + '"arguments":{"text":"x","metadata":{"k":' + "[" * depth + "]" * depth + "}}}}\n").encode()
-
-
-@pytest.mark.slow
-def test_a_deeply_nested_line_gets_an_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
-    """One line nested thousands deep, before and after the engine is live (issue #16)."""
+@contextlib.contextmanager
+def initialized_serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], LineChannel]]:
+    """`mem0-mcp serve` as Claude Desktop starts it, past initialize; killed if a test leaves it."""
     data_dir = tmp_path / "data"
     seed_models(data_dir)
     command, env = example_config_env(data_dir)
@@ -323,35 +317,48 @@ def test_a_deeply_nested_line_gets_an_error_and_the_server_keeps_serving(tmp_pat
             chan.send(INIT)
             chan.recv_id(1, timeout=30)
             chan.send(INITIALIZED)
-            assert proc.stdin is not None
-
-            def deep_then(msg: dict[str, Any], depth: int, timeout: float) -> dict[str, Any]:
-                proc.stdin.write(_deep_line(depth, 90 + msg["id"]))
-                proc.stdin.flush()
-                chan.send(msg)
-                error = chan.recv(timeout=timeout)
-                # The client waits for its id: the refusal names it.
-                assert error["id"] == 90 + msg["id"] and error["error"]["code"] == -32600, error
-                reply, others = chan.recv_id(msg["id"], timeout=timeout)
-                assert not others
-                return reply
-
-            # Before the engine is live: the front (or the SDK just starting) reads the line.
-            for n, depth in enumerate((1_100, 100_000), start=2):
-                assert deep_then({"jsonrpc": "2.0", "id": n, "method": "ping"}, depth, 30)["result"] == {}
-            chan.send(call(10, "list_memories", {}))
-            listed, _ = chan.recv_id(10, timeout=180)
-            assert listed["result"]["structuredContent"]["total"] == 0
-            # After: the real server and the engine are running.
-            for n, depth in enumerate((1_100, 100_000), start=11):
-                reply = deep_then(call(n, "add_memory", {"text": f"still serving {n}"}), depth, 60)
-                assert reply["result"]["structuredContent"]["results"][0]["event"] == "ADD"
-            proc.stdin.close()
-            assert proc.wait(timeout=60) == 0
+            yield proc, chan
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def _deep_line(depth: int, msg_id: int) -> bytes:
+    """A tools/call whose metadata is nested ``depth`` levels deep: hostile, but one line."""
+    head = f'{{"jsonrpc":"2.0","id":{msg_id},"method":"tools/call","params":{{"name":"add_memory",'
+    return (head + '"arguments":{"text":"x","metadata":{"k":' + "[" * depth + "]" * depth + "}}}}\n").encode()
+
+
+@pytest.mark.slow
+def test_a_deeply_nested_line_gets_an_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    """One line nested thousands deep, before and after the engine is live (issue #16)."""
+    with initialized_serve(tmp_path) as (proc, chan):
+        assert proc.stdin is not None
+
+        def deep_then(msg: dict[str, Any], depth: int, timeout: float) -> dict[str, Any]:
+            proc.stdin.write(_deep_line(depth, 90 + msg["id"]))
+            proc.stdin.flush()
+            chan.send(msg)
+            error = chan.recv(timeout=timeout)
+            # The client waits for its id: the refusal names it.
+            assert error["id"] == 90 + msg["id"] and error["error"]["code"] == -32600, error
+            reply, others = chan.recv_id(msg["id"], timeout=timeout)
+            assert not others
+            return reply
+
+        # Before the engine is live: the front (or the SDK just starting) reads the line.
+        for n, depth in enumerate((1_100, 100_000), start=2):
+            assert deep_then({"jsonrpc": "2.0", "id": n, "method": "ping"}, depth, 30)["result"] == {}
+        chan.send(call(10, "list_memories", {}))
+        listed, _ = chan.recv_id(10, timeout=180)
+        assert listed["result"]["structuredContent"]["total"] == 0
+        # After: the real server and the engine are running.
+        for n, depth in enumerate((1_100, 100_000), start=11):
+            reply = deep_then(call(n, "add_memory", {"text": f"still serving {n}"}), depth, 60)
+            assert reply["result"]["structuredContent"]["results"][0]["event"] == "ADD"
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
 
 
 def test_the_depth_guard_reads_ids_and_skips_strings() -> None:
@@ -376,34 +383,17 @@ def test_the_depth_guard_reads_ids_and_skips_strings() -> None:
 @pytest.mark.parametrize("delay", [0.05, 0.5])
 def test_sigterm_answers_every_call_in_flight(tmp_path: Path, delay: float) -> None:
     """Claude Desktop quits with SIGTERM: each call already sent is still answered (issue #16)."""
-    data_dir = tmp_path / "data"
-    seed_models(data_dir)
-    command, env = example_config_env(data_dir)
-    with (tmp_path / "stderr.log").open("wb") as stderr:
-        proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
-        )
-        try:
-            chan = LineChannel(proc.stdout, proc.stdin)
-            chan.send(INIT)
-            chan.recv_id(1, timeout=30)
-            chan.send(INITIALIZED)
-            ids = list(range(100, 120))
-            for n in ids:
-                chan.send(call(n, "add_memory", {"text": f"in flight {n}"}))
-            time.sleep(delay)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=180) == 0
-            replies = {}
-            for line in chan.raw:
-                msg = json.loads(line)
-                if msg.get("id") in ids:
-                    replies[msg["id"]] = msg
-            assert sorted(replies) == ids
-            assert all(
-                r["result"]["structuredContent"]["results"][0]["event"] == "ADD" for r in replies.values()
-            )
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+    with initialized_serve(tmp_path) as (proc, chan):
+        ids = list(range(100, 120))
+        for n in ids:
+            chan.send(call(n, "add_memory", {"text": f"in flight {n}"}))
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=180) == 0
+        replies = {}
+        for line in chan.raw:
+            msg = json.loads(line)
+            if msg.get("id") in ids:
+                replies[msg["id"]] = msg
+        assert sorted(replies) == ids
+        assert all(r["result"]["structuredContent"]["results"][0]["event"] == "ADD" for r in replies.values())

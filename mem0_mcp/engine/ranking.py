@@ -100,9 +100,8 @@ def fuse(
     for hit in text_hits:
         cand = by_id.setdefault(hit["id"], Candidate(row=hit))
         cand.text = float(hit.get("_score", 0.0)) / top_text if top_text > 0 else 0.0
+        cand.coverage = float(hit.get("_coverage", 0.0))
         cand.sources.add("text")
-    for hit in text_hits:
-        by_id[hit["id"]].coverage = float(hit.get("_coverage", 0.0))
     for cand in by_id.values():
         # A memory found by its words alone was not among the nearest vectors: its cosine is at
         # most the lowest one that was.

@@ -50,14 +50,15 @@ class Storage:
         self.mover = JournalMover(self.move_journal)
         # Memories without any history: the history file was deleted or emptied after they were
         # stored. Said once at start; memory_history then says so too instead of "no memory".
-        self.history_lost = self.history.is_empty() and self.vectors.count() > 0
+        orphans = self.vectors.count() if self.history.is_empty() else 0
+        self.history_lost = orphans > 0
         if self.history_lost:
             logger.warning(
                 "%s holds no history but the memory table holds %d memories: the history file was "
                 "deleted or emptied; the memories are intact, their earlier changes are not "
                 "recorded any more, new changes are",
                 settings.history_path,
-                self.vectors.count(),
+                orphans,
             )
         if self.history.has_pending():
             # A process that stopped before moving its journaled adds into the table.

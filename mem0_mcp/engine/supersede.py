@@ -26,12 +26,12 @@ def check_supersedes(storage: Storage, scope: Scope, ids: Any) -> list[str]:
     if len(ids) > MAX_SUPERSEDES:
         raise InvalidInputError("supersedes", f"has {len(ids)} ids; at most {MAX_SUPERSEDES} per add")
     out: list[str] = []
+    storage.move_journal()  # ids of adds still in the journal are valid targets too
     for i, raw in enumerate(ids):
         field = f"supersedes[{i}]"
         if not isinstance(raw, str) or not raw.strip() or "\x00" in raw or len(raw) > 256:
             raise InvalidInputError(field, "must be a memory id (a non-empty string from add or search)")
         key = raw.strip()
-        storage.move_journal()
         row = storage.vectors.get(key)
         if row is None or not in_scope(row, scope):
             raise InvalidInputError(

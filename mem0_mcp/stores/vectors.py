@@ -417,11 +417,10 @@ class VectorStore:
         exact = " AND ".join(
             f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.items()
         )
-        when = f"event_at = {sql_str(event_at)}" if event_at else "event_at IS NULL"
         in_list = ", ".join(sql_str(h) for h in set(hashes))
-        if any_time:
-            when = "TRUE"
-        where = f"{exact} AND {when} AND superseded_at IS NULL AND hash IN ({in_list})"
+        where = f"{exact} AND superseded_at IS NULL AND hash IN ({in_list})"
+        if not any_time:
+            where += f" AND event_at = {sql_str(event_at)}" if event_at else " AND event_at IS NULL"
         return {r["hash"]: r["id"] for r in self.query(where, columns=("id", "hash"))}
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
