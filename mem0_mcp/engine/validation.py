@@ -15,6 +15,52 @@ from mem0_mcp.models import Message, Scope
 MAX_ID_LENGTH = 256
 MAX_NAME_LENGTH = 200
 MEMORY_TYPES = ("semantic", "episodic", "procedural")
+# Deepest nesting of objects and lists in one argument (metadata, filters, graph params). Deeper
+# values serve no memory and break clients: the MCP SDK's JSON reader stops at 200 levels, so a
+# memory stored 200 deep could never be read back.
+MAX_NESTING = 32
+
+
+def check_unicode(field: str, value: str) -> str:
+    """``value`` if it can be stored as UTF-8: a lone surrogate (an unpaired ``\\ud800`` escape)
+    cannot; NUL is allowed here (callers that refuse it say so)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise InvalidInputError(
+            field,
+            f"contains a lone surrogate (U+{ord(bad):04X} at character {exc.start}), which is not "
+            "valid Unicode and cannot be stored; send valid Unicode (pair the surrogates or drop it)",
+        ) from None
+    return value
+
+
+def check_json(field: str, value: Any, limit: int = MAX_NESTING) -> None:
+    """Every string in ``value`` (keys included) valid Unicode and objects and lists nested at
+    most ``limit`` levels; the error names the path, e.g. ``metadata.a[2]``. Iterative: a
+    hostile depth cannot exhaust the stack."""
+    stack: list[tuple[str, Any, int]] = [(field, value, 0)]
+    while stack:
+        path, item, depth = stack.pop()
+        if isinstance(item, str):
+            check_unicode(path, item)
+            continue
+        if isinstance(item, Mapping):
+            children: list[tuple[str, Any]] = []
+            for key, child in item.items():
+                if isinstance(key, str):
+                    check_unicode(f"{path} key", key)
+                children.append((f"{path}.{key}", child))
+        elif isinstance(item, list | tuple):
+            children = [(f"{path}[{i}]", child) for i, child in enumerate(item)]
+        else:
+            continue
+        if depth >= limit and children:
+            raise InvalidInputError(
+                field, f"nests objects and lists deeper than {limit} levels; flatten it (at most {limit})"
+            )
+        stack.extend((p, c, depth + 1) for p, c in children)
 
 
 def check_id(field: str, value: Any) -> str | None:
@@ -28,7 +74,7 @@ def check_id(field: str, value: Any) -> str | None:
         return None
     if len(value) > MAX_ID_LENGTH or "\x00" in value:
         raise InvalidInputError(field, f"must be at most {MAX_ID_LENGTH} characters without NUL")
-    return value
+    return check_unicode(field, value)
 
 
 def check_memory_id(memory_id: Any) -> str:
@@ -40,7 +86,7 @@ def check_memory_id(memory_id: Any) -> str:
             "memory_id",
             f"must be at most {MAX_ID_LENGTH} characters without NUL (the id returned by add/search)",
         )
-    return memory_id.strip()
+    return check_unicode("memory_id", memory_id.strip())
 
 
 def check_scope(operation: str, user_id: Any, agent_id: Any, run_id: Any) -> Scope:
@@ -85,6 +131,7 @@ def check_text(settings: Settings, text: Any, field: str) -> str:
         raise InvalidInputError(field, f"must be a string, got {type(text).__name__}")
     if not text.strip():
         raise InvalidInputError(field, "is empty; give the text to remember")
+    check_unicode(field, text)
     size = len(text.encode("utf-8"))
     if size > settings.max_text_bytes:
         raise InvalidInputError(
@@ -103,6 +150,7 @@ def check_metadata(settings: Settings, metadata: Any, field: str = "metadata") -
         raise InvalidInputError(field, f"must be an object, got {type(metadata).__name__}")
     if not all(isinstance(k, str) for k in metadata):
         raise InvalidInputError(field, "keys must be strings")
+    check_json(field, metadata)
     try:
         encoded = json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:

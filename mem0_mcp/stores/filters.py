@@ -7,6 +7,7 @@ strict pattern, so nothing a caller sends is spliced into SQL unescaped: a user_
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -22,16 +23,30 @@ _COMPARE = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=
 # Columns a filter may name directly; any other key is looked up in the metadata JSON.
 TIME_COLUMNS = ("created_at", "updated_at", "event_at")
 TEXT_COLUMNS = ("memory_type", "role", "actor_id", "name", *TIME_COLUMNS)
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+# Metadata keys as people write them: letters (any script), digits, '_', '-', '.', ':', '/',
+# '@', '+', '#' and inner spaces. Quotes, backslashes and SQL wildcards stay out.
+_KEY = re.compile(r"^[\w\-.:/@+#]([\w\-.:/@+# ]{0,62}[\w\-.:/@+#])?$")
 MAX_DEPTH = 8
 MAX_IN_VALUES = 1000
 
 
-def sql_str(value: str) -> str:
+def sql_str(value: str, field: str = "filters") -> str:
     """A SQL string literal; the only escape DataFusion needs is a doubled quote."""
     if "\x00" in value:
-        raise InvalidInputError("filters", "string values must not contain NUL characters")
+        raise InvalidInputError(field, "string values must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            field, "contains a lone surrogate, which is not valid Unicode; send valid Unicode"
+        ) from None
     return "'" + value.replace("'", "''") + "'"
+
+
+def json_path(key: str) -> str:
+    """The JSONPath of a top-level metadata key, quoted: ``$.my-key`` is not valid JSONPath
+    (Lance refused it with a Rust error), ``$["my-key"]`` is."""
+    return sql_str("$[" + json.dumps(key, ensure_ascii=False) + "]")
 
 
 def sql_number(value: int | float, field: str = "filters") -> str:
@@ -83,7 +98,9 @@ def _compile(node: Mapping[str, Any], path: str, depth: int) -> str:
 def _field(key: str, cond: Any, path: str) -> str:
     if not isinstance(key, str) or not _KEY.match(key):
         raise InvalidInputError(
-            path, "filter keys must be letters, digits, '_' or '-' (max 64), starting with a letter or '_'"
+            path,
+            "filter keys must be 1 to 64 letters, digits, spaces or any of _ - . : / @ + # "
+            "(no leading or trailing space)",
         )
     if isinstance(cond, Mapping):
         if not cond:
@@ -111,12 +128,18 @@ def _op(key: str, op: str, value: Any, path: str) -> str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise InvalidInputError(path, "'contains' expects a string or number")
         if key in TEXT_COLUMNS:
-            return f"strpos({key}, {sql_str(str(value))}) > 0"
-        literal = sql_str(value) if isinstance(value, str) else sql_number(value, path)
-        # A metadata value may be a list (membership) or a string (substring).
+            return f"strpos({key}, {sql_str(str(value), path)}) > 0"
+        literal = sql_str(value, path) if isinstance(value, str) else sql_number(value, path)
+        # A metadata value may be a list (membership) or a string (substring). The substring is
+        # looked for in the value's JSON text, which never fails: json_get_string raises on a
+        # list, so one memory holding a list under the key failed the whole query. The needle
+        # is JSON-escaped like the text; the text must be a JSON string (starts with a quote).
+        path_sql = json_path(key)
+        needle = json.dumps(str(value), ensure_ascii=False)[1:-1]
+        text = f"json_extract(metadata, {path_sql})"
         return (
-            f"(json_array_contains(metadata, '$.{key}', {literal}) "
-            f"OR strpos(json_get_string(metadata, {sql_str(key)}), {sql_str(str(value))}) > 0)"
+            f"(json_array_contains(metadata, {path_sql}, {literal}) "
+            f"OR ({text} LIKE '\"%' AND strpos({text}, {sql_str(needle, path)}) > 0))"
         )
     sql_op = _COMPARE[op]
     if value is None:
@@ -145,17 +168,17 @@ def _accessor(key: str, value: Any) -> str:
 
 def _literal(key: str, value: Any, path: str, *, ordered: bool) -> str:
     if key in TIME_COLUMNS:
-        return sql_str(parse_time(value, path))
+        return sql_str(parse_time(value, path), path)
     if isinstance(value, bool):
         if key in TEXT_COLUMNS or ordered:
             raise InvalidInputError(path, f"cannot compare {key!r} with a boolean")
         return "true" if value else "false"
     if isinstance(value, int | float):
         if key in TEXT_COLUMNS:
-            return sql_str(str(value))
+            return sql_str(str(value), path)
         return sql_number(value, path)
     if isinstance(value, str):
-        return sql_str(value)
+        return sql_str(value, path)
     raise InvalidInputError(
         path, f"filter values must be strings, numbers, booleans or null, got {type(value).__name__}"
     )
