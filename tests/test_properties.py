@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import InvalidInputError
 from tests.support.engine import make_settings
+from tests.test_stdio import call as stdio_call
+from tests.test_stdio import initialized_serve
 from tests.support.hostile import (
     SyncClient,
     client_can_send,
@@ -340,3 +342,33 @@ def test_text_that_reads_as_json_is_stored_as_text(client: SyncClient, text: str
     assert ok(client.call("list_memories", {"run_id": "null"}))["total"] == 0
     listed = ok(client.call("list_memories", {"run_id": "json-looking", "limit": 10}))
     assert text in {m["memory"] for m in listed["results"]}
+
+
+# ---------------------------------------------------------------- on the wire (stdio subprocess)
+
+
+@pytest.mark.slow
+def test_stdio_lone_surrogate_and_deep_metadata_get_errors_naming_the_field(tmp_path: Path) -> None:
+    """Both lines are valid JSON-RPC; the SDK's JSON reader refused them with "-32600 Invalid
+    Request" (issue #16). Now the tool answers, naming the argument, and the server serves on."""
+    with initialized_serve(tmp_path) as (proc, chan):
+        # json.dumps writes the lone surrogate as the escape "\ud800", as a client would send it.
+        chan.send(stdio_call(2, "add_memory", {"text": "bad \ud800 text"}))
+        chan.send(stdio_call(3, "add_memory", {"text": "deep", "metadata": nested(200)}))
+        chan.send(stdio_call(4, "search_memory", {"query": "x", "filters": {"k": nested(150, "list")}}))
+        replies = {n: chan.recv_id(n, timeout=180)[0] for n in (2, 3, 4)}
+        for n, field, words in (
+            (2, "text", "valid Unicode"),
+            (3, "metadata", "32 levels"),
+            (4, "filters", "32"),
+        ):
+            result = replies[n].get("result")
+            assert result is not None and result["isError"] is True, replies[n]
+            text = result["content"][0]["text"]
+            assert f"{field}: " in text and words in text, text
+        chan.send(stdio_call(5, "add_memory", {"text": "still serving \U0001f600"}))
+        added, _ = chan.recv_id(5, timeout=60)
+        assert added["result"]["structuredContent"]["results"][0]["event"] == "ADD"
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0

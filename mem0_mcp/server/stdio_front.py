@@ -23,7 +23,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from mem0_mcp.server.wire_guard import MAX_JSON_DEPTH, invalid_message_error, too_deep, too_deep_error
+from mem0_mcp.server.wire_guard import (
+    MAX_JSON_DEPTH,
+    invalid_message_error,
+    parse_lenient,
+    too_deep,
+    too_deep_error,
+)
 
 if TYPE_CHECKING:
     from mem0_mcp.server.state import MemoryServer
@@ -235,11 +241,16 @@ async def serve(server: MemoryServer, front: StdioFront) -> None:
                     return
                 try:
                     message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                except Exception as exc:
-                    # The SDK drops what it cannot parse; JSON-RPC wants an error the client can see.
-                    logger.warning("malformed JSON-RPC from the client: %s", str(exc).splitlines()[0])
-                    front.write(invalid_message_error(line))
-                    continue
+                except Exception:
+                    try:  # valid JSON the SDK's reader refuses (a lone surrogate, 200+ levels)
+                        message = types.jsonrpc_message_adapter.validate_python(
+                            parse_lenient(line), by_name=False
+                        )
+                    except Exception as exc:
+                        # The SDK drops what it cannot parse; JSON-RPC wants an error the client can see.
+                        logger.warning("malformed JSON-RPC from the client: %s", str(exc).splitlines()[0])
+                        front.write(invalid_message_error(line))
+                        continue
                 if getattr(message, "method", None) is not None and getattr(message, "id", None) is not None:
                     in_flight.add(message.id)  # type: ignore[union-attr]
                 await read_writer.send(SessionMessage(message))

@@ -72,6 +72,21 @@ def top_level_id(line: bytes) -> JsonRpcId:
     return None
 
 
+def parse_lenient(line: bytes) -> Any:
+    """``line`` as Python's ``json`` reads it, for a line the SDK's reader refused.
+
+    The SDK's JSON reader refuses two kinds of valid JSON: a lone surrogate escape such as
+    ``"\\ud800"`` (JSON allows it; UTF-8 cannot store it) and nesting past 200 levels. Either
+    answered "-32600 Invalid Request" to a well-formed call; read here, the call reaches the tool,
+    whose argument checks name the field (``text: contains a lone surrogate ...``, ``metadata:
+    nests ... deeper than 32 levels``). Only for lines within ``MAX_JSON_DEPTH`` (``json``
+    recurses per level); raises ValueError when the line is not JSON.
+    """
+    if too_deep(line):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(line)
+
+
 def error(msg_id: JsonRpcId, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
 
