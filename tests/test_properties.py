@@ -19,8 +19,6 @@ from hypothesis import strategies as st
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import InvalidInputError
 from tests.support.engine import make_settings
-from tests.test_stdio import call as stdio_call
-from tests.test_stdio import initialized_serve
 from tests.support.hostile import (
     SyncClient,
     client_can_send,
@@ -37,6 +35,8 @@ from tests.support.hostile import (
     sync_client,
     wrong_types,
 )
+from tests.test_stdio import call as stdio_call
+from tests.test_stdio import initialized_serve
 
 VICTIM = "victim-7f3a"
 CANARY = "CANARY-b7e1-secret"
