@@ -51,7 +51,7 @@ LEAKS = (
     "codec can't",
     "Invalid Request",
 )
-EXAMPLES = 60
+EXAMPLES = 50
 OWN = "<the id of a memory of the default user>"
 
 scope_ids = st.one_of(hostile_text, wrong_types).filter(
