@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 VERSIONS = "_versions"
 HINT = "latest_version_hint.json"
 _U64_MAX = 2**64 - 1
-_MISSING = re.compile(r"Not found: (/\S+?\.(?:lance|arrow|bin|idx))")
+# LanceDB names a missing file by its path without the leading slash.
+_MISSING = re.compile(r"Not found: /?([^\s,]+\.(?:lance|arrow|bin|idx))(?=[\s,]|$)")
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def missing_file_error(exc: Exception) -> StoreError | None:
     if found is None:
         return None
     return StoreError(
-        f"the memory table is missing its file {found.group(1)} (deleted or lost): the memories in "
+        f"the memory table is missing its file /{found.group(1)} (deleted or lost): the memories in "
         "it cannot be read. Restore the data dir from a backup; `mem0-mcp doctor` lists every "
         "missing file"
     )
