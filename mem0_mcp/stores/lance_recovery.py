@@ -71,7 +71,7 @@ def open_readable_version(dataset: Path, table: str, failure: Exception) -> tupl
             unreadable.append(manifest)
             continue
         if not unreadable:
-            break  # the newest is readable: the failure was something else
+            raise failure  # the newest version is readable: the failure was something else
         view = Path(tempfile.mkdtemp(prefix=f"mem0-lance-v{version}-"))
         try:
             _link_view(dataset, view, table, version)
