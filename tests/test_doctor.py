@@ -229,3 +229,15 @@ def test_a_missing_data_file_is_named_with_the_fix(tmp_path: Path) -> None:
         mem.close()
     status, report = run_doctor(settings)
     assert status == 1 and f"the data file {lost} is missing" in report
+
+
+def test_one_repair_mends_a_damaged_table_and_a_lost_history_together(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    store_with(settings, "Keeps bees on the roof", "Plays the cello", "Speaks Welsh")
+    for path in settings.data_dir.glob("history.sqlite3*"):
+        path.unlink()
+    manifest_versions(settings.lance_dir / "memories.lance")[0][1].write_bytes(b"")
+    status, report = run_doctor(settings)
+    assert status == 1 and "unreadable" in report and "holds no history" in report, report
+    status, report = run_doctor(settings, repair=True)
+    assert status == 0 and "is the newest again" in report and "rebuilt" in report, report

@@ -41,13 +41,14 @@ class Storage:
         # Why writes are refused (a read-only data dir, or a table served at an earlier version);
         # None when they are not. Reads never write, so they work either way.
         self.read_only = read_only_reason(settings)
+        unwritable = self.read_only is not None
         self.vectors = VectorStore(
             settings.lance_dir,
             read_consistency_seconds=settings.read_consistency_seconds,
             dense_cache_rows=settings.dense_cache_rows,
             ann_threshold=settings.ann_index_threshold,
             ann_nprobe=settings.ann_nprobe,
-            read_only=self.read_only is not None,
+            read_only=unwritable,
         )
         fb = self.vectors.fallback
         if fb is not None and self.read_only is None:
@@ -56,7 +57,8 @@ class Storage:
                 "a newer version is unreadable: writes are refused until `mem0-mcp doctor --repair` "
                 "makes it the newest again"
             )
-        self.history = HistoryStore(settings.history_path, read_only=self.read_only is not None)
+        # A table served at an earlier version leaves the history writable (the doctor repairs it).
+        self.history = HistoryStore(settings.history_path, read_only=unwritable)
         self.write_lock = WriteLock(settings.data_dir / "write.lock", refuse=self.read_only)
         self.journal_lock = WriteLock(settings.data_dir / "journal.lock", refuse=self.read_only)
         self._writes_since_optimize = 0
