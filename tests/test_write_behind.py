@@ -157,9 +157,12 @@ def test_a_failing_move_raises_and_loses_nothing(tmp_path: Path) -> None:
     mem = frozen(tmp_path / "d")
     kept = mem.add("stored before the trouble", user_id="u").results[0].id
     mem.flush()
-    # A row the table cannot take (a vector of another dimension) stands in for a full disk.
-    bad = {"id": "bad-row", "memory": "x", "hash": "h", "search_text": "x", "user_id": "u", "metadata": {}}
-    mem.storage.history.add([], pending=[(bad, np.ones(8, dtype=np.float32))], now="2026-01-01T00:00:00Z")
+    # A row the table refuses (a list where a string goes) stands in for a full disk. (A row
+    # that can never be moved, such as a vector of another dimension, is set aside instead:
+    # test_doctor.py.)
+    bad = {"id": "bad-row", "memory": "x", "hash": "h", "search_text": "x", "user_id": ["u"], "metadata": {}}
+    vector = np.ones(mem.storage.vectors.dimension or 0, dtype=np.float32)
+    mem.storage.history.add([], pending=[(bad, vector)], now="2026-01-01T00:00:00Z")
     with pytest.raises(StoreError, match="journal"):
         mem.search("trouble", user_id="u")
     assert journal_size(mem) == 1  # still there for the next attempt

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _STARTED = time.perf_counter()
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-COMMANDS = ("serve", "graph", "reindex")
+COMMANDS = ("serve", "graph", "reindex", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_graph_parser(commands)
     add_reindex_parser(commands)
+    from mem0_mcp.cli.doctor import add_doctor_parser
+
+    add_doctor_parser(commands)
     assert tuple(commands.choices) == COMMANDS, "COMMANDS lists every subcommand"
     return parser
 
@@ -340,6 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_graph_command(args)
     if args.command == "reindex":
         return run_reindex(args)
+    if args.command == "doctor":
+        from mem0_mcp.cli.doctor import run_doctor
+
+        return run_doctor(args, configure_logging)
     parser.print_help(sys.stderr)
     return 2
 

@@ -104,7 +104,7 @@ class Memory:
         stored = meta.get("dimension") or self.storage.vectors.dimension
         if stored is not None and int(stored) != dimension:
             raise self._mismatch("vector dimension", int(stored), dimension)
-        if not meta:
+        if not meta and self.storage.read_only is None:
             write_meta(
                 self.settings.data_dir, {"embedder_model": self._embedder.name, "dimension": dimension}
             )
@@ -150,6 +150,7 @@ class Memory:
         InvalidInputError (naming the field) before anything is written, StoreError when a store
         fails.
         """
+        self.storage.refuse_writes()  # before the LLM and the graph are asked anything
         scope = check.check_scope("add", user_id, agent_id, run_id)
         actor = check.check_id("actor_id", actor_id)
         base_meta = check.check_metadata(self.settings, metadata)

@@ -4,6 +4,7 @@ the locks every process takes around them, and background compaction."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -11,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from mem0_mcp.clock import now_iso
 from mem0_mcp.config import Settings
+from mem0_mcp.engine.checks import Finding, check_stores, journal_dimension, log_findings
 from mem0_mcp.engine.rows import in_scope
 from mem0_mcp.engine.validation import check_memory_id
 from mem0_mcp.engine.write_behind import JournalMover, move_journal
@@ -35,34 +38,44 @@ class Storage:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Why writes are refused (a read-only data dir, or a table served at an earlier version);
+        # None when they are not. Reads never write, so they work either way.
+        self.read_only = read_only_reason(settings)
+        unwritable = self.read_only is not None
         self.vectors = VectorStore(
             settings.lance_dir,
             read_consistency_seconds=settings.read_consistency_seconds,
             dense_cache_rows=settings.dense_cache_rows,
             ann_threshold=settings.ann_index_threshold,
             ann_nprobe=settings.ann_nprobe,
+            read_only=unwritable,
         )
-        self.history = HistoryStore(settings.history_path)
-        self.write_lock = WriteLock(settings.data_dir / "write.lock")
-        self.journal_lock = WriteLock(settings.data_dir / "journal.lock")
+        fb = self.vectors.fallback
+        if fb is not None and self.read_only is None:
+            self.read_only = (
+                f"the memory table of {settings.data_dir} is served at version {fb.serving} because "
+                "a newer version is unreadable: writes are refused until `mem0-mcp doctor --repair` "
+                "makes it the newest again"
+            )
+        # A table served at an earlier version leaves the history writable (the doctor repairs it).
+        self.history = HistoryStore(settings.history_path, read_only=unwritable)
+        self.write_lock = WriteLock(settings.data_dir / "write.lock", refuse=self.read_only)
+        self.journal_lock = WriteLock(settings.data_dir / "journal.lock", refuse=self.read_only)
         self._writes_since_optimize = 0
         self._optimizing = threading.Lock()
         self.mover = JournalMover(self.move_journal)
-        # Memories without any history: the history file was deleted or emptied after they were
-        # stored. Said once at start; memory_history then says so too instead of "no memory".
-        orphans = self.vectors.count() if self.history.is_empty() else 0
-        self.history_lost = orphans > 0
-        if self.history_lost:
-            logger.warning(
-                "%s holds no history but the memory table holds %d memories: the history file was "
-                "deleted or emptied; the memories are intact, their earlier changes are not "
-                "recorded any more, new changes are",
-                settings.history_path,
-                orphans,
-            )
-        if self.history.has_pending():
+        # The stores checked against each other, one warning line per problem (`mem0-mcp doctor`
+        # prints the same and repairs what it can).
+        self.findings: list[Finding] = check_stores(settings, self.vectors, self.history, self.read_only)
+        log_findings(self.findings)
+        if self.read_only is None and self.history.has_pending():
             # A process that stopped before moving its journaled adds into the table.
             self.mover.wake()
+
+    def refuse_writes(self) -> None:
+        """Raise the StoreError that says why writes are refused, if they are."""
+        if self.read_only is not None:
+            raise StoreError(self.read_only)
 
     # ------------------------------------------------------------------ locks and the journal
     @contextmanager
@@ -73,7 +86,7 @@ class Storage:
 
     def move_journal(self) -> None:
         """Move journaled adds (write-behind, any process's) into the table before it is read."""
-        if not self.history.has_pending():
+        if self.read_only is not None or not self.history.has_pending():
             return
         with self.writing():
             self.move_journal_locked()
@@ -82,6 +95,7 @@ class Storage:
         """The same, for a caller that holds both locks."""
         if not self.history.has_pending():
             return
+        self.quarantine_unreplayable()
         try:
             move_journal(self.history, self.vectors, on_moved=self.after_write)
         except Exception as exc:
@@ -90,6 +104,23 @@ class Storage:
                 f"written to the memory table: {exc}. They stay in the journal and are retried "
                 "on every call; check the disk space and permissions of the data dir"
             ) from exc
+
+    def quarantine_unreplayable(self) -> None:
+        """Set journal rows that cannot enter the table aside (kept, never dropped): otherwise
+        one bad row would fail every read and write after it. The caller holds both locks."""
+        bad = self.history.unreplayable(journal_dimension(self.settings, self.vectors))
+        if not bad:
+            return
+        self.history.quarantine(bad, now_iso())
+        for problem in bad:
+            logger.warning(
+                "journal row %d (memory %s) cannot be moved into the memory table: %s; it is set "
+                "aside in table quarantined_rows of %s (`mem0-mcp doctor --repair` puts it back)",
+                problem.seq,
+                problem.memory_id,
+                problem.reason,
+                self.settings.history_path,
+            )
 
     # ------------------------------------------------------------------ compaction
     def after_write(self, count: int) -> None:
@@ -165,6 +196,20 @@ class Storage:
             # Still durable in the journal: the next process to open the data dir moves them.
             logger.warning("%s", exc)
         self.history.close()
+        self.vectors.close()
+
+
+def read_only_reason(settings: Settings) -> str | None:
+    """Why the data dir cannot be written (a read-only filesystem, no permission), or None."""
+    data_dir = settings.data_dir
+    targets = [data_dir, *(p for p in (settings.history_path, settings.lance_dir) if p.exists())]
+    if all(os.access(p, os.W_OK) for p in targets if p.exists()):
+        return None
+    return (
+        f"the data dir {data_dir} is read-only: memories can be searched and read, writes are "
+        "refused; make it writable (remount it read-write or fix its permissions) and restart "
+        "to change memories"
+    )
 
 
 def where(

@@ -62,7 +62,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE history ADD COLUMN source TEXT;
     ALTER TABLE history ADD COLUMN snapshot TEXT
     """,
+    # Journal rows that could not be moved into the table, kept with why (never dropped).
+    """
+    CREATE TABLE quarantined_rows (
+        seq INTEGER PRIMARY KEY,
+        memory_id TEXT NOT NULL,
+        hash TEXT,
+        row TEXT,
+        vector BLOB,
+        reason TEXT NOT NULL,
+        created_at TEXT,
+        quarantined_at TEXT NOT NULL
+    )
+    """,
 )
+QUARANTINE = "quarantined_rows"
 
 COLUMNS = (
     "memory_id",
@@ -93,11 +107,55 @@ class PendingRow:
     attempts: int
 
 
+@dataclass(frozen=True)
+class JournalProblem:
+    """A journal row that cannot be moved into the memory table, and why."""
+
+    seq: int
+    memory_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    """A journal row set aside: its stored text (``row``, JSON) and vector, as they were."""
+
+    seq: int
+    memory_id: str
+    row: str | None
+    vector: bytes | None
+    reason: str
+
+
+# Why a journal row cannot be replayed (NULL: it can); ?1 is the table's dimension (or NULL).
+_UNREPLAYABLE = """
+    SELECT seq, memory_id, CASE
+        WHEN row IS NULL OR NOT json_valid(row) THEN 'its row is not valid JSON'
+        WHEN json_type(row) != 'object' THEN 'its row is not a JSON object'
+        WHEN json_type(row, '$.id') IS NOT 'text' OR json_type(row, '$.memory') IS NOT 'text'
+            OR json_type(row, '$.hash') IS NOT 'text' OR json_type(row, '$.search_text') IS NOT 'text'
+            THEN 'its row lacks one of id, memory, hash, search_text'
+        WHEN vector IS NULL OR length(vector) = 0 OR length(vector) % 4 != 0
+            THEN 'its vector is not an array of float32'
+        WHEN ?1 IS NOT NULL AND length(vector) != 4 * ?1
+            THEN 'its vector has ' || (length(vector) / 4) || ' dimensions, the memory table ' || ?1
+    END AS reason
+    FROM pending_rows
+"""
+
+
 class HistoryStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """``read_only``: open a database on a filesystem that cannot be written (nothing is created,
+    migrated or written; every write raises StoreError)."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._lock = threading.Lock()
+        if read_only:
+            self._conn = _connect_read_only(path)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -108,6 +166,8 @@ class HistoryStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; BEGIN IMMEDIATE takes SQLite's write lock up front, so two
         processes never both start one from the same state (migrations, journal moves)."""
+        if self.read_only:
+            raise StoreError(f"the history database {self.path} is read-only: nothing was stored")
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -254,6 +314,62 @@ class HistoryStore:
         snapshot = values.pop(SNAPSHOT)
         return HistoryEntry(**values), (json.loads(snapshot) if snapshot else None)
 
+    # --- consistency checks and repairs (engine/checks.py)
+    def ids_without_history(self, ids: Sequence[str]) -> list[str]:
+        """Which of ``ids`` have no event at all."""
+        unique = sorted(set(ids))
+        known: set[str] = set()
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                known.update(
+                    r[0]
+                    for r in self._conn.execute(
+                        f"SELECT DISTINCT memory_id FROM history WHERE memory_id IN ({marks})", chunk
+                    )
+                )
+        return [i for i in unique if i not in known]
+
+    def unreplayable(self, dimension: int | None) -> list[JournalProblem]:
+        """Journal rows that cannot be moved into a table of ``dimension`` (None: not known yet)."""
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT * FROM ({_UNREPLAYABLE}) WHERE reason IS NOT NULL ORDER BY seq", (dimension,)
+            ).fetchall()
+        return [JournalProblem(seq, memory_id, reason) for seq, memory_id, reason in found]
+
+    def quarantine(self, problems: Sequence[JournalProblem], now: str) -> None:
+        """Move journal rows into ``quarantined_rows`` (same database, one transaction), with why."""
+        with self._transaction() as conn:
+            for p in problems:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO {QUARANTINE} (seq, memory_id, hash, row, vector, reason, "
+                    "created_at, quarantined_at) SELECT seq, memory_id, hash, row, vector, ?, created_at, ? "
+                    "FROM pending_rows WHERE seq = ?",
+                    (p.reason, now, p.seq),
+                )
+                conn.execute("DELETE FROM pending_rows WHERE seq = ?", (p.seq,))
+
+    def quarantined(self) -> list[QuarantinedRow]:
+        """Every quarantined journal row, oldest first (none in a database of an older schema)."""
+        if self.schema_version < len(MIGRATIONS):
+            return []
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT seq, memory_id, row, vector, reason FROM {QUARANTINE} ORDER BY seq"
+            ).fetchall()
+        return [QuarantinedRow(*r) for r in found]
+
+    def release_quarantined(self, seqs: Sequence[int]) -> None:
+        """Forget quarantined rows the caller has put back or saved elsewhere."""
+        with self._transaction() as conn:
+            conn.executemany(f"DELETE FROM {QUARANTINE} WHERE seq = ?", [(s,) for s in seqs])
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM pending_rows").fetchone()[0])
+
     def reset(self) -> None:
         with self._transaction() as conn:
             conn.execute("DELETE FROM pending_rows")
@@ -262,3 +378,20 @@ class HistoryStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A WAL database needs its -shm file, which a read-only filesystem
+    cannot create: then it is opened immutable (no locks; nothing else can write it anyway)."""
+    if not path.exists():
+        raise StoreError(f"the history database {path} is missing and the data dir is read-only")
+    uri = path.resolve().as_uri()  # quoted: a path may hold '?' or '#'
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.Error:
+        conn.close()
+    return sqlite3.connect(
+        f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None
+    )

@@ -10,10 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mem0_mcp.errors import StoreError
+
 
 class WriteLock:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """``refuse``: a data dir that cannot be written (read-only): every ``hold()`` raises a
+    StoreError with that message instead, so a write fails before it has written anything."""
+
+    def __init__(self, path: Path, *, refuse: str | None = None) -> None:
+        self._refuse = refuse
+        if refuse is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._thread_lock = threading.RLock()
         self._depth = 0
@@ -21,6 +28,8 @@ class WriteLock:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
+        if self._refuse is not None:
+            raise StoreError(self._refuse)
         with self._thread_lock:
             if self._depth == 0:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -12,7 +12,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from mem0_mcp.errors import StoreError
 from mem0_mcp.stores.columns import RESULT_COLUMNS, ROW_COLUMNS, SCOPE_COLUMNS
 from mem0_mcp.stores.dense_cache import DenseCache
 from mem0_mcp.stores.filters import sql_str
+from mem0_mcp.stores.lance_recovery import Fallback, close_view, missing_file_error, open_readable_version
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +62,12 @@ class VectorStore:
         dense_cache_rows: int = 0,
         ann_threshold: int = 0,
         ann_nprobe: int = 32,
+        read_only: bool = False,
     ) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+        """``read_only``: a data dir that cannot be written (no folder created, no column added)."""
+        self.read_only = read_only
+        if not read_only:
+            path.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(
             str(path), read_consistency_interval=timedelta(seconds=read_consistency_seconds)
         )
@@ -78,6 +84,9 @@ class VectorStore:
         # Asking LanceDB for the table version lists the manifests on disk (~0.8 ms); a stat of
         # the manifest folder shows a new version for a few microseconds.
         self._versions_dir = path / f"{TABLE}.lance" / "_versions"
+        self.dataset_dir = path / f"{TABLE}.lance"
+        # Set when the newest version is unreadable and an earlier one is served (read-only).
+        self.fallback: Fallback | None = None
         self._fresh_stamp: tuple[int, int, int] | None = None
         self._checked_at = 0.0
         self._compacting_from: int | None = None
@@ -86,16 +95,49 @@ class VectorStore:
 
     # --- table lifecycle
     def _open_existing(self) -> None:
+        if self.fallback is not None:
+            return
         try:
             tbl = self._db.open_table(TABLE)
         except (FileNotFoundError, ValueError):
             self._table = None
             return
+        except Exception as exc:  # a damaged manifest: serve the newest readable version
+            tbl, self.fallback = open_readable_version(self.dataset_dir, TABLE, exc)
+            self._versions_dir = self.fallback.view / "_versions"
+            logger.warning(
+                "memory table: version %d of %s is unreadable (%s): serving version %d read-only "
+                "(writes are refused); `mem0-mcp doctor --repair` makes version %d the newest again",
+                self.fallback.serving + len(self.fallback.unreadable),
+                self.dataset_dir,
+                self.fallback.reason,
+                self.fallback.serving,
+                self.fallback.serving,
+            )
+            self._table = tbl
+            return
         self._table = self._add_missing_columns(tbl)
+
+    def close(self) -> None:
+        """Remove the fallback view, if one was made."""
+        close_view(self.fallback)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around a read of the table: a missing file becomes a StoreError that names it."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            clear = missing_file_error(exc)
+            if clear is None:
+                raise
+            raise clear from exc
 
     def _add_missing_columns(self, tbl: Any) -> Any:
         """Give a table written by an older version the columns added since (all null)."""
-        if NEIGHBOURS_FIELD.name in tbl.schema.names:
+        if NEIGHBOURS_FIELD.name in tbl.schema.names or self.read_only:
             return tbl
         try:
             tbl.add_columns(NEIGHBOURS_FIELD)
@@ -154,7 +196,8 @@ class VectorStore:
         tbl = self.table
         if tbl is None:
             return 0
-        return int(tbl.count_rows(where or None))
+        with self.reading():
+            return int(tbl.count_rows(where or None))
 
     # --- writes (callers hold the write lock)
     def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
@@ -266,7 +309,8 @@ class VectorStore:
         if where:
             q = q.where(where)
         q = q.limit(limit) if limit is not None else q.limit(None)
-        return q.to_list()
+        with self.reading():
+            return q.to_list()
 
     def vector_search(self, vector: np.ndarray, where: str, k: int) -> list[dict]:
         tbl = self.table
@@ -276,7 +320,8 @@ class VectorStore:
         q = q.distance_type("cosine").select([*ROW_COLUMNS, "_distance"]).limit(k)
         if where:
             q = q.where(where, prefilter=True)
-        return q.to_list()
+        with self.reading():
+            return q.to_list()
 
     def _versions_stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -316,7 +361,8 @@ class VectorStore:
                 cache = self._cache
                 if cache.version != int(tbl.version):
                     cache = self._fresh_cache()
-                    loaded = cache.load(tbl)
+                    with self.reading():
+                        loaded = cache.load(tbl)
                     self._cache = cache
                     if not loaded:
                         return None
