@@ -411,13 +411,14 @@ class Memory:
         new_text = check.check_text(self.settings, text, "text") if text is not None else None
         new_meta = check.check_metadata(self.settings, metadata) if metadata is not None else None
         vector = None
+        # Read without moving the journal (that waits for the write lock): a wrong id fails
+        # before embedding, and the write below checks it is still the row under the locks.
+        seen = self.storage.peek_row(memory_id, scope)
         if new_text is not None:
-            row = self.storage.row(memory_id, scope)  # fail before embedding when the id is wrong
-            _, inputs = text_change(row, new_text)
+            _, inputs = text_change(seen or self.storage.row(memory_id, scope), new_text)
             vector = embed_inputs([inputs], self._embed, self.settings.context_vectors)[0]
         with self.storage.writing():
-            self.storage.move_journal_locked()
-            row = self.storage.row(memory_id, scope)
+            row = self.storage.row_for_write(memory_id, scope, seen)
             values: dict[str, Any] = {"updated_at": now_iso()}
             if new_meta is not None:
                 values["metadata"] = new_meta
@@ -434,19 +435,21 @@ class Memory:
                 [history_record(row, "UPDATE", row["memory"], new, values["updated_at"], source, before=row)]
             )
         self.storage.after_write(1)
-        return self.get(row["id"])
+        # The row as written (reading it back would queue for the write lock again).
+        return to_item({**row, **values})
 
     def delete(
         self, memory_id: str, *, scope: Scope | None = None, source: ChangeSource = "api"
     ) -> DeleteResult:
         """Delete one memory (its history stays). Raises NotFoundError, StoreError."""
+        seen = self.storage.peek_row(memory_id, scope)  # read before the locks: see update
         with self.storage.writing():
-            self.storage.move_journal_locked()
-            row = self.storage.row(memory_id, scope)
+            row = self.storage.row_for_write(memory_id, scope, seen)
             self.storage.vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
             self.storage.history.add(
                 [history_record(row, "DELETE", row["memory"], None, now_iso(), source, before=row)]
             )
+        self.storage.after_write(1)
         if self.graph is not None:
             self.graph.forget_memory(row["id"])
         return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")

@@ -27,6 +27,11 @@ from mem0_mcp.stores.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 
+# Table commits (moves, updates, deletes) between merges of their rows into the indexes.
+INDEX_EVERY_COMMITS = 32
+# What changes in a row whenever it is written (updated_at always): equal, the row is the same.
+_STAMP = ("memory", "updated_at", "superseded_at", "superseded_by")
+
 
 class Storage:
     """The memory table (``vectors``) and the history database (``history``) of one data dir.
@@ -62,7 +67,9 @@ class Storage:
         self.write_lock = WriteLock(settings.data_dir / "write.lock", refuse=self.read_only)
         self.journal_lock = WriteLock(settings.data_dir / "journal.lock", refuse=self.read_only)
         self._writes_since_optimize = 0
+        self._commits_since_index = 0
         self._optimizing = threading.Lock()
+        self._move_gate = threading.Lock()
         self.mover = JournalMover(self.move_journal)
         # The stores checked against each other, one warning line per problem (`mem0-mcp doctor`
         # prints the same and repairs what it can).
@@ -85,11 +92,24 @@ class Storage:
             yield
 
     def move_journal(self) -> None:
-        """Move journaled adds (write-behind, any process's) into the table before it is read."""
-        if self.read_only is not None or not self.history.has_pending():
+        """Move journaled adds (write-behind, any process's) into the table before it is read.
+
+        What must be in the table is what was journaled before this call. Threads of this
+        process wanting that queue here, not for the write lock: one moves the journal and the
+        ones behind it find their rows moved and return without the lock (under load, every
+        search and list otherwise waited its own turn of the write lock behind each update and
+        delete, only to find the journal already moved).
+        """
+        if self.read_only is not None:
             return
-        with self.writing():
-            self.move_journal_locked()
+        mark = self.history.pending_watermark()
+        if mark is None:
+            return
+        with self._move_gate:
+            if not self.history.has_pending_through(mark):
+                return
+            with self.writing():
+                self.move_journal_locked()
 
     def move_journal_locked(self) -> None:
         """The same, for a caller that holds both locks."""
@@ -124,21 +144,31 @@ class Storage:
 
     # ------------------------------------------------------------------ compaction
     def after_write(self, count: int) -> None:
-        """Count writes; start a background compaction when enough have gathered."""
+        """Count writes (each call is one table commit); start a background compaction when
+        enough rows have gathered, or an index merge when enough commits have."""
         self._writes_since_optimize += count
+        self._commits_since_index += 1
         # Compaction and index merges cost CPU that ingest needs (a fifth of a 10k batched
         # ingest at every 500 writes): a large table is compacted once per tenth it grows.
         every = max(self.settings.optimize_every, self.vectors.rows_at_optimize // 10)
-        if self._writes_since_optimize < every:
+        full = self._writes_since_optimize >= every
+        # Each commit leaves a fragment the id index does not cover, and every lookup by id (an
+        # update, a delete, a supersede) scans them all under the write lock: 300 of them made
+        # each lookup 30 ms instead of 4. Merging them into the indexes is cheap and often.
+        if not full and self._commits_since_index < INDEX_EVERY_COMMITS:
             return
         if not self._optimizing.acquire(blocking=False):
             return
-        self._writes_since_optimize = 0
+        self._commits_since_index = 0
+        if full:
+            self._writes_since_optimize = 0
 
         def run() -> None:
             try:
                 with self.write_lock.hold():
-                    self.vectors.optimize(ann_threshold=self.settings.ann_index_threshold)
+                    self.vectors.optimize(
+                        ann_threshold=self.settings.ann_index_threshold, indices_only=not full
+                    )
             finally:
                 self._optimizing.release()
 
@@ -156,6 +186,39 @@ class Storage:
         """The row of a memory of ``scope``; NotFoundError when absent or someone else's."""
         key = check_memory_id(memory_id)
         self.move_journal()
+        row = self.vectors.get(key)
+        if row is None or not in_scope(row, scope):
+            raise NotFoundError(memory_id)
+        return row
+
+    def peek_row(self, memory_id: Any, scope: Scope | None) -> dict[str, Any] | None:
+        """The row of a memory of ``scope`` as journaled or stored, without moving the journal or
+        taking a lock (None when absent): for work done before a write takes the locks."""
+        key = check_memory_id(memory_id)
+        row = self.history.pending_row(key) or self.vectors.get(key)
+        return row if row is not None and in_scope(row, scope) else None
+
+    def row_for_write(
+        self, memory_id: Any, scope: Scope | None, seen: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``row`` for a caller holding both locks that changes this one row in the table.
+
+        Moves the journal only when this memory's add is still in it: a row already in the table
+        is changed by id, so the other journaled adds can wait for the mover (each move is a
+        LanceDB commit, and every caller of the write lock queues behind it). ``seen``: the row
+        as ``peek_row`` read it before the locks; it is returned when the in-process copy shows
+        the row unchanged since (every write of a row sets its updated_at), which spares a
+        LanceDB lookup under the write lock (each scans the fragments written since the last
+        index merge).
+        """
+        key = check_memory_id(memory_id)
+        if self.history.pending_row(key) is not None:
+            self.move_journal_locked()
+            seen = None  # read as journaled: its table row is the one to change
+        if seen is not None and seen.get("id") == key:
+            now = self.vectors.current_row(key)
+            if now is not None and all(now.get(c) == seen.get(c) for c in _STAMP):
+                return seen
         row = self.vectors.get(key)
         if row is None or not in_scope(row, scope):
             raise NotFoundError(memory_id)

@@ -258,6 +258,26 @@ class HistoryStore:
             for seq, row, vector, attempts in found
         ]
 
+    def pending_watermark(self) -> int | None:
+        """The newest journaled row's sequence number (None when the journal is empty)."""
+        with self._lock:
+            found = self._conn.execute("SELECT MAX(seq) FROM pending_rows").fetchone()
+        return int(found[0]) if found and found[0] is not None else None
+
+    def has_pending_through(self, seq: int) -> bool:
+        """Whether a row journaled at or before ``seq`` is still in the journal."""
+        with self._lock:
+            found = self._conn.execute("SELECT 1 FROM pending_rows WHERE seq <= ? LIMIT 1", (seq,))
+            return found.fetchone() is not None
+
+    def pending_row(self, memory_id: str) -> dict[str, Any] | None:
+        """The journaled row of a memory, when its add is still in the journal."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT row FROM pending_rows WHERE memory_id = ?", (memory_id,)
+            ).fetchone()
+        return json.loads(found[0]) if found else None
+
     def pending_with_hashes(self, hashes: Sequence[str]) -> list[dict[str, Any]]:
         """Journaled rows whose text hash is one of ``hashes`` (for duplicate checks)."""
         unique = sorted(set(hashes))

@@ -443,6 +443,12 @@ class VectorStore:
         cache = self._current_cache()
         return None if cache is None else cache.text_search(query, k, scope, include_superseded, columns)
 
+    def current_row(self, memory_id: str) -> dict[str, Any] | None:
+        """Result columns of a live row from the in-process copy once it is current with the
+        table (None when the copy cannot serve or lacks the row)."""
+        cache = self._current_cache()
+        return None if cache is None else cache.rows([memory_id]).get(memory_id)
+
     def cached_rows(self, ids: Sequence[str]) -> dict[str, dict]:
         """Result columns of live rows of the in-process copy, by id (absent ids are left out)."""
         return self._cache.rows(ids) if self._cache is not None else {}
@@ -505,8 +511,12 @@ class VectorStore:
         cache = self._current_cache()
         return cache.wait_for_index(timeout) if cache is not None else True
 
-    def optimize(self, *, ann_threshold: int) -> None:
-        """Merge new rows into the indexes, compact files; build the ANN index past the threshold."""
+    def optimize(self, *, ann_threshold: int, indices_only: bool = False) -> None:
+        """Merge new rows into the indexes, compact files; build the ANN index past the threshold.
+
+        ``indices_only``: only merge rows appended since into the scalar and full-text indexes
+        (no file is rewritten, so the cost follows the new rows, not the table): a lookup by id
+        otherwise scans every fragment written since, one per commit."""
         tbl = self.table
         if tbl is None:
             return
@@ -520,7 +530,10 @@ class VectorStore:
             # Searches meanwhile keep reading the copy instead of waiting to reload it.
             self._compacting_from = start if was_current else None
             try:
-                self._optimize_locked(tbl, ann_threshold)
+                if indices_only:
+                    self._index_new_rows(tbl)
+                else:
+                    self._optimize_locked(tbl, ann_threshold)
             finally:
                 self._compacting_from = None
             if was_current and self._cache is not None:
@@ -528,7 +541,16 @@ class VectorStore:
                 self._note_fragments(int(tbl.version))
             else:
                 self._invalidate_cache()
-        logger.info("memory table optimized in %.2fs", time.perf_counter() - t0)
+        logger.info(
+            "memory table %s in %.2fs", "indexed" if indices_only else "optimized", time.perf_counter() - t0
+        )
+
+    @staticmethod
+    def _index_new_rows(tbl: Any) -> None:
+        try:
+            tbl.to_lance().optimize.optimize_indices()
+        except Exception as exc:
+            logger.warning("indexing new rows of the memory table failed (will retry later): %s", exc)
 
     def _optimize_locked(self, tbl: Any, ann_threshold: int) -> None:
         try:
