@@ -41,7 +41,7 @@ def add(capsys: pytest.CaptureFixture[str], text: str, *flags: str) -> str:
 
 
 def test_add_list_search_get_in_the_default_scope(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "add", "Prefers dark roast coffee", "--metadata", '{"topic": "food"}')
+    code, out, _err = run(capsys, "add", "Prefers dark roast coffee", "--metadata", '{"topic": "food"}')
     assert code == 0 and "ADD" in out and "Prefers dark roast coffee" in out
     # Plain text, no escape codes: stdout is not a terminal here.
     assert "\x1b[" not in out
@@ -65,7 +65,9 @@ def test_add_list_search_get_in_the_default_scope(data_dir: Path, capsys: pytest
     assert code == 0 and "metadata" in out and '{"topic": "food"}' in out
 
 
-def test_update_delete_restore_history_are_the_persons(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_update_delete_restore_history_are_the_persons(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     mid = add(capsys, "Likes tea")
     code, out, _ = run(capsys, "update", mid, "--text", "Likes green tea", "--json")
     assert code == 0 and json.loads(out)["memory"] == "Likes green tea"

@@ -112,10 +112,10 @@ def add_memory_parsers(commands: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- opening the engine
 def make_embedder(settings: Settings) -> Embedder:
-    """The configured embedder, loaded on first use (list, get and history never load it)."""
-    from mem0_mcp.embedding import BackgroundEmbedder
+    """The configured embedder, loaded on first use (list, get, history, export never load it)."""
+    from mem0_mcp.engine.transfer import lazy_embedder
 
-    return BackgroundEmbedder.from_settings(settings, start=False)
+    return lazy_embedder(settings)
 
 
 def open_memory(settings: Settings) -> Memory:

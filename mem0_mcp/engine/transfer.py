@@ -26,6 +26,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mem0_mcp.clock import now_iso
+from mem0_mcp.config import Settings
+from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine.rows import EmbedInput, MemoryRow, embed_inputs, in_scope, text_hash
 from mem0_mcp.engine.storage import where
 from mem0_mcp.engine.store_meta import read_meta, write_meta
@@ -153,6 +155,12 @@ _KINDS: dict[str, type[_Line]] = {
     "entity": EntityLine,
     "relation": RelationLine,
 }
+
+
+def lazy_embedder(settings: Settings) -> Embedder:
+    """The configured embedder, loaded on its first ``embed``: an export (or a list) in a
+    short-lived process then never loads a model it does not need."""
+    return BackgroundEmbedder.from_settings(settings, start=False)
 
 
 def dump_line(line: _Line) -> str:
