@@ -22,8 +22,8 @@ from mem0_mcp.cli import output
 
 if TYPE_CHECKING:
     from mem0_mcp.config import Settings
-    from mem0_mcp.embedding import Embedder
     from mem0_mcp.engine.memory import Memory
+    from mem0_mcp.engine.transfer import Embedder
     from mem0_mcp.models import Scope
 
 MEMORY_COMMANDS = ("add", "search", "list", "get", "history", "restore", "update", "delete", "stats")
