@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mem0_mcp import __version__
+from mem0_mcp.cli.memories import MEMORY_COMMANDS
+from mem0_mcp.cli.transfer import TRANSFER_COMMANDS
 from mem0_mcp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 _STARTED = time.perf_counter()
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-COMMANDS = ("serve", "graph", "reindex", "doctor")
+COMMANDS = ("serve", "graph", "reindex", "doctor", *MEMORY_COMMANDS, *TRANSFER_COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     from mem0_mcp.cli.doctor import add_doctor_parser
 
     add_doctor_parser(commands)
+    from mem0_mcp.cli.memories import add_memory_parsers
+    from mem0_mcp.cli.transfer import add_transfer_parsers
+
+    add_memory_parsers(commands)
+    add_transfer_parsers(commands)
     assert tuple(commands.choices) == COMMANDS, "COMMANDS lists every subcommand"
     return parser
 
@@ -347,6 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mem0_mcp.cli.doctor import run_doctor
 
         return run_doctor(args, configure_logging)
+    if args.command in MEMORY_COMMANDS:
+        from mem0_mcp.cli.memories import run_memory_command
+
+        return run_memory_command(args)
+    if args.command in TRANSFER_COMMANDS:
+        from mem0_mcp.cli.transfer import run_transfer_command
+
+        return run_transfer_command(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -316,6 +316,20 @@ class HistoryStore:
             rows = cur.fetchall()
         return [HistoryEntry(**dict(zip(names, row, strict=True))) for row in rows]
 
+    def events(self) -> list[tuple[HistoryEntry, dict[str, Any] | None]]:
+        """Every event of every memory, oldest first, each with the row as it was before it
+        (what an export carries: deleted memories live only here)."""
+        with self._lock:
+            cur = self._conn.execute(f"SELECT id, {', '.join(COLUMNS)}, {SNAPSHOT} FROM history ORDER BY id")
+            names = [d[0] for d in cur.description]
+            found = cur.fetchall()
+        out = []
+        for row in found:
+            values = dict(zip(names, row, strict=True))
+            snapshot = values.pop(SNAPSHOT)
+            out.append((HistoryEntry(**values), json.loads(snapshot) if snapshot else None))
+        return out
+
     def latest_change(self, memory_id: str) -> tuple[HistoryEntry, dict[str, Any] | None] | None:
         """The newest event of a memory other than its ADD, and the row as it was before it
         (None when the event kept none: a restore that re-created a memory, or history written
