@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _STARTED = time.perf_counter()
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-COMMANDS = ("serve", "graph", "reindex", "doctor")
+COMMANDS = ("serve", "graph", "reindex", "doctor", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mem0_mcp.cli.doctor import add_doctor_parser
 
     add_doctor_parser(commands)
+    from mem0_mcp.cli.ui import add_ui_parser
+
+    add_ui_parser(commands)
     assert tuple(commands.choices) == COMMANDS, "COMMANDS lists every subcommand"
     return parser
 
@@ -347,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mem0_mcp.cli.doctor import run_doctor
 
         return run_doctor(args, configure_logging)
+    if args.command == "ui":
+        from mem0_mcp.cli.ui import run_ui
+
+        return run_ui(args, configure_logging)
     parser.print_help(sys.stderr)
     return 2
 
