@@ -4,7 +4,6 @@ same graph is drawn the same way every time."""
 
 from __future__ import annotations
 
-import hashlib
 from html import escape
 
 import numpy as np
@@ -14,13 +13,15 @@ from mem0_mcp.models import GraphExport
 WIDTH = 1000
 HEIGHT = 640
 _MARGIN = 70
-# Colour-blind friendly (Okabe-Ito); a type keeps its colour across graphs.
-_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# Dark enough for white outlines and distinct from each other.
+_PALETTE = ("#4263EB", "#F76707", "#2F9E44", "#AE3EC9", "#1098AD", "#E03131", "#5C940D", "#495057")
 
 
-def type_colour(kind: str) -> str:
-    digest = hashlib.blake2b(kind.lower().encode(), digest_size=2).digest()
-    return _PALETTE[int.from_bytes(digest, "little") % len(_PALETTE)]
+def legend(graph: GraphExport) -> list[tuple[str, str]]:
+    """(type, colour) of every entity type in the graph, by name: types in one graph never share
+    a colour unless there are more than eight of them."""
+    kinds = sorted({n.type for n in graph.nodes})
+    return [(kind, _PALETTE[i % len(_PALETTE)]) for i, kind in enumerate(kinds)]
 
 
 def layout(n: int, edges: list[tuple[int, int]], iterations: int = 300) -> np.ndarray:
@@ -48,15 +49,18 @@ def layout(n: int, edges: list[tuple[int, int]], iterations: int = 300) -> np.nd
         length = np.maximum(np.linalg.norm(move, axis=1, keepdims=True), 1e-9)
         pos += move / length * np.minimum(length, step)
         step = max(step * 0.985, 0.002)
+    # One scale for both axes (the drawing keeps its shape), centred.
     pos -= pos.min(axis=0)
-    span = pos.max(axis=0)
-    return pos / np.where(span > 0, span, 1.0)
+    span = float(pos.max()) or 1.0
+    pos /= span
+    return pos + (1.0 - pos.max(axis=0)) / 2
 
 
 def to_svg(graph: GraphExport) -> str:
     """The graph as one <svg> element: nodes coloured by type, relations as labelled arrows,
     invalidated relations dashed and grey; hovering shows names and dates."""
     index = {node.id: i for i, node in enumerate(graph.nodes)}
+    colour = dict(legend(graph))
     edges = [e for e in graph.edges if e.source_id in index and e.destination_id in index]
     pairs = [(index[e.source_id], index[e.destination_id]) for e in edges]
     unit = layout(len(graph.nodes), pairs)
@@ -84,17 +88,12 @@ def to_svg(graph: GraphExport) -> str:
         x, y = xy[index[node.id]]
         out.append(
             f'<g class="node"><title>{escape(node.name)} ({escape(node.type)})</title>'
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="14" fill="{type_colour(node.type)}" stroke="#fff" '
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="14" fill="{colour[node.type]}" stroke="#fff" '
             f'stroke-width="2"/><text x="{x:.1f}" y="{y + 30:.1f}" text-anchor="middle" font-size="13" '
             f'font-weight="600" fill="#223">{escape(node.name)}</text></g>'
         )
     out.append("</svg>")
     return "\n".join(out)
-
-
-def legend(graph: GraphExport) -> list[tuple[str, str]]:
-    """(type, colour) of every entity type in the graph, by name."""
-    return [(t, type_colour(t)) for t in sorted({n.type for n in graph.nodes})]
 
 
 def to_html(graph: GraphExport, title: str | None = None) -> str:
