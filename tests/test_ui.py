@@ -358,3 +358,16 @@ def test_the_ui_command_prints_its_address_and_guards_it(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_busy_port_is_one_clean_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEM0_MCP_DATA_DIR", str(tmp_path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli_main(["ui", "--no-browser", "--port", str(port)]) == 1
+    err = capsys.readouterr()
+    assert err.out == "" and f"mem0-mcp ui: --port {port}: " in err.err and "choose another port" in err.err
