@@ -34,9 +34,11 @@ ALLOWED: dict[str, set[str]] = {
     # The sampling backend implements the LLM protocol; the graph tools take GraphMemory from
     # Memory.graph and name its type.
     "server": {"engine", "llm", "graph"},
-    "cli": {"server", "engine", "graph"},
+    # The local page (mem0-mcp ui) reads and writes through the engine, like a CLI command.
+    "ui": {"engine"},
+    "cli": {"server", "engine", "graph", "ui"},
 }
-NO_MCP = ("stores", "embedding", "llm", "graph", "engine", "shared")
+NO_MCP = ("stores", "embedding", "llm", "graph", "engine", "shared", "ui")
 
 
 def check(what: str, offenders: list[str]) -> None:

@@ -26,7 +26,7 @@ def add_graph_parser(commands: argparse._SubParsersAction) -> None:
     sub = graph.add_subparsers(dest="graph_command", metavar="graph-command", required=True)
     export = sub.add_parser(
         "export",
-        help="write a scope's graph as JSON (nodes, edges), GraphML or Graphviz DOT",
+        help="write a scope's graph as JSON (nodes, edges), GraphML, Graphviz DOT or an HTML drawing",
         description="Write the graph of a scope. GraphML opens in yEd, Gephi or Cytoscape; DOT renders "
         "with Graphviz (dot -Tsvg). Invalidated relations are included (dashed in DOT).",
     )
@@ -38,7 +38,7 @@ def add_graph_parser(commands: argparse._SubParsersAction) -> None:
         p.add_argument("--user-id")
         p.add_argument("--agent-id")
         p.add_argument("--run-id")
-    export.add_argument("--format", choices=["json", "graphml", "dot"], default="json")
+    export.add_argument("--format", choices=["json", "graphml", "dot", "html"], default="json")
     export.add_argument("--out", type=Path, help="file to write (default: stdout)")
 
 
@@ -62,6 +62,10 @@ def run_graph_command(args: argparse.Namespace) -> int:
                 text = to_graphml(graph)
             elif args.format == "dot":
                 text = to_dot(graph)
+            elif args.format == "html":  # self-contained: the drawing is SVG, no script
+                from mem0_mcp.ui.graph_svg import to_html
+
+                text = to_html(graph)
             else:
                 text = json.dumps(graph.model_dump(), indent=2, ensure_ascii=False) + "\n"
             if args.out is None:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _STARTED = time.perf_counter()
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-COMMANDS = ("serve", "graph", "reindex", "doctor", *MEMORY_COMMANDS, *TRANSFER_COMMANDS)
+COMMANDS = ("serve", "graph", "reindex", "doctor", *MEMORY_COMMANDS, *TRANSFER_COMMANDS, "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_memory_parsers(commands)
     add_transfer_parsers(commands)
+    from mem0_mcp.cli.ui import add_ui_parser
+
+    add_ui_parser(commands)
     assert tuple(commands.choices) == COMMANDS, "COMMANDS lists every subcommand"
     return parser
 
@@ -362,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mem0_mcp.cli.transfer import run_transfer_command
 
         return run_transfer_command(args)
+    if args.command == "ui":
+        from mem0_mcp.cli.ui import run_ui
+
+        return run_ui(args, configure_logging)
     parser.print_help(sys.stderr)
     return 2
 

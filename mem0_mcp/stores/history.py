@@ -330,6 +330,22 @@ class HistoryStore:
             out.append((HistoryEntry(**values), json.loads(snapshot) if snapshot else None))
         return out
 
+    def latest_deletes(self, scope: Mapping[str, str], limit: int) -> list[HistoryEntry]:
+        """The DELETE events of a scope's memories whose latest event is that DELETE, newest
+        first (a soft delete leaves the row in place: callers drop ids that still have one)."""
+        ids = {k: v for k, v in scope.items() if k in ("user_id", "agent_id", "run_id") and v}
+        clause = "".join(f" AND h.{k} = ?" for k in ids)
+        with self._lock:
+            cur = self._conn.execute(
+                f"SELECT h.id, {', '.join('h.' + c for c in COLUMNS)} FROM history h "
+                f"WHERE h.event = 'DELETE'{clause} AND h.id = "
+                "(SELECT MAX(id) FROM history WHERE memory_id = h.memory_id) ORDER BY h.id DESC LIMIT ?",
+                (*ids.values(), limit),
+            )
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [HistoryEntry(**dict(zip(names, row, strict=True))) for row in rows]
+
     def latest_change(self, memory_id: str) -> tuple[HistoryEntry, dict[str, Any] | None] | None:
         """The newest event of a memory other than its ADD, and the row as it was before it
         (None when the event kept none: a restore that re-created a memory, or history written
