@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _STARTED = time.perf_counter()
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-COMMANDS = ("serve", "graph", "reindex", "doctor")
+COMMANDS = ("serve", "graph", "reindex", "doctor", "warmup", "install")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     from mem0_mcp.cli.doctor import add_doctor_parser
 
     add_doctor_parser(commands)
+    from mem0_mcp.cli.install import add_install_parser
+    from mem0_mcp.cli.warmup import add_warmup_parser
+
+    add_warmup_parser(commands)
+    add_install_parser(commands)
     assert tuple(commands.choices) == COMMANDS, "COMMANDS lists every subcommand"
     return parser
 
@@ -335,6 +340,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
         parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(commands)}")
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except ConfigError as exc:  # a setting found bad past the first checks: one line, never a traceback
+        print(f"mem0-mcp {args.command}: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "graph":
@@ -347,6 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mem0_mcp.cli.doctor import run_doctor
 
         return run_doctor(args, configure_logging)
+    if args.command == "warmup":
+        from mem0_mcp.cli.warmup import run_warmup
+
+        return run_warmup(args, configure_logging)
+    if args.command == "install":
+        from mem0_mcp.cli.install import run_install
+
+        return run_install(args)
     parser.print_help(sys.stderr)
     return 2
 
