@@ -23,7 +23,7 @@ warmup: $(VENV)/.installed
 # stdout carries the server's JSON-RPC and nothing else: the recipe is not echoed, and any
 # set-up output (a first install, make's own messages) goes to stderr.
 serve:
-	@$(MAKE) --no-print-directory -s $(VENV)/.installed >&2
+	@$(MAKE) --no-print-directory -s install >&2
 	@exec $(BIN)/mem0-mcp serve
 
 lint: install

@@ -34,11 +34,11 @@ def warm_up(settings: Settings) -> WarmupResult:
     embedder.embed(["warm up"])
     from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder  # imports nothing heavy
 
-    onnx = isinstance(embedder, OnnxEmbedder)
+    onnx = embedder if isinstance(embedder, OnnxEmbedder) else None
     return WarmupResult(
         model=settings.embedder_model,
-        backend="onnx" if onnx else "sentence-transformers",
+        backend="sentence-transformers" if onnx is None else "onnx",
         dimension=embedder.dimension,
         seconds=time.perf_counter() - t0,
-        export_seconds=embedder.export_seconds if onnx else None,
+        export_seconds=None if onnx is None else onnx.export_seconds,
     )
