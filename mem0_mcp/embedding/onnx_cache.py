@@ -197,7 +197,7 @@ def _export_in_child(model: str, models_dir: Path, target: Path, lock_fd: int | 
     # The child must import this same package even when the parent found it through a sys.path
     # tweak (tests, embedding applications) rather than an installation.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    log_path = models_dir / f".{target.name}.export.log"
+    log_path = _export_log(models_dir, model)
     cmd = [sys.executable, "-m", "mem0_mcp.embedding.onnx_cache", model, str(models_dir)]
     try:
         with log_path.open("w") as log:
@@ -312,6 +312,11 @@ def _export_lock(path: Path) -> Iterator[int | None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _export_log(models_dir: Path, model: str) -> Path:
+    """Where the export child writes its output (removed by the child when the export worked)."""
+    return models_dir / f".{model_slug(model)}.export.log"
+
+
 def _remove_leftovers(models_dir: Path, slug: str) -> None:
     # Called under the lock, so any temp or retired folder of this slug belongs to a dead process.
     for pattern in (f".{slug}.tmp-*", f".{slug}.old-*"):
@@ -351,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     try:
         export_locked(args.model, args.models_dir, export_model)
+        # Kept only to explain a failure; an export that worked leaves nothing but itself.
+        _export_log(args.models_dir, args.model).unlink(missing_ok=True)
     except OnnxUnavailableError as exc:
         print(str(exc).replace("\n", " "), flush=True)
         return EXIT_REFUSED
