@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test test-fast lint bench
+.PHONY: install warmup serve test test-fast lint bench
 
 # CPU torch first: a plain `torch` requirement (pulled by sentence-transformers) resolves to a
 # CUDA build of several GB; with 2.13.0 (CPU) installed, the rest of the resolve keeps it.
@@ -14,10 +14,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# The one-time model conversion happens here, not in the first client's first call.
+install: $(VENV)/.installed warmup
 
-serve: install
-	$(BIN)/mem0-mcp serve
+warmup: $(VENV)/.installed
+	$(BIN)/mem0-mcp warmup
+
+# stdout carries the server's JSON-RPC and nothing else: the recipe is not echoed, and any
+# set-up output (a first install, make's own messages) goes to stderr.
+serve:
+	@$(MAKE) --no-print-directory -s install >&2
+	@exec $(BIN)/mem0-mcp serve
 
 lint: install
 	$(BIN)/ruff check mem0_mcp tests benchmarks

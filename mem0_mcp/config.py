@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from mem0_mcp.errors import ConfigError
 
@@ -264,7 +270,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.default_limit > self.max_limit:
-            raise ValueError(f"default_limit ({self.default_limit}) exceeds max_limit ({self.max_limit})")
+            raise ValueError(
+                f"setting 'default_limit' ({self.default_limit}) exceeds 'max_limit' ({self.max_limit}): "
+                f"lower {ENV_PREFIX}DEFAULT_LIMIT or raise {ENV_PREFIX}MAX_LIMIT"
+            )
         return self
 
     @classmethod
@@ -350,13 +359,47 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation errors into one message naming each bad setting."""
+    """Build settings from overrides, the environment and the config file.
+
+    Raises :class:`ConfigError` with one line naming every bad setting (its environment
+    variable, what was wrong, the value given) for any kind of bad input: a value of the wrong
+    type or range, text that is not the JSON a dict or list setting needs, an unknown key or an
+    unreadable config file.
+    """
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
-            env = ENV_PREFIX + name.split(".")[0].upper()
-            lines.append(f"setting '{name}' (env {env}): {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        problems = [_describe_error(err) for err in exc.errors()]
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        # pydantic-settings fails before validation when a dict or list setting is not JSON.
+        found = re.search(r'field "([A-Za-z0-9_]+)"', str(exc))
+        name = found.group(1) if found else "settings"
+        raise ConfigError(f"invalid settings: {_setting_label(name)}: {_json_hint(name)}") from None
+
+
+_SECRET_SETTINGS = ("auth_tokens", "llm_api_key")
+
+
+def _setting_label(name: str) -> str:
+    return f"setting '{name}' (env {ENV_PREFIX}{name.split('.')[0].upper()})"
+
+
+def _json_hint(name: str) -> str:
+    if name == "auth_tokens":
+        return 'not valid JSON; expected an object {"<token>": "<principal user_id>", ...}'
+    return "not valid JSON; expected a JSON value of the setting's type"
+
+
+def _describe_error(err: Any) -> str:
+    message = str(err["msg"]).replace("\n", " ").removeprefix("Value error, ")
+    name = ".".join(str(p) for p in err["loc"])
+    if not name:  # a check across settings: its message names them
+        return message
+    value = repr(err.get("input"))
+    if len(value) > 80:
+        value = value[:77] + "..."
+    if name.split(".")[0] in _SECRET_SETTINGS:
+        # Secrets are never echoed, and a token can be part of the location (a dict key).
+        name, value = name.split(".")[0], "<hidden>"
+    return f"{_setting_label(name)}: {message} (got {value})"

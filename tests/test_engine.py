@@ -225,8 +225,11 @@ def test_delete_keeps_history(memory: Memory) -> None:
     hist = memory.history(mid)
     assert [h.event for h in hist] == ["ADD", "DELETE"]
     assert hist[-1].is_deleted and hist[-1].user_id == "u"
+    # Idempotent (#14): a second delete answers "already deleted"; another scope still cannot see it.
+    again = memory.delete(mid)
+    assert again.deleted == 0 and "already deleted" in again.message
     with pytest.raises(NotFoundError):
-        memory.delete(mid)
+        memory.delete(mid, scope=Scope(user_id="someone-else"))
 
 
 def test_delete_all_writes_history(memory: Memory) -> None:

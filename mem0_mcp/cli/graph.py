@@ -55,6 +55,19 @@ def run_graph_command(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = load_settings()
+        if args.graph_command == "export" and not settings.graph_enabled:
+            if not settings.graph_dir.exists():
+                print(
+                    f"mem0-mcp graph: the entity graph is off (MEM0_MCP_GRAPH_ENABLED=false) and "
+                    f"{settings.data_dir} holds none: nothing to export; turn it on with "
+                    "MEM0_MCP_GRAPH_ENABLED=true (relations are extracted on add, with an LLM)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(
+                f"mem0-mcp graph: the graph is off; exporting the one kept in {settings.graph_dir}",
+                file=sys.stderr,
+            )
         if args.graph_command == "export":
             # Export needs neither the embedder nor an LLM: read the store directly.
             graph = GraphMemory.open(settings, embed=_no_embedder, llm=lambda: None).export(scope)

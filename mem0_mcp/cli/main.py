@@ -31,7 +31,17 @@ if TYPE_CHECKING:
 _STARTED = time.perf_counter()
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-COMMANDS = ("serve", "graph", "reindex", "doctor", *MEMORY_COMMANDS, *TRANSFER_COMMANDS, "ui")
+COMMANDS = (
+    "serve",
+    "graph",
+    "reindex",
+    "doctor",
+    *MEMORY_COMMANDS,
+    *TRANSFER_COMMANDS,
+    "ui",
+    "warmup",
+    "install",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     from mem0_mcp.cli.ui import add_ui_parser
 
     add_ui_parser(commands)
+    from mem0_mcp.cli.install import add_install_parser
+    from mem0_mcp.cli.warmup import add_warmup_parser
+
+    add_warmup_parser(commands)
+    add_install_parser(commands)
     assert tuple(commands.choices) == COMMANDS, "COMMANDS lists every subcommand"
     return parser
 
@@ -345,6 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
         parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(commands)}")
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except ConfigError as exc:  # a setting found bad past the first checks: one line, never a traceback
+        print(f"mem0-mcp {args.command}: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "graph":
@@ -369,6 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mem0_mcp.cli.ui import run_ui
 
         return run_ui(args, configure_logging)
+    if args.command == "warmup":
+        from mem0_mcp.cli.warmup import run_warmup
+
+        return run_warmup(args, configure_logging)
+    if args.command == "install":
+        from mem0_mcp.cli.install import run_install
+
+        return run_install(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 from mem0_mcp.embedding.base import resolve_model_path
 from mem0_mcp.embedding.onnx_export import export_model, precheck_folder
@@ -104,9 +104,8 @@ def ensure_exported(model: str, models_dir: Path, *, export: Exporter | None = N
 
     Returns (folder, exported_now). Safe for concurrent processes: exports are serialized by a
     lock file where the platform has one, and always land by renaming a finished temp folder.
-    ``export`` defaults to :func:`export_in_subprocess`, which keeps torch out of this
-    (long-lived) process: importing it and loading the model there would hold ~450 MB more
-    memory until the server restarts. Raises :class:`OnnxUnavailableError` when the model cannot
+    ``export`` runs in this process when given (tests); by default a child interpreter exports
+    and installs (see :func:`_export_in_child`). Raises :class:`OnnxUnavailableError` when the model cannot
     be served (found, prechecked or remembered as refused, or refused by the export now).
     """
     source = resolve_source_folder(model)
@@ -121,37 +120,18 @@ def ensure_exported(model: str, models_dir: Path, *, export: Exporter | None = N
     refused = models_dir / f"{target.name}.refused.json"
     _raise_if_refused_before(refused, source, fingerprint)
     models_dir.mkdir(parents=True, exist_ok=True)
-    with _export_lock(models_dir / f".{target.name}.lock"):
+    with _export_lock(models_dir / f".{target.name}.lock") as lock_fd:
         # Another process may have finished the export while this one waited for the lock.
         reason = cache_problem(target, source, fingerprint)
         if reason is None:
             return target, False
         _raise_if_refused_before(refused, source, fingerprint)
         logger.info("exporting %s to ONNX in %s (%s); this happens once", model, target, reason)
-        _remove_leftovers(models_dir, target.name)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=models_dir))
-        try:
-            try:
-                manifest = (export or export_in_subprocess)(source, tmp, model=model)
-            except OnnxUnavailableError as exc:
-                # The same files would be refused again; remembering it spares every later start
-                # the seconds of loading torch just to fall back to sentence-transformers.
-                write_json(
-                    refused,
-                    {
-                        "format_version": FORMAT_VERSION,
-                        "source_path": str(source),
-                        "source_files": fingerprint,
-                        "environment": export_environment(),
-                        "reason": str(exc),
-                    },
-                )
-                raise
-            manifest["source_files"] = fingerprint
-            write_json(tmp / MANIFEST_FILE, manifest)
-            _install(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if export is None:
+            _export_in_child(model, models_dir, target, lock_fd)
+            manifest = json.loads((target / MANIFEST_FILE).read_text())
+        else:
+            manifest = export_locked(model, models_dir, export)
     logger.info(
         "ONNX export of %s done in %.1fs (min cosine vs sentence-transformers %.6f)",
         model,
@@ -161,11 +141,53 @@ def ensure_exported(model: str, models_dir: Path, *, export: Exporter | None = N
     return target, True
 
 
-def export_in_subprocess(source: Path, out_dir: Path, *, model: str | None = None) -> Manifest:
-    """Run :func:`~mem0_mcp.embedding.onnx_export.export_model` in a child interpreter.
+def export_locked(model: str, models_dir: Path, export: Exporter) -> Manifest:
+    """Export ``model`` into ``models_dir`` for a caller holding its export lock; its manifest.
 
-    Returns its manifest; raises :class:`OnnxUnavailableError` when the child refuses the model
-    and RuntimeError when it fails otherwise.
+    Writes into a temp folder renamed into place, and remembers a refusal (raising
+    :class:`OnnxUnavailableError`) so later starts skip the attempt.
+    """
+    source = resolve_source_folder(model)
+    fingerprint = source_fingerprint(source)
+    target = models_dir / model_slug(model)
+    refused = models_dir / f"{target.name}.refused.json"
+    _remove_leftovers(models_dir, target.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=models_dir))
+    try:
+        try:
+            manifest = export(source, tmp, model=model)
+        except OnnxUnavailableError as exc:
+            # The same files would be refused again; remembering it spares every later start
+            # the seconds of loading torch just to fall back to sentence-transformers.
+            write_json(
+                refused,
+                {
+                    "format_version": FORMAT_VERSION,
+                    "source_path": str(source),
+                    "source_files": fingerprint,
+                    "environment": export_environment(),
+                    "reason": str(exc),
+                },
+            )
+            raise
+        manifest["source_files"] = fingerprint
+        write_json(tmp / MANIFEST_FILE, manifest)
+        _install(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _export_in_child(model: str, models_dir: Path, target: Path, lock_fd: int | None) -> None:
+    """Export in a child interpreter that outlives this process if it has to.
+
+    torch stays out of this (long-lived) process: importing it and loading the model here would
+    hold ~450 MB more until the server restarts. The child inherits the export lock and installs
+    the export itself, in a session of its own and writing to a log file instead of a pipe, so a
+    client that starts this server and quits before the export is done (a short-lived CLI call,
+    a restart) does not lose it: the next start waits on the lock and finds the export done,
+    instead of starting over. Raises :class:`OnnxUnavailableError` when the model was refused,
+    RuntimeError when the child failed otherwise.
     """
     import subprocess
     import sys
@@ -175,24 +197,34 @@ def export_in_subprocess(source: Path, out_dir: Path, *, model: str | None = Non
     # The child must import this same package even when the parent found it through a sys.path
     # tweak (tests, embedding applications) rather than an installation.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "mem0_mcp.embedding.onnx_export", str(source), str(out_dir)]
-    if model is not None:
-        cmd += ["--model", model]
+    log_path = _export_log(models_dir, model)
+    cmd = [sys.executable, "-m", "mem0_mcp.embedding.onnx_cache", model, str(models_dir)]
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.SubprocessError) as exc:
+        with log_path.open("w") as log:
+            child = subprocess.Popen(
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=() if lock_fd is None else (lock_fd,),
+                start_new_session=True,
+            )
+    except OSError as exc:
         # No usable interpreter (a frozen application, say): export here, paying the memory.
         logger.info("ONNX export subprocess unavailable (%s); exporting in this process", exc)
-        return export_model(source, out_dir, model=model)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode == 0 and lines:
-        manifest = json.loads(lines[-1])
-        if isinstance(manifest, dict):
-            return cast(Manifest, manifest)
-    detail = (lines[-1] if lines else "") or proc.stderr.strip()[-2000:] or f"exit status {proc.returncode}"
-    if proc.returncode == EXIT_REFUSED:
+        export_locked(model, models_dir, export_model)
+        return
+    status = child.wait()
+    if status == 0:
+        return
+    try:
+        detail = log_path.read_text(errors="replace").strip().splitlines()[-1]
+    except (OSError, IndexError):
+        detail = f"exit status {status}"
+    if status == EXIT_REFUSED:
         raise OnnxUnavailableError(detail)
-    raise RuntimeError(f"ONNX export of {source} failed: {detail}")
+    raise RuntimeError(f"ONNX export of {model} failed: {detail} (log: {log_path})")
 
 
 def export_environment() -> dict[str, str | None]:
@@ -249,12 +281,14 @@ def cache_problem(target: Path, source: Path, fingerprint: dict[str, list[int]])
 
 
 @contextlib.contextmanager
-def _export_lock(path: Path) -> Iterator[None]:
-    """Lets one process export while the others wait; the kernel drops the lock if it dies."""
+def _export_lock(path: Path) -> Iterator[int | None]:
+    """Lets one process export while the others wait; yields the locked file descriptor (None
+    when not locked), which a child can inherit to keep the lock. The kernel drops the lock when
+    every process holding the descriptor has exited."""
     try:
         import fcntl
     except ImportError:  # Windows: the atomic rename alone keeps the cache consistent
-        yield
+        yield None
         return
     with path.open("a") as fh:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
@@ -266,16 +300,21 @@ def _export_lock(path: Path) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     logger.warning("%s still locked after %.0fs; exporting anyway", path, LOCK_WAIT_SECONDS)
-                    yield
+                    yield None
                     return
                 if not waited:
                     logger.info("waiting for another process to finish the ONNX export (%s)", path)
                     waited = True
                 time.sleep(0.2)
         try:
-            yield
+            yield fh.fileno()
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _export_log(models_dir: Path, model: str) -> Path:
+    """Where the export child writes its output (removed by the child when the export worked)."""
+    return models_dir / f".{model_slug(model)}.export.log"
 
 
 def _remove_leftovers(models_dir: Path, slug: str) -> None:
@@ -301,3 +340,33 @@ def _install(tmp: Path, target: Path) -> None:
         logger.info("another process installed %s first; keeping its export", target)
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The export child (``python -m mem0_mcp.embedding.onnx_cache MODEL MODELS_DIR``), run
+    holding its parent's export lock: exports and installs. Returns 0, :data:`EXIT_REFUSED`
+    when the model is refused (the reason is the last line of the output), 1 on failure."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m mem0_mcp.embedding.onnx_cache")
+    ap.add_argument("model", help="embedder_model setting")
+    ap.add_argument("models_dir", type=Path, help="the export cache folder")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    try:
+        export_locked(args.model, args.models_dir, export_model)
+        # Kept only to explain a failure; an export that worked leaves nothing but itself.
+        _export_log(args.models_dir, args.model).unlink(missing_ok=True)
+    except OnnxUnavailableError as exc:
+        print(str(exc).replace("\n", " "), flush=True)
+        return EXIT_REFUSED
+    except Exception as exc:
+        logger.exception("ONNX export failed")
+        print(f"{type(exc).__name__}: {exc}".replace("\n", " "), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

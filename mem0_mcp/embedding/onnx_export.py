@@ -1,8 +1,8 @@
 """The one-time export of a sentence-transformers folder to ONNX (torch), verified against it.
 
-Run as a child process by :mod:`mem0_mcp.embedding.onnx_cache` (``python -m
-mem0_mcp.embedding.onnx_export SOURCE OUT_DIR``), so torch never stays loaded in the server: the
-manifest, or the reason for a refusal, is the last line on stdout. An export is accepted only if
+Run in a child process by :mod:`mem0_mcp.embedding.onnx_cache`, so torch never stays loaded in
+the server; ``python -m mem0_mcp.embedding.onnx_export SOURCE OUT_DIR`` exports one folder by
+hand (the manifest, or the reason for a refusal, is the last line on stdout). An export is accepted only if
 its vectors, tokenizer included, match sentence-transformers (:data:`MIN_COSINE`).
 """
 

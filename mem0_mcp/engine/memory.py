@@ -441,14 +441,24 @@ class Memory:
     def delete(
         self, memory_id: str, *, scope: Scope | None = None, source: ChangeSource = "api"
     ) -> DeleteResult:
-        """Delete one memory (its history stays). Raises NotFoundError, StoreError."""
+        """Delete one memory (its history stays).
+
+        Idempotent: a memory of ``scope`` whose latest event is a DELETE answers ``deleted=0``
+        ("already deleted"). Raises NotFoundError for an id never stored in ``scope``, StoreError.
+        """
         seen = self.storage.peek_row(memory_id, scope)  # read before the locks: see update
-        with self.storage.writing():
-            row = self.storage.row_for_write(memory_id, scope, seen)
-            self.storage.vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
-            self.storage.history.add(
-                [history_record(row, "DELETE", row["memory"], None, now_iso(), source, before=row)]
-            )
+        try:
+            with self.storage.writing():
+                row = self.storage.row_for_write(memory_id, scope, seen)
+                self.storage.vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
+                self.storage.history.add(
+                    [history_record(row, "DELETE", row["memory"], None, now_iso(), source, before=row)]
+                )
+        except NotFoundError:
+            entries = self.storage.history.get(check.check_memory_id(memory_id))
+            if entries and entries[-1].event == "DELETE" and in_scope(entries[-1].model_dump(), scope):
+                return DeleteResult(deleted=0, message=f"memory {entries[-1].memory_id} was already deleted")
+            raise
         self.storage.after_write(1)
         if self.graph is not None:
             self.graph.forget_memory(row["id"])

@@ -17,6 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from pydantic import Field
 
+from mem0_mcp.config import Settings
 from mem0_mcp.engine.validation import check_text
 from mem0_mcp.errors import Mem0Error
 from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, RestoreResult, SearchResult
@@ -85,6 +86,25 @@ Timestamp = Annotated[
         "importing old chats; default now."
     ),
 ]
+
+# Replaced on each tool by bounded_limit(settings): its maximum is the max_limit setting.
+Limit = Annotated[int | None, Field(ge=1)]
+
+
+def bounded_limit(settings: Settings, what: str) -> Any:
+    """The ``limit`` parameter with the setting's maximum in the schema.
+
+    Set on the tool function after it is defined: annotations here are strings evaluated in
+    module scope, where the settings are not.
+    """
+    return Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=settings.max_limit,
+            description=f"{what} (default {settings.default_limit}, at most {settings.max_limit}).",
+        ),
+    ]
 
 
 def memory_tools(state: ServerState) -> list[Tool]:
@@ -183,9 +203,7 @@ def search_memory_tool(state: ServerState) -> Tool:
         agent_id: AgentId = None,
         run_id: RunId = None,
         filters: Filters = None,
-        limit: Annotated[
-            int | None, Field(ge=1, description="Most results to return (default 10, at most 100).")
-        ] = None,
+        limit: Limit = None,
         threshold: Annotated[
             float | None, Field(ge=0.0, le=1.0, description="Drop results scoring below this (0..1).")
         ] = None,
@@ -203,6 +221,7 @@ def search_memory_tool(state: ServerState) -> Tool:
             include_superseded=include_superseded,
         )
 
+    search_memory.__annotations__["limit"] = bounded_limit(state.settings, "Most results to return")
     return strict_tool(
         search_memory,
         name="search_memory",
@@ -234,7 +253,7 @@ def list_memories_tool(state: ServerState) -> Tool:
         agent_id: AgentId = None,
         run_id: RunId = None,
         filters: Filters = None,
-        limit: Annotated[int | None, Field(ge=1, description="Page size (default 10, at most 100).")] = None,
+        limit: Limit = None,
         cursor: Annotated[
             str | None,
             Field(description="next_cursor from the previous page; leave out for the first page."),
@@ -264,6 +283,7 @@ def list_memories_tool(state: ServerState) -> Tool:
         next_cursor = encode_cursor(page.next_after, query) if page.next_after is not None else None
         return MemoryList(results=page.results, total=page.total, next_cursor=next_cursor)
 
+    list_memories.__annotations__["limit"] = bounded_limit(state.settings, "Page size")
     return strict_tool(
         list_memories,
         name="list_memories",
@@ -310,7 +330,9 @@ def delete_memory_tool(state: ServerState) -> Tool:
         name="delete_memory",
         title="Forget a memory",
         description="Delete one memory by id, e.g. when the user asks you to forget it or it is wrong "
-        "and cannot be corrected. Its history is kept.",
+        "and cannot be corrected. Its history is kept. Safe to repeat: deleting a memory that is "
+        'already deleted answers `deleted: 0` ("already deleted"); an id never stored in your '
+        "scope is an error.",
         annotations=tool_hints(read_only=False, destructive=True, idempotent=True),
     )
 
