@@ -309,7 +309,13 @@ def _history(memory: Memory, settings: Settings, args: argparse.Namespace) -> in
 
 def _stats(memory: Memory, settings: Settings, args: argparse.Namespace) -> int:
     stats = memory.stats()
-    output.print_json(stats) if args.json else output.stats_table(stats)
+    if args.json:
+        output.print_json(stats)
+    else:
+        # The command embeds nothing, so it never loads the model: whether this process has it
+        # loaded says nothing to a person; the model the store was built with does.
+        name = stats.embedder.split(" (")[0]
+        output.stats_table(stats.model_copy(update={"embedder": name}), skip=("embedder_ready",))
     return 0
 
 

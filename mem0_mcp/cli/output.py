@@ -138,14 +138,14 @@ def add_table(result: AddResult) -> None:
         err.print(f"superseded: {', '.join(result.superseded)}")
 
 
-def stats_table(stats: Stats, extra: dict[str, object] | None = None) -> None:
-    """The engine's counts and identity, one line each."""
+def stats_table(stats: Stats, extra: dict[str, object] | None = None, skip: Sequence[str] = ()) -> None:
+    """The engine's counts and identity, one line each (``skip``: fields left out)."""
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column("what", style="bold", no_wrap=True)
     table.add_column("value")
-    for key, value in {**stats.model_dump(), **(extra or {})}.items():
+    for key, value in {**stats.model_dump(exclude=set(skip)), **(extra or {})}.items():
         table.add_row(key.replace("_", " "), escape(str(value)))
     console().print(table)
 
