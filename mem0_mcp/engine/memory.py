@@ -310,7 +310,12 @@ class Memory:
 
     def get(self, memory_id: str, *, scope: Scope | None = None) -> MemoryItem:
         """One memory by id. Raises NotFoundError when it does not exist in ``scope`` (None: any)."""
-        return to_item(self.storage.row(memory_id, scope))
+        # Journaled or in the table, without moving the journal (a journaled row is as added:
+        # an update or delete moves it first).
+        row = self.storage.peek_row(memory_id, scope)
+        if row is None:
+            raise NotFoundError(memory_id)
+        return to_item(row)
 
     def get_all(
         self,
@@ -335,30 +340,49 @@ class Memory:
         scope = check.check_scope("get_all", user_id, agent_id, run_id)
         k = check.check_limit(self.settings, limit)
         offset = check.check_offset(offset)
-        predicate = where(
-            scope,
-            actor_id=check.check_id("actor_id", actor_id),
-            filters=filters,
-            include_superseded=include_superseded,
-        )
-        vectors = self.storage.vectors
-        self.storage.move_journal()
-        try:
-            keys = vectors.query(predicate, columns=("id", "created_at"))
-        except Exception as exc:
-            raise store_error(exc, filters) from exc
-        keys.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
-        rest = keys
+        actor = check.check_id("actor_id", actor_id)
+        mark = None
         if after is not None:
             if isinstance(after, str) or len(after) != 2 or not all(isinstance(a, str) for a in after):
                 raise InvalidInputError("after", "must be the next_after of a page: [created_at, id]")
             mark = (after[0], after[1])
-            rest = [r for r in keys if (r["created_at"], r["id"]) < mark]
+        # A plain listing served by the in-process copy sees journaled adds there (see search).
+        ticket = self.storage.copy_with_journal() if not filters and not actor else None
+        if ticket is not None:
+            page = self._page(
+                ticket.copy.listing(scope.model_dump(), include_superseded), ticket.copy.rows, k, offset, mark
+            )
+            if self.storage.copy_unchanged(ticket):
+                return page
+        predicate = where(scope, actor_id=actor, filters=filters, include_superseded=include_superseded)
+        vectors = self.storage.vectors
+        self.storage.move_journal()
+        try:
+            keys = [
+                (r["created_at"], r["id"]) for r in vectors.query(predicate, columns=("id", "created_at"))
+            ]
+        except Exception as exc:
+            raise store_error(exc, filters) from exc
+
+        def rows_of(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+            return {r["id"]: r for r in vectors.query(f"id IN ({', '.join(sql_str(i) for i in ids)})")}
+
+        return self._page(keys, rows_of, k, offset, mark)
+
+    @staticmethod
+    def _page(
+        keys: list[tuple[str, str]],
+        rows_of: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]],
+        k: int,
+        offset: int,
+        mark: tuple[str, str] | None,
+    ) -> MemoryPage:
+        """The page of ``keys`` ((created_at, id) of every row listed) at ``offset`` after ``mark``."""
+        keys.sort(reverse=True)
+        rest = keys if mark is None else [key for key in keys if key < mark]
         window = rest[offset : offset + k]
-        page_ids = [r["id"] for r in window]
-        rows = {}
-        if page_ids:
-            rows = {r["id"]: r for r in vectors.query(f"id IN ({', '.join(sql_str(i) for i in page_ids)})")}
+        page_ids = [key[1] for key in window]
+        rows = rows_of(page_ids) if page_ids else {}
         items = [to_item(rows[i]) for i in page_ids if i in rows]
         more = offset + k < len(rest)
         last = window[-1] if window else None
@@ -366,8 +390,8 @@ class Memory:
             results=items,
             total=len(keys),
             offset=offset,
-            next_offset=offset + k if more and after is None else None,
-            next_after=[last["created_at"], last["id"]] if more and last is not None else None,
+            next_offset=offset + k if more and mark is None else None,
+            next_after=[last[0], last[1]] if more and last is not None else None,
         )
 
     def history(self, memory_id: str, *, scope: Scope | None = None) -> list[HistoryEntry]:

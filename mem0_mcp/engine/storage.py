@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from mem0_mcp.engine.validation import check_memory_id
 from mem0_mcp.engine.write_behind import JournalMover, move_journal
 from mem0_mcp.errors import NotFoundError, StoreError
 from mem0_mcp.models import Scope
+from mem0_mcp.stores.dense_cache import DenseCache
 from mem0_mcp.stores.filters import compile_filters, scope_clause, sql_str
 from mem0_mcp.stores.history import HistoryStore
 from mem0_mcp.stores.locks import WriteLock
@@ -31,6 +33,14 @@ logger = logging.getLogger(__name__)
 INDEX_EVERY_COMMITS = 32
 # What changes in a row whenever it is written (updated_at always): equal, the row is the same.
 _STAMP = ("memory", "updated_at", "superseded_at", "superseded_by")
+
+
+@dataclass(frozen=True)
+class CopyTicket:
+    """The in-process copy a read is served from, and its generation when the read began."""
+
+    copy: DenseCache
+    generation: int
 
 
 class Storage:
@@ -141,6 +151,38 @@ class Storage:
                 problem.reason,
                 self.settings.history_path,
             )
+
+    # ------------------------------------------------------------------ reads beside the journal
+    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+        """Show rows this process just journaled to reads served by the in-process copy, before
+        they reach the table (the caller holds the journal lock and has committed them)."""
+        copy = self.vectors.copy
+        if copy is not None:
+            copy.stage(rows, vectors)
+
+    def copy_with_journal(self) -> CopyTicket | None:
+        """The in-process copy, when it holds every journaled row (this process stages its own
+        adds there): a plain read served by it needs no journal move, so it never waits for the
+        write lock. None when it lacks one (another process's add, a reload since): the reader
+        moves the journal and reads as before. After reading, ``copy_unchanged`` must hold, or
+        the copy was reloaded meanwhile (staged rows dropped) and the read is repeated so.
+
+        Scope, superseded rows and the rows' current state are the copy's: a staged row is
+        updated, superseded or deleted there as in the table (each of those moves it first).
+        """
+        if not self.settings.write_behind:
+            return None
+        pending = self.history.pending_ids()  # before the copy: what it must hold by now
+        copy = self.vectors.current_copy()
+        if copy is None:
+            return None
+        ticket = CopyTicket(copy, copy.generation)
+        return ticket if copy.holds(pending) else None
+
+    def copy_unchanged(self, ticket: CopyTicket) -> bool:
+        """Whether reads since ``ticket`` were served by its copy, not a reloaded one."""
+        copy = ticket.copy
+        return self.vectors.copy is copy and copy.version is not None and copy.generation == ticket.generation
 
     # ------------------------------------------------------------------ compaction
     def after_write(self, count: int) -> None:

@@ -449,6 +449,10 @@ class VectorStore:
         cache = self._current_cache()
         return None if cache is None else cache.rows([memory_id]).get(memory_id)
 
+    def current_copy(self) -> DenseCache | None:
+        """The in-process copy, caught up with the table; None when it cannot serve."""
+        return self._current_cache()
+
     def cached_rows(self, ids: Sequence[str]) -> dict[str, dict]:
         """Result columns of live rows of the in-process copy, by id (absent ids are left out)."""
         return self._cache.rows(ids) if self._cache is not None else {}
