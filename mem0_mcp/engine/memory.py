@@ -20,6 +20,7 @@ from mem0_mcp.clock import now_iso, parse_time
 from mem0_mcp.config import Settings
 from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine import validation as check
+from mem0_mcp.engine.changes import Change, ChangeGroups
 from mem0_mcp.engine.inferred import apply_plan, inferred_result, plan_add
 from mem0_mcp.engine.restore import restore
 from mem0_mcp.engine.rows import ChangeSource, embed_inputs, history_record, in_scope, text_change, to_item
@@ -78,6 +79,7 @@ class Memory:
         self._llm = llm if llm is not None else build_llm(settings)
         self._pipeline: MemoryPipeline | None = None
         self._searcher = Searcher(self.storage, self._embed)
+        self._changes = ChangeGroups(self.storage)
         self._dimension_checked = False
         self._graph: GraphMemory | None = None  # built on first use
         self._graph_init = threading.Lock()
@@ -441,39 +443,16 @@ class Memory:
         if new_text is not None:
             _, inputs = text_change(seen or self.storage.row(memory_id, scope), new_text)
             vector = embed_inputs([inputs], self._embed, self.settings.context_vectors)[0]
-        with self.storage.writing():
-            row = self.storage.row_for_write(memory_id, scope, seen)
-            values: dict[str, Any] = {"updated_at": now_iso()}
-            if new_meta is not None:
-                values["metadata"] = new_meta
-            changed_text = new_text is not None and new_text != row["memory"]
-            if changed_text and new_text is not None:
-                # Recomputed from the row read under the lock: its neighbours are the stored ones.
-                fields, _ = text_change(row, new_text)
-                values.update(fields, vector=vector)
-            if not changed_text and new_meta is None:
-                return to_item(row)
-            self.storage.vectors.update(row["id"], values)
-            new = new_text if changed_text else row["memory"]
-            self.storage.history.add(
-                [history_record(row, "UPDATE", row["memory"], new, values["updated_at"], source, before=row)]
-            )
-        self.storage.after_write(1)
-        # The row as written (reading it back would queue for the write lock again).
-        return to_item({**row, **values})
+        # Written with the other changes waiting for the write lock, in one commit (see changes).
+        change = Change(memory_id, scope, seen, source, text=new_text, metadata=new_meta, vector=vector)
+        return to_item(self._changes.commit(change))
 
     def delete(
         self, memory_id: str, *, scope: Scope | None = None, source: ChangeSource = "api"
     ) -> DeleteResult:
         """Delete one memory (its history stays). Raises NotFoundError, StoreError."""
         seen = self.storage.peek_row(memory_id, scope)  # read before the locks: see update
-        with self.storage.writing():
-            row = self.storage.row_for_write(memory_id, scope, seen)
-            self.storage.vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
-            self.storage.history.add(
-                [history_record(row, "DELETE", row["memory"], None, now_iso(), source, before=row)]
-            )
-        self.storage.after_write(1)
+        row = self._changes.commit(Change(memory_id, scope, seen, source, delete=True))
         if self.graph is not None:
             self.graph.forget_memory(row["id"])
         return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")

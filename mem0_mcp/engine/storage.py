@@ -243,7 +243,7 @@ class Storage:
     def row_for_write(
         self, memory_id: Any, scope: Scope | None, seen: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """``row`` for a caller holding both locks that changes this one row in the table.
+        """``row`` for a caller holding the write lock that changes this one row in the table.
 
         Moves the journal only when this memory's add is still in it: a row already in the table
         is changed by id, so the other journaled adds can wait for the mover (each move is a
@@ -255,7 +255,8 @@ class Storage:
         """
         key = check_memory_id(memory_id)
         if self.history.pending_row(key) is not None:
-            self.move_journal_locked()
+            with self.journal_lock.hold():  # held already by a caller of writing()
+                self.move_journal_locked()
             seen = None  # read as journaled: its table row is the one to change
         if seen is not None and seen.get("id") == key:
             now = self.vectors.current_row(key)
