@@ -20,6 +20,7 @@ from mem0_mcp.clock import now_iso, parse_time
 from mem0_mcp.config import Settings
 from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine import validation as check
+from mem0_mcp.engine.changes import Change, ChangeGroups
 from mem0_mcp.engine.inferred import apply_plan, inferred_result, plan_add
 from mem0_mcp.engine.restore import restore
 from mem0_mcp.engine.rows import ChangeSource, embed_inputs, history_record, in_scope, text_change, to_item
@@ -78,6 +79,7 @@ class Memory:
         self._llm = llm if llm is not None else build_llm(settings)
         self._pipeline: MemoryPipeline | None = None
         self._searcher = Searcher(self.storage, self._embed)
+        self._changes = ChangeGroups(self.storage)
         self._dimension_checked = False
         self._graph: GraphMemory | None = None  # built on first use
         self._graph_init = threading.Lock()
@@ -310,7 +312,12 @@ class Memory:
 
     def get(self, memory_id: str, *, scope: Scope | None = None) -> MemoryItem:
         """One memory by id. Raises NotFoundError when it does not exist in ``scope`` (None: any)."""
-        return to_item(self.storage.row(memory_id, scope))
+        # Journaled or in the table, without moving the journal (a journaled row is as added:
+        # an update or delete moves it first).
+        row = self.storage.peek_row(memory_id, scope)
+        if row is None:
+            raise NotFoundError(memory_id)
+        return to_item(row)
 
     def get_all(
         self,
@@ -335,30 +342,49 @@ class Memory:
         scope = check.check_scope("get_all", user_id, agent_id, run_id)
         k = check.check_limit(self.settings, limit)
         offset = check.check_offset(offset)
-        predicate = where(
-            scope,
-            actor_id=check.check_id("actor_id", actor_id),
-            filters=filters,
-            include_superseded=include_superseded,
-        )
-        vectors = self.storage.vectors
-        self.storage.move_journal()
-        try:
-            keys = vectors.query(predicate, columns=("id", "created_at"))
-        except Exception as exc:
-            raise store_error(exc, filters) from exc
-        keys.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
-        rest = keys
+        actor = check.check_id("actor_id", actor_id)
+        mark = None
         if after is not None:
             if isinstance(after, str) or len(after) != 2 or not all(isinstance(a, str) for a in after):
                 raise InvalidInputError("after", "must be the next_after of a page: [created_at, id]")
             mark = (after[0], after[1])
-            rest = [r for r in keys if (r["created_at"], r["id"]) < mark]
+        # A plain listing served by the in-process copy sees journaled adds there (see search).
+        ticket = self.storage.copy_with_journal() if not filters and not actor else None
+        if ticket is not None:
+            page = self._page(
+                ticket.copy.listing(scope.model_dump(), include_superseded), ticket.copy.rows, k, offset, mark
+            )
+            if self.storage.copy_unchanged(ticket):
+                return page
+        predicate = where(scope, actor_id=actor, filters=filters, include_superseded=include_superseded)
+        vectors = self.storage.vectors
+        self.storage.move_journal()
+        try:
+            keys = [
+                (r["created_at"], r["id"]) for r in vectors.query(predicate, columns=("id", "created_at"))
+            ]
+        except Exception as exc:
+            raise store_error(exc, filters) from exc
+
+        def rows_of(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+            return {r["id"]: r for r in vectors.query(f"id IN ({', '.join(sql_str(i) for i in ids)})")}
+
+        return self._page(keys, rows_of, k, offset, mark)
+
+    @staticmethod
+    def _page(
+        keys: list[tuple[str, str]],
+        rows_of: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]],
+        k: int,
+        offset: int,
+        mark: tuple[str, str] | None,
+    ) -> MemoryPage:
+        """The page of ``keys`` ((created_at, id) of every row listed) at ``offset`` after ``mark``."""
+        keys.sort(reverse=True)
+        rest = keys if mark is None else [key for key in keys if key < mark]
         window = rest[offset : offset + k]
-        page_ids = [r["id"] for r in window]
-        rows = {}
-        if page_ids:
-            rows = {r["id"]: r for r in vectors.query(f"id IN ({', '.join(sql_str(i) for i in page_ids)})")}
+        page_ids = [key[1] for key in window]
+        rows = rows_of(page_ids) if page_ids else {}
         items = [to_item(rows[i]) for i in page_ids if i in rows]
         more = offset + k < len(rest)
         last = window[-1] if window else None
@@ -366,8 +392,8 @@ class Memory:
             results=items,
             total=len(keys),
             offset=offset,
-            next_offset=offset + k if more and after is None else None,
-            next_after=[last["created_at"], last["id"]] if more and last is not None else None,
+            next_offset=offset + k if more and mark is None else None,
+            next_after=[last[0], last[1]] if more and last is not None else None,
         )
 
     def history(self, memory_id: str, *, scope: Scope | None = None) -> list[HistoryEntry]:
@@ -417,26 +443,9 @@ class Memory:
         if new_text is not None:
             _, inputs = text_change(seen or self.storage.row(memory_id, scope), new_text)
             vector = embed_inputs([inputs], self._embed, self.settings.context_vectors)[0]
-        with self.storage.writing():
-            row = self.storage.row_for_write(memory_id, scope, seen)
-            values: dict[str, Any] = {"updated_at": now_iso()}
-            if new_meta is not None:
-                values["metadata"] = new_meta
-            changed_text = new_text is not None and new_text != row["memory"]
-            if changed_text and new_text is not None:
-                # Recomputed from the row read under the lock: its neighbours are the stored ones.
-                fields, _ = text_change(row, new_text)
-                values.update(fields, vector=vector)
-            if not changed_text and new_meta is None:
-                return to_item(row)
-            self.storage.vectors.update(row["id"], values)
-            new = new_text if changed_text else row["memory"]
-            self.storage.history.add(
-                [history_record(row, "UPDATE", row["memory"], new, values["updated_at"], source, before=row)]
-            )
-        self.storage.after_write(1)
-        # The row as written (reading it back would queue for the write lock again).
-        return to_item({**row, **values})
+        # Written with the other changes waiting for the write lock, in one commit (see changes).
+        change = Change(memory_id, scope, seen, source, text=new_text, metadata=new_meta, vector=vector)
+        return to_item(self._changes.commit(change))
 
     def delete(
         self, memory_id: str, *, scope: Scope | None = None, source: ChangeSource = "api"
@@ -448,18 +457,12 @@ class Memory:
         """
         seen = self.storage.peek_row(memory_id, scope)  # read before the locks: see update
         try:
-            with self.storage.writing():
-                row = self.storage.row_for_write(memory_id, scope, seen)
-                self.storage.vectors.delete(f"id = {sql_str(row['id'])}", ids=[row["id"]])
-                self.storage.history.add(
-                    [history_record(row, "DELETE", row["memory"], None, now_iso(), source, before=row)]
-                )
+            row = self._changes.commit(Change(memory_id, scope, seen, source, delete=True))
         except NotFoundError:
             entries = self.storage.history.get(check.check_memory_id(memory_id))
             if entries and entries[-1].event == "DELETE" and in_scope(entries[-1].model_dump(), scope):
                 return DeleteResult(deleted=0, message=f"memory {entries[-1].memory_id} was already deleted")
             raise
-        self.storage.after_write(1)
         if self.graph is not None:
             self.graph.forget_memory(row["id"])
         return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")

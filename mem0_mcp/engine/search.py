@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from mem0_mcp.engine.current import asks_present, current_first
 from mem0_mcp.engine.ranking import dense_query, fuse, words
 from mem0_mcp.engine.rows import EmbedFn, to_item
-from mem0_mcp.engine.storage import Storage
+from mem0_mcp.engine.storage import CopyTicket, Storage
 from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, StoreError
 from mem0_mcp.models import MemoryItem, Scope, SearchResult
 from mem0_mcp.stores.filters import sql_str
@@ -64,8 +64,25 @@ class Searcher:
         Raises InvalidInputError for filters the stored values cannot satisfy, StoreError when
         a store fails.
         """
+        # A plain search served by the in-process copy sees journaled adds there: no journal
+        # move, so no wait for the write lock behind updates, deletes and moves.
+        ticket = self.storage.copy_with_journal() if req.plain else None
+        if ticket is None:
+            self.storage.move_journal()
+        found = self._search(req, graph_search, ticket)
+        if found is None:
+            # The copy stopped serving, or was reloaded, during the read: journaled rows may be
+            # missing from it. Read again as every other read does.
+            self.storage.move_journal()
+            found = self._search(req, graph_search, None)
+        assert found is not None
+        return found
+
+    def _search(
+        self, req: SearchRequest, graph_search: GraphSearch | None, ticket: CopyTicket | None
+    ) -> SearchResult | None:
+        """The search; None when ``ticket``'s copy did not serve all of it."""
         vectors = self.storage.vectors
-        self.storage.move_journal()
         if vectors.table is None:
             return SearchResult()
         settings = self.storage.settings
@@ -118,6 +135,8 @@ class Searcher:
                 text_future.cancel()
             raise store_error(exc, req.filters) from exc
         assert text is not None
+        if ticket is not None and not (from_copy and self.storage.copy_unchanged(ticket)):
+            return None
         ranked = fuse(dense, text, vector_weight=settings.vector_weight, query=req.query)
         if req.threshold:
             ranked = [c for c in ranked if c.relevance >= req.threshold]
@@ -141,11 +160,15 @@ class Searcher:
         in_list = ", ".join(sql_str(str(r["id"])) for r in rows)
         # Facts only: a turn of a conversation (stored with its neighbours) tells what was said
         # then, not how things are; those keep their rank.
+        found = self.storage.vectors.query(f"id IN ({in_list})", columns=("id", "context", "vector"))
         vectors = {
-            str(r["id"]): np.asarray(r["vector"], dtype=np.float32)
-            for r in self.storage.vectors.query(f"id IN ({in_list})", columns=("id", "context", "vector"))
-            if not r.get("context")
+            str(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in found if not r.get("context")
         }
+        # Rows still journaled (a search served by the in-process copy does not move them).
+        missing = [str(r["id"]) for r in rows if str(r["id"]) not in {str(f["id"]) for f in found}]
+        for pending in self.storage.history.pending_of(missing) if missing else []:
+            if not pending.row.get("context"):
+                vectors[str(pending.row["id"])] = pending.vector
         items = []
         for row, newer in current_first(rows, vectors, self.storage.settings.related_threshold):
             item = to_item(row, score[str(row["id"])])

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from mem0_mcp.engine.validation import check_memory_id
 from mem0_mcp.engine.write_behind import JournalMover, move_journal
 from mem0_mcp.errors import NotFoundError, StoreError
 from mem0_mcp.models import Scope
+from mem0_mcp.stores.dense_cache import DenseCache
 from mem0_mcp.stores.filters import compile_filters, scope_clause, sql_str
 from mem0_mcp.stores.history import HistoryStore
 from mem0_mcp.stores.locks import WriteLock
@@ -31,6 +33,14 @@ logger = logging.getLogger(__name__)
 INDEX_EVERY_COMMITS = 32
 # What changes in a row whenever it is written (updated_at always): equal, the row is the same.
 _STAMP = ("memory", "updated_at", "superseded_at", "superseded_by")
+
+
+@dataclass(frozen=True)
+class CopyTicket:
+    """The in-process copy a read is served from, and its generation when the read began."""
+
+    copy: DenseCache
+    generation: int
 
 
 class Storage:
@@ -70,6 +80,7 @@ class Storage:
         self._commits_since_index = 0
         self._optimizing = threading.Lock()
         self._move_gate = threading.Lock()
+        self._dimension: tuple[Any, int] | None = None  # (table object, its vector dimension)
         self.mover = JournalMover(self.move_journal)
         # The stores checked against each other, one warning line per problem (`mem0-mcp doctor`
         # prints the same and repairs what it can).
@@ -128,7 +139,7 @@ class Storage:
     def quarantine_unreplayable(self) -> None:
         """Set journal rows that cannot enter the table aside (kept, never dropped): otherwise
         one bad row would fail every read and write after it. The caller holds both locks."""
-        bad = self.history.unreplayable(journal_dimension(self.settings, self.vectors))
+        bad = self.history.unreplayable(self.table_dimension())
         if not bad:
             return
         self.history.quarantine(bad, now_iso())
@@ -141,6 +152,49 @@ class Storage:
                 problem.reason,
                 self.settings.history_path,
             )
+
+    def table_dimension(self) -> int | None:
+        """``journal_dimension``, read once per table (it reads the table's schema: 3-7 ms
+        under load, on every move, under both locks)."""
+        tbl = self.vectors.table
+        known = self._dimension
+        if tbl is not None and known is not None and known[0] is tbl:
+            return known[1]
+        dimension = journal_dimension(self.settings, self.vectors)
+        self._dimension = (tbl, dimension) if tbl is not None and dimension is not None else None
+        return dimension
+
+    # ------------------------------------------------------------------ reads beside the journal
+    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+        """Show rows this process just journaled to reads served by the in-process copy, before
+        they reach the table (the caller holds the journal lock and has committed them)."""
+        copy = self.vectors.copy
+        if copy is not None:
+            copy.stage(rows, vectors)
+
+    def copy_with_journal(self) -> CopyTicket | None:
+        """The in-process copy, when it holds every journaled row (this process stages its own
+        adds there): a plain read served by it needs no journal move, so it never waits for the
+        write lock. None when it lacks one (another process's add, a reload since): the reader
+        moves the journal and reads as before. After reading, ``copy_unchanged`` must hold, or
+        the copy was reloaded meanwhile (staged rows dropped) and the read is repeated so.
+
+        Scope, superseded rows and the rows' current state are the copy's: a staged row is
+        updated, superseded or deleted there as in the table (each of those moves it first).
+        """
+        if not self.settings.write_behind:
+            return None
+        pending = self.history.pending_ids()  # before the copy: what it must hold by now
+        copy = self.vectors.current_copy()
+        if copy is None:
+            return None
+        ticket = CopyTicket(copy, copy.generation)
+        return ticket if copy.holds(pending) else None
+
+    def copy_unchanged(self, ticket: CopyTicket) -> bool:
+        """Whether reads since ``ticket`` were served by its copy, not a reloaded one."""
+        copy = ticket.copy
+        return self.vectors.copy is copy and copy.version is not None and copy.generation == ticket.generation
 
     # ------------------------------------------------------------------ compaction
     def after_write(self, count: int) -> None:
@@ -201,7 +255,7 @@ class Storage:
     def row_for_write(
         self, memory_id: Any, scope: Scope | None, seen: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """``row`` for a caller holding both locks that changes this one row in the table.
+        """``row`` for a caller holding the write lock that changes this one row in the table.
 
         Moves the journal only when this memory's add is still in it: a row already in the table
         is changed by id, so the other journaled adds can wait for the mover (each move is a
@@ -213,7 +267,8 @@ class Storage:
         """
         key = check_memory_id(memory_id)
         if self.history.pending_row(key) is not None:
-            self.move_journal_locked()
+            with self.journal_lock.hold():  # held already by a caller of writing()
+                self.move_journal_locked()
             seen = None  # read as journaled: its table row is the one to change
         if seen is not None and seen.get("id") == key:
             now = self.vectors.current_row(key)

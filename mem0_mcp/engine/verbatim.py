@@ -115,6 +115,7 @@ def add_verbatim(
                     added, pending=list(zip(new_rows, vectors[keep], strict=True)), now=created
                 )
                 journaled = True
+                storage.stage(new_rows, vectors[keep])
             else:
                 storage.vectors.add(new_rows, vectors[keep])
                 storage.history.add(added)

@@ -10,6 +10,7 @@ serves only plain scope searches (no metadata filters).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -55,6 +56,9 @@ class DenseCache:
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
         self._text = TextIndex()
+        # Ids of rows this process journaled (write-behind) and put here before they reach the
+        # table: reads served from the copy see them without moving the journal.
+        self._staged: set[str] = set()
 
     # --- loading
     def live_ids(self) -> list[str]:
@@ -104,6 +108,7 @@ class DenseCache:
             self._index = {}
             self._by_hash = {}
             self._text = TextIndex()
+            self._staged = set()
             self._ivf = None
             self._generation += 1
             self._append_locked(found, vectors)
@@ -163,6 +168,11 @@ class DenseCache:
         self._matrix[start:need] = vectors
         for i, row in enumerate(rows):
             pos = start + i
+            earlier = self._index.get(row["id"])
+            if earlier is not None:
+                # A staged row another process moved into the table (read back by catch_up):
+                # one id, one live position.
+                self._alive[earlier] = False
             self._alive[pos] = True
             self._superseded[pos] = bool(row.get("superseded_at"))
             for c in SCOPE:
@@ -229,13 +239,35 @@ class DenseCache:
             if self._n + len(rows) > self.max_rows:
                 self.version = None
                 return
-            import json
-
-            prepared = [
-                {**r, "metadata": json.dumps(r.get("metadata") or {}, separators=(",", ":"))} for r in rows
-            ]
-            self._append_locked(prepared, np.asarray(vectors, dtype=np.float32))
+            # Rows staged at their add are here already, as the table now has them.
+            keep = [i for i, r in enumerate(rows) if r["id"] not in self._staged]
+            self._staged.difference_update(r["id"] for r in rows)
+            if keep:
+                self._append_locked(
+                    [_prepared(rows[i]) for i in keep], np.asarray(vectors, dtype=np.float32)[keep]
+                )
             self.version = version
+
+    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> bool:
+        """Hold rows journaled by this process before they reach the table (write-behind), so
+        reads served from the copy see them. False when the copy is stale or full: then reads
+        move the journal first, as they must for any row the copy lacks."""
+        with self._lock:
+            if self.version is None or self._n + len(rows) > self.max_rows:
+                return False
+            self._append_locked([_prepared(r) for r in rows], np.asarray(vectors, dtype=np.float32))
+            self._staged.update(r["id"] for r in rows)
+            return True
+
+    def holds(self, ids: Sequence[str]) -> bool:
+        """Whether every one of ``ids`` is a row of the copy (live or superseded)."""
+        with self._lock:
+            return self.version is not None and all(i in self._index for i in ids)
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every reload (staged rows are dropped by one)."""
+        return self._generation
 
     def update(self, memory_id: str, values: Mapping[str, Any], version: int) -> None:
         with self._lock:
@@ -403,6 +435,15 @@ class DenseCache:
                         break
             return found
 
+    def listing(self, scope: Mapping[str, str | None], include_superseded: bool) -> list[tuple[str, str]]:
+        """(created_at, id) of every row a plain scope listing shows (the same mask as search)."""
+        with self._lock:
+            mask = self._mask_locked(scope, include_superseded)
+            if mask is None:
+                return []
+            created, ids = self._cols["created_at"], self._cols["id"]
+            return [(created[p], ids[p]) for p in np.flatnonzero(mask)]
+
     def rows(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self._lock:
             out = {}
@@ -411,6 +452,11 @@ class DenseCache:
                 if pos is not None and self._alive[pos]:
                     out[memory_id] = {c: self._cols[c][pos] for c in COLUMNS}
             return out
+
+
+def _prepared(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as the copy holds it: metadata as the JSON text the table returns."""
+    return {**row, "metadata": json.dumps(row.get("metadata") or {}, separators=(",", ":"))}
 
 
 def _capacity(rows: int) -> int:

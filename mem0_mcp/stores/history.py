@@ -258,6 +258,28 @@ class HistoryStore:
             for seq, row, vector, attempts in found
         ]
 
+    def pending_ids(self) -> list[str]:
+        """The ids of every journaled row, every process's."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT memory_id FROM pending_rows").fetchall()]
+
+    def pending_of(self, ids: Sequence[str]) -> list[PendingRow]:
+        """The journaled rows of these ids (those still in the journal)."""
+        unique = sorted(set(ids))
+        found = []
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                found += self._conn.execute(
+                    f"SELECT seq, row, vector, attempts FROM pending_rows WHERE memory_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+        return [
+            PendingRow(seq, json.loads(row), np.frombuffer(vector, dtype=np.float32), attempts)
+            for seq, row, vector, attempts in found
+        ]
+
     def pending_watermark(self) -> int | None:
         """The newest journaled row's sequence number (None when the journal is empty)."""
         with self._lock:

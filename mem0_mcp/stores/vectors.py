@@ -201,19 +201,21 @@ class VectorStore:
 
     # --- writes (callers hold the write lock)
     def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
-        dimension = int(vectors.shape[1])
-        tbl = self.ensure_table(dimension)
-        # Built against our own schema, not the table's: the table reports the JSON column in its
-        # storage type, and plain bytes written there would not be parsed as JSON.
-        schema = memory_schema(dimension)
-        data = {c: [r.get(c) for r in rows] for c in ROW_COLUMNS}
-        data["metadata"] = [json.dumps(r.get("metadata") or {}) for r in rows]
-        arrays = [pa.array(data[c], type=schema.field(c).type) for c in ROW_COLUMNS]
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
-        arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimension))
+        tbl = self.ensure_table(int(vectors.shape[1]))
         with self._cache_io:
-            after = _version_of(tbl.add(pa.Table.from_arrays(arrays, schema=schema)), tbl)
+            after = _version_of(tbl.add(_arrow(rows, vectors)), tbl)
             if self._cache is not None and self._cache.follows(after):
+                self._cache.add(rows, vectors, after)
+                self._note_own_write(after)
+
+    def replace(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+        """Rewrite whole rows by id (metadata a dict) in one commit."""
+        tbl = self.table
+        with self._cache_io:
+            merged = tbl.merge_insert("id").when_matched_update_all().execute(_arrow(rows, vectors))
+            after = _version_of(merged, tbl)
+            if self._cache is not None and self._cache.follows(after):
+                self._cache.delete([r["id"] for r in rows], after)
                 self._cache.add(rows, vectors, after)
                 self._note_own_write(after)
 
@@ -449,6 +451,10 @@ class VectorStore:
         cache = self._current_cache()
         return None if cache is None else cache.rows([memory_id]).get(memory_id)
 
+    def current_copy(self) -> DenseCache | None:
+        """The in-process copy, caught up with the table; None when it cannot serve."""
+        return self._current_cache()
+
     def cached_rows(self, ids: Sequence[str]) -> dict[str, dict]:
         """Result columns of live rows of the in-process copy, by id (absent ids are left out)."""
         return self._cache.rows(ids) if self._cache is not None else {}
@@ -574,6 +580,18 @@ class VectorStore:
                 )
         except Exception as exc:
             logger.warning("optimizing the memory table failed (will retry later): %s", exc)
+
+
+def _arrow(rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> pa.Table:
+    # Our own schema, not the table's (which reports the JSON column in its storage type).
+    dimension = int(vectors.shape[1])
+    schema = memory_schema(dimension)
+    data = {c: [r.get(c) for r in rows] for c in ROW_COLUMNS}
+    data["metadata"] = [json.dumps(r.get("metadata") or {}) for r in rows]
+    arrays = [pa.array(data[c], type=schema.field(c).type) for c in ROW_COLUMNS]
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
+    arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimension))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _version_of(result: Any, tbl: Any) -> int:

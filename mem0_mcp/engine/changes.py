@@ -1,0 +1,177 @@
+"""Updates and deletes committed in groups: one LanceDB commit for every change waiting.
+
+Each update or delete is a LanceDB commit under the write lock (40-80 ms on 2 busy cores), and
+under load every other writer queued behind each one (16 HTTP clients: update p50 4-7x an
+add's). A change is prepared outside the lock (its row read, its text embedded), then queued;
+the first caller to get the group lock takes every change queued by then and writes them under
+the write lock together: the rows replaced in one commit, the deleted ones in one more, their
+history in one transaction. Each caller returns once its change is written, or raises what its
+own change raised: nothing is acknowledged before it is in the table, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mem0_mcp.clock import now_iso
+from mem0_mcp.engine.rows import ChangeSource, HistoryRecord, history_record, in_scope, text_change
+from mem0_mcp.engine.storage import Storage
+from mem0_mcp.engine.validation import check_memory_id
+from mem0_mcp.errors import NotFoundError
+from mem0_mcp.models import Scope
+from mem0_mcp.stores.filters import sql_str
+
+
+@dataclass
+class Change:
+    """One update (new text and/or metadata, the text's vector) or delete of one memory."""
+
+    memory_id: Any
+    scope: Scope | None
+    seen: dict[str, Any] | None  # the row as read before the locks (see Storage.row_for_write)
+    source: ChangeSource
+    delete: bool = False
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    vector: np.ndarray | None = None
+    # Set when written: the row as it is now (as found, when the update changed nothing).
+    row: dict[str, Any] | None = None
+    changed: bool = False
+    error: BaseException | None = None
+    done: bool = False
+
+
+class ChangeGroups:
+    """The queue of changes waiting for the write lock, and the one writing them."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._queue: list[Change] = []
+        self._queue_lock = threading.Lock()
+        self._writer = threading.Lock()
+
+    def commit(self, change: Change) -> dict[str, Any]:
+        """Write ``change`` (with whatever else is queued); the row as written, or as found when
+        an update changed nothing. Raises NotFoundError, StoreError: its own change's error."""
+        with self._queue_lock:
+            self._queue.append(change)
+        with self._writer:
+            if not change.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        if change.error is not None:
+            raise change.error
+        assert change.row is not None
+        return change.row
+
+    def _write(self, batch: list[Change]) -> None:
+        written = 0
+        try:
+            # The write lock alone: journaled adds (the journal lock) go on meanwhile. A change
+            # of a journaled row takes the journal lock too, to move the journal first.
+            with self.storage.write_lock.hold():
+                written = self._write_locked(batch)
+        except BaseException as exc:
+            for change in batch:
+                if not change.done:
+                    change.error = exc
+        finally:
+            for change in batch:
+                change.done = True
+        if written:
+            self.storage.after_write(written)
+
+    def _write_locked(self, batch: list[Change]) -> int:
+        """Apply the batch in order (a later change of the same id sees the earlier one)."""
+        now = now_iso()
+        state: dict[str, dict[str, Any] | None] = {}  # id -> row after this batch's changes (None: gone)
+        replaced: dict[str, Replaced] = {}
+        deleted: list[str] = []
+        records: list[HistoryRecord] = []
+        for change in batch:
+            try:
+                key = check_memory_id(change.memory_id)
+                if key in state:
+                    row = state[key]
+                    if row is None or not in_scope(row, change.scope):
+                        raise NotFoundError(change.memory_id)
+                else:
+                    row = self.storage.row_for_write(change.memory_id, change.scope, change.seen)
+            except Exception as exc:  # this change's own error (a wrong id, a failed read)
+                change.error = exc
+                continue
+            if change.delete:
+                replaced.pop(key, None)
+                deleted.append(key)
+                state[key] = None
+                records.append(
+                    history_record(row, "DELETE", row["memory"], None, now, change.source, before=row)
+                )
+                change.row, change.changed = row, True
+                continue
+            earlier = replaced.get(key)
+            values: dict[str, Any] = {**(earlier.values if earlier else {}), "updated_at": now}
+            if change.metadata is not None:
+                values["metadata"] = change.metadata
+            changed_text = change.text is not None and change.text != row["memory"]
+            if changed_text and change.text is not None:
+                # Recomputed from the row read under the lock: its neighbours are the stored ones.
+                fields, _ = text_change(row, change.text)
+                values.update(fields, vector=change.vector)
+            if not changed_text and change.metadata is None:
+                change.row = row
+                continue
+            new = {**plain(row), **{k: v for k, v in values.items() if k != "vector"}}
+            replaced[key] = Replaced(new, values)
+            state[key] = new
+            records.append(
+                history_record(row, "UPDATE", row["memory"], new["memory"], now, change.source, before=row)
+            )
+            change.row, change.changed = new, True
+        self._store(list(replaced.values()), deleted)
+        self.storage.history.add(records)
+        return len(replaced) + len(deleted)
+
+    def _store(self, replaced: list[Replaced], deleted: list[str]) -> None:
+        vectors = self.storage.vectors
+        if len(replaced) == 1:
+            # One row: an update by id costs half a merge (5 ms against 9.5 ms at 5k rows).
+            vectors.update(replaced[0].row["id"], replaced[0].values)
+        elif replaced:
+            missing = [r.row["id"] for r in replaced if r.values.get("vector") is None]
+            stored: dict[str, Any] = {}
+            if missing:  # metadata-only updates keep the stored vector
+                in_list = ", ".join(sql_str(k) for k in missing)
+                found = vectors.query(f"id IN ({in_list})", columns=("id", "vector"))
+                stored = {r["id"]: r["vector"] for r in found}
+            matrix = np.stack(
+                [
+                    np.asarray(r.values.get("vector", stored.get(r.row["id"])), dtype=np.float32)
+                    for r in replaced
+                ]
+            )
+            vectors.replace([r.row for r in replaced], matrix)
+        if deleted:
+            in_list = ", ".join(sql_str(k) for k in deleted)
+            vectors.delete(f"id IN ({in_list})", ids=deleted)
+
+
+@dataclass
+class Replaced:
+    """A row an update rewrites: as it will be, and the values changed (``vector`` among them
+    when the text changed)."""
+
+    row: dict[str, Any]
+    values: dict[str, Any]
+
+
+def plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as a write takes it: metadata a dict (the table returns it as JSON text)."""
+    meta = row.get("metadata")
+    return {**row, "metadata": json.loads(meta) if isinstance(meta, str) and meta else (meta or {})}
