@@ -50,6 +50,9 @@ def run_ui(args: argparse.Namespace, configure_logging: Callable[[str], None]) -
     except OSError as exc:
         print(f"mem0-mcp ui: --port {args.port}: {exc.strerror}; choose another port", file=sys.stderr)
         return 1
+    # Listening before the address is printed: a browser or script that opens it at once waits
+    # in the backlog until uvicorn accepts, instead of being refused.
+    sock.listen(128)
     port = sock.getsockname()[1]
 
     import uvicorn
