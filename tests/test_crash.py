@@ -130,7 +130,9 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) ->
         for mid, text in live.items():
             last = mem.history(mid)[-1]
             assert last.event in ("ADD", "UPDATE"), (mid, last.event)
-            assert last.new_memory == text, f"{mid}: history says {last.new_memory!r}, row holds {text!r}"
+            assert last.new_memory == text, (
+                f"{mid} (in flight: {mid in in_flight}): history says {last.new_memory!r}, row holds {text!r}"
+            )
         unknown = set(live) - set(expected) - in_flight
         assert len(unknown) <= adds_in_flight, f"memories nobody added: {sorted(unknown)[:3]}"
     finally:
