@@ -3,6 +3,7 @@ by number with the good ones imported, batch embedding, the graph, and migration
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -258,3 +259,32 @@ def test_export_import_in_subprocesses(tmp_path: Path) -> None:
     assert two.stdout.splitlines()[1:] == one.stdout.splitlines()[1:]
     bad = run(tmp_path / "b", "import", str(tmp_path / "missing.jsonl"))
     assert bad.returncode == 1 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What reindex (``lines=True``), import and export show while they work."""
+    from mem0_mcp.cli import output
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    with output.progress_bar("reindex", lines=True) as update:
+        for done in range(0, 41, 4):
+            update(done, 40, "memories")
+    expected = [f"reindex: {d}/40 memories ({d * 100 // 40}%)" for d in range(0, 41, 4)]
+    assert log.getvalue().splitlines() == expected
+    with output.progress_bar("import") as update:
+        update(1, 2, "imported")
+    assert log.getvalue().count("\n") == 11  # without lines=True, nothing
+
+    tty = _Terminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with output.progress_bar("reindex", lines=True) as update:
+        update(30, 40, "memories")
+    drawn = tty.getvalue()
+    assert "reindex: memories" in drawn and "30/40" in drawn and "━" in drawn
+    assert "(75%)" not in drawn  # the bar, not the log lines

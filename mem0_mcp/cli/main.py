@@ -306,25 +306,20 @@ def run_reindex(args: argparse.Namespace) -> int:
             print("mem0-mcp reindex: cancelled; nothing was changed", file=sys.stderr)
             return 1
 
-    interactive = sys.stderr.isatty()
-    shown = [-1]
-
-    def progress(done: int, total: int) -> None:
-        percent = 100 * done // total if total else 100
-        if interactive:
-            print(f"\rreindex: {done}/{total} memories ({percent}%)", end="", file=sys.stderr, flush=True)
-        elif percent // 10 > shown[0] or done == total:
-            shown[0] = percent // 10
-            print(f"reindex: {done}/{total} memories ({percent}%)", file=sys.stderr, flush=True)
+    from mem0_mcp.cli import output
 
     try:
-        result = rx.reindex(settings, batch_size=args.batch_size, force=args.force, progress=progress)
+        # A bar on a terminal; in a log, a line per tenth of the memories.
+        with output.progress_bar("reindex", lines=True) as update:
+            result = rx.reindex(
+                settings,
+                batch_size=args.batch_size,
+                force=args.force,
+                progress=lambda done, total: update(done, total, "memories"),
+            )
     except Mem0Error as exc:
-        end_progress = "\n" if interactive else ""
-        print(f"{end_progress}mem0-mcp reindex: {exc}", file=sys.stderr)
+        print(f"mem0-mcp reindex: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, rx.EmptyStoreError) else 1
-    if interactive and result.rows:
-        print(file=sys.stderr)
     if not result.done:
         print(f"mem0-mcp reindex: {result.message}", file=sys.stderr)
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -156,14 +156,28 @@ def escape(text: str) -> str:
     return escape(text)
 
 
+def _progress_lines(description: str) -> Callable[[int, int, str], None]:
+    """``update(done, total, what)`` printing a line per tenth of the work (and the last)."""
+    shown = [-1]
+
+    def update(done: int, total: int, what: str) -> None:
+        percent = 100 * done // total if total else 100
+        if percent // 10 > shown[0] or done == total:
+            shown[0] = percent // 10
+            print(f"{description}: {done}/{total} {what} ({percent}%)", file=sys.stderr, flush=True)
+
+    return update
+
+
 @contextmanager
-def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Any]:
-    """A progress bar on stderr (drawn only on a terminal); yields ``update(done, total, what)``."""
+def progress_bar(description: str, *, enabled: bool = True, lines: bool = False) -> Iterator[Any]:
+    """A progress bar on stderr (drawn only on a terminal); yields ``update(done, total, what)``.
+    Elsewhere nothing, or with ``lines`` a line per tenth of the work (for logs of long jobs)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     err = console(stderr=True)
     if not enabled or not err.is_terminal:
-        yield lambda done, total, what: None
+        yield _progress_lines(description) if enabled and lines else (lambda done, total, what: None)
         return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

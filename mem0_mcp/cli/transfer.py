@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mem0_mcp.engine.transfer import ImportReport
 
 TRANSFER_COMMANDS = ("export", "import")
-SOURCES = ("mem0-mcp", "memory-server", "chat")
+SOURCES = ("mem0-mcp", "memory-server", "mem0", "chat")
 
 
 def add_transfer_parsers(commands: argparse._SubParsersAction) -> None:
@@ -37,17 +37,26 @@ def add_transfer_parsers(commands: argparse._SubParsersAction) -> None:
     imp = commands.add_parser(
         "import",
         parents=[common],
-        help="import an export (idempotent), or migrate from the MCP memory server or a chat",
+        help="import an export (idempotent), or migrate from the MCP memory server, Mem0 or a chat",
         description="Import FILE ('-': stdin). --from mem0-mcp (default): an export of this tool; "
         "ids already stored are skipped, bad lines are reported with their numbers and the good "
         "ones imported. --from memory-server: the reference MCP memory server's memory.json "
-        "(entities with observations, relations), into the scope given. --from chat: a JSON list "
-        "of {role, content} messages, added as one conversation into the scope given.",
+        "(entities with observations, relations), into the scope given. --from mem0: Mem0's "
+        'get_all() output saved as JSON ({"results": [...]} or the older bare list) or '
+        "OpenMemory's backup (the zip, its memories.json, or memories.jsonl[.gz]), into the scope "
+        "given, keeping times and the mem0 id (metadata.mem0_id); deleted and archived memories "
+        "are left out unless --include-inactive; importing it again adds nothing. --from chat: a "
+        "JSON list of {role, content} messages, added as one conversation into the scope given.",
     )
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--from", dest="source", choices=SOURCES, default="mem0-mcp")
     imp.add_argument("--batch-size", type=int, metavar="N", help="memories per embedding batch")
     imp.add_argument("--infer", action="store_true", help="--from chat: run the LLM memory manager")
+    imp.add_argument(
+        "--include-inactive",
+        action="store_true",
+        help="--from mem0: import deleted and archived memories too (marked in metadata.mem0_state)",
+    )
 
 
 def run_transfer_command(args: argparse.Namespace) -> int:
@@ -85,6 +94,14 @@ def _import(memory: Memory, settings: Settings, args: argparse.Namespace) -> int
     from mem0_mcp.engine import migrate
     from mem0_mcp.engine.transfer import import_memories
 
+    if args.source == "mem0":
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        with output.progress_bar("import") as update:
+            report = migrate.from_mem0(
+                memory, data, scope_of(args, settings), include_inactive=args.include_inactive,
+                batch_size=args.batch_size, progress=update,
+            )  # fmt: skip
+        return _print_report(report, args.json)
     stream = _open(args.file)
     try:
         with output.progress_bar("import") as update:
@@ -119,6 +136,8 @@ def _print_report(report: ImportReport, as_json: bool) -> int:
         parts.append(
             f"left out {report.graph_skipped} graph lines (the graph is off: MEM0_MCP_GRAPH_ENABLED=true)"
         )
+    if report.inactive:
+        parts.append(f"left out {report.inactive} deleted or archived (--include-inactive imports them)")
     if report.bad:
         parts.append(f"{len(report.bad)} bad lines")
     err.print(output.escape("; ".join(parts)))

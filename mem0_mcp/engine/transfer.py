@@ -327,6 +327,7 @@ class ImportReport:
     entities: int = 0
     relations: int = 0
     graph_skipped: int = 0
+    inactive: int = 0  # --from mem0: deleted / archived memories left out
     bad: list[BadLine] = field(default_factory=list)
 
 
