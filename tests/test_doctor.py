@@ -241,3 +241,34 @@ def test_one_repair_mends_a_damaged_table_and_a_lost_history_together(tmp_path: 
     assert status == 1 and "unreadable" in report and "holds no history" in report, report
     status, report = run_doctor(settings, repair=True)
     assert status == 0 and "is the newest again" in report and "rebuilt" in report, report
+
+
+def test_a_change_whose_history_event_was_never_written_is_found_and_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a kill between an update's table write and its history event leaves (the two stores
+    # commit one after the other; tests/test_crash.py kills processes at random moments).
+    settings = make_settings(tmp_path / "data")
+    [kept, changed] = store_with(settings, "Keeps bees on the roof", "Plays the cello")
+    mem = open_memory(settings)
+    mem.storage.vectors.update(changed, {"memory": "Plays the viola", "updated_at": "2026-12-03T10:00:00Z"})
+    mem.close()
+    with caplog.at_level("WARNING"):
+        open_memory(settings).close()
+    assert any("history does not end with" in w and changed in w for w in warnings_of(caplog))
+    status, report = run_doctor(settings)
+    assert status == 1 and changed in report and kept not in report
+
+    status, report = run_doctor(settings, repair=True)
+    assert status == 0, report
+    mem = open_memory(settings)
+    last = mem.history(changed)[-1]
+    assert (last.event, last.old_memory, last.new_memory, last.source) == (
+        "UPDATE",
+        "Plays the cello",
+        "Plays the viola",
+        "rebuilt",
+    )
+    assert [e.event for e in mem.history(kept)] == ["ADD"]
+    mem.close()
+    assert run_doctor(settings) == (0, CLEAN + "\n")

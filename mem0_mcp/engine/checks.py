@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.store_meta import read_meta
@@ -121,12 +121,31 @@ def _history_findings(settings: Settings, vectors: VectorStore, history: History
         ids = [r["id"] for r in vectors.query("", columns=("id",))]
     except StoreError as exc:
         return [Finding("memory table", str(exc), "restore the data dir from a backup")]
+    found: list[Finding] = []
     orphans = history.ids_without_history(ids)
-    if not orphans:
-        return []
-    shown = ", ".join(orphans[:3]) + (", ..." if len(orphans) > 3 else "")
-    problem = f"{len(orphans)} memories of the table have no history in {path} ({shown})"
-    return [Finding("history", problem, fix, repairable=True)]
+    if orphans:
+        shown = ", ".join(orphans[:3]) + (", ..." if len(orphans) > 3 else "")
+        problem = f"{len(orphans)} memories of the table have no history in {path} ({shown})"
+        found.append(Finding("history", problem, fix, repairable=True))
+    unrecorded = unrecorded_changes(vectors, history)
+    if unrecorded:
+        shown = ", ".join(r["id"] for r in unrecorded[:3]) + (", ..." if len(unrecorded) > 3 else "")
+        problem = (
+            f"{len(unrecorded)} memories hold a text their history does not end with ({shown}): a "
+            "process stopped between writing the memory and its history event"
+        )
+        fix = f"{REPAIR} records the change as an UPDATE marked source=rebuilt"
+        found.append(Finding("history", problem, fix, repairable=True))
+    return found
+
+
+def unrecorded_changes(vectors: VectorStore, history: HistoryStore) -> list[dict[str, Any]]:
+    """Rows of the table whose text is not the one their newest history event left them with:
+    a change written to the table whose event was never written (the two stores commit one after
+    the other). The check and the repair both decide by this."""
+    texts = history.latest_texts()
+    rows = vectors.query("", columns=("id", "memory", "updated_at"))
+    return [r for r in rows if r["id"] in texts and texts[r["id"]] != r["memory"]]
 
 
 def _journal_findings(

@@ -22,7 +22,7 @@ import numpy as np
 from mem0_mcp.clock import now_iso
 from mem0_mcp.config import Settings
 from mem0_mcp.embedding import BackgroundEmbedder
-from mem0_mcp.engine.checks import QUARANTINE_FILE, Store
+from mem0_mcp.engine.checks import QUARANTINE_FILE, Store, unrecorded_changes
 from mem0_mcp.engine.rows import EmbedInput, embed_inputs
 from mem0_mcp.engine.storage import Storage
 from mem0_mcp.engine.store_meta import read_meta
@@ -92,6 +92,7 @@ def repair_stores(storage: Storage, embedder: EmbedderFactory | None = None) -> 
         if quarantined:
             done += _put_back(storage, quarantined, embedder)
         done += _rebuild_history(storage)
+        done += _record_unrecorded(storage)
     return done
 
 
@@ -170,22 +171,8 @@ def _rebuild_history(storage: Storage) -> list[Repair]:
     for start in range(0, len(orphans), 500):
         chunk = ", ".join(sql_str(i) for i in orphans[start : start + 500])
         for row in storage.vectors.query(f"id IN ({chunk})"):
-            entries.append(
-                {
-                    "memory_id": row["id"],
-                    "old_memory": None,
-                    "new_memory": row["memory"],
-                    "event": "ADD",
-                    # When the memory was made: the rebuilt event keeps the order of later ones.
-                    "created_at": row.get("created_at") or now_iso(),
-                    "actor_id": row.get("actor_id"),
-                    "role": row.get("role"),
-                    "user_id": row.get("user_id"),
-                    "agent_id": row.get("agent_id"),
-                    "run_id": row.get("run_id"),
-                    "source": REBUILT,
-                }
-            )
+            # When the memory was made: the rebuilt event keeps the order of later ones.
+            entries.append(_rebuilt(row, "ADD", None, row.get("created_at")))
     storage.history.add(entries)
     return [
         Repair(
@@ -194,3 +181,40 @@ def _rebuild_history(storage: Storage) -> list[Repair]:
             f'memory as it is now (source "{REBUILT}")',
         )
     ]
+
+
+def _record_unrecorded(storage: Storage) -> list[Repair]:
+    rows = unrecorded_changes(storage.vectors, storage.history)
+    if not rows:
+        return []
+    texts = storage.history.latest_texts()
+    full: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(rows), 500):
+        chunk = ", ".join(sql_str(r["id"]) for r in rows[start : start + 500])
+        full.update({r["id"]: r for r in storage.vectors.query(f"id IN ({chunk})")})
+    entries = [_rebuilt(row, "UPDATE", texts.get(row["id"]), row.get("updated_at")) for row in full.values()]
+    storage.history.add(entries)
+    return [
+        Repair(
+            "history",
+            f"{len(entries)} memories held a text their history did not end with: an UPDATE event "
+            f'was recorded for each (source "{REBUILT}")',
+        )
+    ]
+
+
+def _rebuilt(row: dict[str, Any], event: str, old: str | None, when: str | None) -> dict[str, Any]:
+    """A history event the doctor writes for ``row`` as it is now, marked as rebuilt."""
+    return {
+        "memory_id": row["id"],
+        "old_memory": old,
+        "new_memory": row["memory"],
+        "event": event,
+        "created_at": when or now_iso(),
+        "actor_id": row.get("actor_id"),
+        "role": row.get("role"),
+        "user_id": row.get("user_id"),
+        "agent_id": row.get("agent_id"),
+        "run_id": row.get("run_id"),
+        "source": REBUILT,
+    }
