@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from mem0_mcp.config import Settings, load_settings
 from mem0_mcp.errors import ConfigError
 from tests.support.engine import make_settings
-from tests.support.server import MODEL_CACHE, REPO, error_text, fake_server, structured
+from tests.support.server import INITIALIZE, MODEL_CACHE, REPO, error_text, fake_server, structured
 
 CLI = [sys.executable, "-m", "mem0_mcp.cli.main"]
 
@@ -194,21 +194,11 @@ def test_make_serve_writes_only_json_rpc_on_stdout(tmp_path: Path) -> None:
     env = _env(MEM0_MCP_DATA_DIR=str(tmp_path / "data"), VENV=str(venv))
     if MODEL_CACHE.is_dir():
         env["MEM0_MCP_MODEL_CACHE_DIR"] = str(MODEL_CACHE)
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
     proc = subprocess.run(
         ["make", "serve"],
         cwd=REPO,
         env=env,
-        input=json.dumps(initialize) + "\n",
+        input=json.dumps(INITIALIZE) + "\n",
         capture_output=True,
         text=True,
         timeout=120,
