@@ -192,6 +192,10 @@ def test_make_serve_writes_only_json_rpc_on_stdout(tmp_path: Path) -> None:
     (venv / "bin").symlink_to(Path(sys.executable).parent)
     (venv / ".installed").touch()
     env = _env(MEM0_MCP_DATA_DIR=str(tmp_path / "data"), VENV=str(venv))
+    # As a client starts it: not from inside another make (`make test` runs this test, and a
+    # sub-make prints "Entering directory" before it reads the Makefile, whatever it says).
+    for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+        env.pop(name, None)
     if MODEL_CACHE.is_dir():
         env["MEM0_MCP_MODEL_CACHE_DIR"] = str(MODEL_CACHE)
     proc = subprocess.run(
