@@ -261,11 +261,7 @@ def run_reindex(args: argparse.Namespace) -> int:
     from mem0_mcp.config import load_settings
     from mem0_mcp.errors import Mem0Error
 
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"mem0-mcp reindex: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings()  # a bad setting: main() says it in one line, exit 2
     configure_logging(settings.log_level)
     from mem0_mcp.engine import reindex as rx
 

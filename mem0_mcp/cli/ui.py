@@ -31,14 +31,10 @@ def add_ui_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_ui(args: argparse.Namespace, configure_logging: Callable[[str], None]) -> int:
     from mem0_mcp.config import load_settings
-    from mem0_mcp.errors import ConfigError, Mem0Error
+    from mem0_mcp.errors import Mem0Error
     from mem0_mcp.models import Scope
 
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"mem0-mcp ui: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings()  # a bad setting: main() says it in one line, exit 2
     configure_logging(settings.log_level)
     scope = Scope(user_id=args.user_id, agent_id=args.agent_id, run_id=args.run_id)
     if scope.is_empty():
