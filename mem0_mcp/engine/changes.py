@@ -11,7 +11,6 @@ own change raised: nothing is acknowledged before it is in the table, as before.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from mem0_mcp.clock import now_iso
-from mem0_mcp.engine.rows import ChangeSource, HistoryRecord, history_record, in_scope, text_change
+from mem0_mcp.engine.rows import (
+    ChangeSource,
+    HistoryRecord,
+    history_record,
+    in_scope,
+    row_metadata,
+    text_change,
+)
 from mem0_mcp.engine.storage import Storage
 from mem0_mcp.engine.validation import check_memory_id
 from mem0_mcp.errors import NotFoundError
@@ -127,7 +133,7 @@ class ChangeGroups:
             if not changed_text and change.metadata is None:
                 change.row = row
                 continue
-            new = {**plain(row), **{k: v for k, v in values.items() if k != "vector"}}
+            new = {**row, "metadata": row_metadata(row), **{k: v for k, v in values.items() if k != "vector"}}
             replaced[key] = Replaced(new, values)
             state[key] = new
             records.append(
@@ -169,9 +175,3 @@ class Replaced:
 
     row: dict[str, Any]
     values: dict[str, Any]
-
-
-def plain(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as a write takes it: metadata a dict (the table returns it as JSON text)."""
-    meta = row.get("metadata")
-    return {**row, "metadata": json.loads(meta) if isinstance(meta, str) and meta else (meta or {})}

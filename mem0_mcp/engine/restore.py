@@ -4,7 +4,6 @@ be undone too."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from mem0_mcp.engine.rows import (
     embed_inputs,
     history_record,
     in_scope,
+    row_metadata,
     text_change,
     to_item,
 )
@@ -97,7 +97,6 @@ def _without_copy(entry: HistoryEntry, current: dict[str, Any] | None) -> dict[s
 def _row(target: Mapping[str, Any], now: str) -> MemoryRow:
     """A full row from a kept copy, its metadata as an object, touched now."""
     values = {c: target.get(c) for c in ROW_COLUMNS}
-    meta = values.get("metadata")
-    values["metadata"] = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})
+    values["metadata"] = row_metadata(values)
     values["updated_at"] = now
     return MemoryRow(**values)  # type: ignore[typeddict-item]

@@ -281,11 +281,17 @@ def history_record(
     )
 
 
-def to_item(row: Mapping[str, Any], score: float | None = None) -> MemoryItem:
-    """The public form of a row."""
+def row_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's metadata as an object: the table keeps it as JSON text, a write takes a dict."""
     meta = row.get("metadata")
     if isinstance(meta, str):
-        meta = json.loads(meta) if meta else {}
+        return json.loads(meta) if meta else {}
+    return dict(meta or {})
+
+
+def to_item(row: Mapping[str, Any], score: float | None = None) -> MemoryItem:
+    """The public form of a row."""
+    meta = row_metadata(row)
     return MemoryItem(
         id=row["id"],
         memory=row["memory"],
@@ -297,7 +303,7 @@ def to_item(row: Mapping[str, Any], score: float | None = None) -> MemoryItem:
         role=row.get("role"),
         name=row.get("name"),
         memory_type=row.get("memory_type"),
-        metadata=meta or {},
+        metadata=meta,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         event_at=row.get("event_at"),

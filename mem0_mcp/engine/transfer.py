@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mem0_mcp.clock import now_iso
 from mem0_mcp.config import Settings
 from mem0_mcp.embedding import BackgroundEmbedder, Embedder
-from mem0_mcp.engine.rows import EmbedInput, MemoryRow, embed_inputs, in_scope, text_hash
+from mem0_mcp.engine.rows import EmbedInput, MemoryRow, embed_inputs, in_scope, row_metadata, text_hash
 from mem0_mcp.engine.storage import where
 from mem0_mcp.engine.store_meta import read_meta, write_meta
 from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError
@@ -183,9 +183,7 @@ def _event(entry: HistoryEntry, snapshot: dict[str, Any] | None) -> Event:
 
 
 def _memory_line(row: dict[str, Any], history: list[Event]) -> MemoryLine:
-    meta = row.get("metadata")
-    if isinstance(meta, str):
-        meta = json.loads(meta) if meta else {}
+    meta = row_metadata(row)
     return MemoryLine(
         kind="memory",
         id=row["id"],
@@ -194,7 +192,7 @@ def _memory_line(row: dict[str, Any], history: list[Event]) -> MemoryLine:
         role=row.get("role"),
         name=row.get("name"),
         memory_type=row.get("memory_type"),
-        metadata=meta or {},
+        metadata=meta,
         event_at=row.get("event_at"),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
