@@ -133,7 +133,8 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) ->
         # A change killed between its table write and its history event (the stores commit one
         # after the other) is found at start and recorded by the doctor; only calls in flight.
         mem.flush()
-        unrecorded = {r["id"] for r in unrecorded_changes(mem.storage.vectors, mem.storage.history)}
+        rows = mem.storage.vectors.query("", columns=("id", "memory"))
+        unrecorded = {r["id"] for r in unrecorded_changes(rows, mem.storage.history.latest_texts())}
         assert unrecorded <= in_flight, f"acknowledged changes without history: {unrecorded - in_flight}"
         if unrecorded:
             findings = check_stores(mem.settings, mem.storage.vectors, mem.storage.history, None)

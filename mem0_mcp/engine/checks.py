@@ -118,16 +118,16 @@ def _history_findings(settings: Settings, vectors: VectorStore, history: History
                 "recorded any more, new changes are"
             )
             return [Finding("history", problem, fix, repairable=True)]
-        ids = [r["id"] for r in vectors.query("", columns=("id",))]
+        rows = vectors.query("", columns=("id", "memory"))
     except StoreError as exc:
         return [Finding("memory table", str(exc), "restore the data dir from a backup")]
     found: list[Finding] = []
-    orphans = history.ids_without_history(ids)
+    orphans = history.ids_without_history([r["id"] for r in rows])
     if orphans:
         shown = ", ".join(orphans[:3]) + (", ..." if len(orphans) > 3 else "")
         problem = f"{len(orphans)} memories of the table have no history in {path} ({shown})"
         found.append(Finding("history", problem, fix, repairable=True))
-    unrecorded = unrecorded_changes(vectors, history)
+    unrecorded = unrecorded_changes(rows, history.latest_texts())
     if unrecorded:
         shown = ", ".join(r["id"] for r in unrecorded[:3]) + (", ..." if len(unrecorded) > 3 else "")
         problem = (
@@ -139,12 +139,11 @@ def _history_findings(settings: Settings, vectors: VectorStore, history: History
     return found
 
 
-def unrecorded_changes(vectors: VectorStore, history: HistoryStore) -> list[dict[str, Any]]:
-    """Rows of the table whose text is not the one their newest history event left them with:
-    a change written to the table whose event was never written (the two stores commit one after
-    the other). The check and the repair both decide by this."""
-    texts = history.latest_texts()
-    rows = vectors.query("", columns=("id", "memory", "updated_at"))
+def unrecorded_changes(rows: list[dict[str, Any]], texts: dict[str, str]) -> list[dict[str, Any]]:
+    """Of the table's ``rows`` (id, memory), those whose text is not the one their newest history
+    event left them with (``texts``, HistoryStore.latest_texts): a change written to the table
+    whose event was never written (the two stores commit one after the other). The check and the
+    repair both decide by this."""
     return [r for r in rows if r["id"] in texts and texts[r["id"]] != r["memory"]]
 
 

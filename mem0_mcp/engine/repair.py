@@ -184,10 +184,10 @@ def _rebuild_history(storage: Storage) -> list[Repair]:
 
 
 def _record_unrecorded(storage: Storage) -> list[Repair]:
-    rows = unrecorded_changes(storage.vectors, storage.history)
+    texts = storage.history.latest_texts()
+    rows = unrecorded_changes(storage.vectors.query("", columns=("id", "memory")), texts)
     if not rows:
         return []
-    texts = storage.history.latest_texts()
     full: dict[str, dict[str, Any]] = {}
     for start in range(0, len(rows), 500):
         chunk = ", ".join(sql_str(r["id"]) for r in rows[start : start + 500])
