@@ -122,12 +122,13 @@ def _history_findings(settings: Settings, vectors: VectorStore, history: History
     except StoreError as exc:
         return [Finding("memory table", str(exc), "restore the data dir from a backup")]
     found: list[Finding] = []
-    orphans = history.ids_without_history([r["id"] for r in rows])
+    texts = history.latest_texts()  # one pass over the history serves both checks
+    orphans = sorted(r["id"] for r in rows if r["id"] not in texts)
     if orphans:
         shown = ", ".join(orphans[:3]) + (", ..." if len(orphans) > 3 else "")
         problem = f"{len(orphans)} memories of the table have no history in {path} ({shown})"
         found.append(Finding("history", problem, fix, repairable=True))
-    unrecorded = unrecorded_changes(rows, history.latest_texts())
+    unrecorded = unrecorded_changes(rows, texts)
     if unrecorded:
         shown = ", ".join(r["id"] for r in unrecorded[:3]) + (", ..." if len(unrecorded) > 3 else "")
         problem = (
@@ -139,12 +140,12 @@ def _history_findings(settings: Settings, vectors: VectorStore, history: History
     return found
 
 
-def unrecorded_changes(rows: list[dict[str, Any]], texts: dict[str, str]) -> list[dict[str, Any]]:
+def unrecorded_changes(rows: list[dict[str, Any]], texts: dict[str, str | None]) -> list[dict[str, Any]]:
     """Of the table's ``rows`` (id, memory), those whose text is not the one their newest history
     event left them with (``texts``, HistoryStore.latest_texts): a change written to the table
     whose event was never written (the two stores commit one after the other). The check and the
     repair both decide by this."""
-    return [r for r in rows if r["id"] in texts and texts[r["id"]] != r["memory"]]
+    return [r for r in rows if texts.get(r["id"]) not in (None, r["memory"])]
 
 
 def _journal_findings(

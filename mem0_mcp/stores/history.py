@@ -387,16 +387,16 @@ class HistoryStore:
         return HistoryEntry(**values), (json.loads(snapshot) if snapshot else None)
 
     # --- consistency checks and repairs (engine/checks.py)
-    def latest_texts(self) -> dict[str, str]:
-        """The text each memory's newest event left it with (memory_id -> text), for memories
-        whose newest event says: an ADD, an UPDATE, or a RESTORE that names its text."""
+    def latest_texts(self) -> dict[str, str | None]:
+        """Every memory with history -> the text its newest event left it with (None when that
+        event names none: a DELETE, a RESTORE of a delete)."""
         with self._lock:
             found = self._conn.execute(
                 "SELECT memory_id, event, new_memory FROM history "
                 "WHERE id IN (SELECT MAX(id) FROM history GROUP BY memory_id)"
             ).fetchall()
         telling = ("ADD", "UPDATE", "RESTORE")
-        return {m: text for m, event, text in found if event in telling and text is not None}
+        return {m: text if event in telling else None for m, event, text in found}
 
     def ids_without_history(self, ids: Sequence[str]) -> list[str]:
         """Which of ``ids`` have no event at all."""
