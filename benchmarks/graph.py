@@ -1,15 +1,24 @@
 #!/usr/bin/env python3
-"""Graph memory costs on Kùzu: per-operation open, search at scale, add with vs without graph.
+"""Graph memory costs: the in-memory graph that follows the shared log, against Kùzu opened per call.
 
-1. Open cost: the database is opened per operation (one process may hold it), so every graph
-   read or write pays an open + close; measured on a small graph and on the large one. Writes
-   close without a checkpoint; the write-ahead log (its size is reported) is replayed by opens.
-2. Graph search p50 with N entities / M relations in the searched scope (default 10k / 50k,
-   bulk-loaded with COPY), depth 1 and 2, query vector given (embedding excluded).
-3. add() with graph vs without: verbatim adds through ``Memory`` with a scripted LLM that answers
-   the graph extraction instantly (LLM time excluded), on a fresh data dir and into the large scope.
+Same data, same run, both stores:
 
-    python benchmarks/graph.py [--entities 10000] [--relations 50000] [--fake-embedder]
+- **before** (``KuzuGraphStore``): every operation opens Kùzu under a file lock (one process may
+  hold it) and queries it; the figures are the open cost and search at scale.
+- **after** (``LoggedGraphStore``, what the server uses): reads answer from an in-memory copy that
+  follows the graph log (SQLite, shared by processes); writes append to the log; Kùzu is a view
+  brought up to date in the background.
+
+1. add() with vs without the graph: verbatim adds through ``Memory`` with a scripted LLM that
+   answers the graph extraction instantly (LLM time excluded), fresh data dir.
+2. N entities / M relations in the searched scope (default 10k / 50k, COPY-loaded into Kùzu, then
+   moved into the log as an upgraded data dir would be): the move, a new process's first read
+   (replaying the log), graph search p50/p95 through the engine (query embedding included) at
+   depth 1 and 2, beside memory search on 10k memories in the same run and the Kùzu store.
+3. Following another process: the first read after it wrote 20 relations; the Kùzu view's sync.
+4. add() with the graph into the large scope (entity resolution against 10k entities).
+
+    python benchmarks/graph.py [--entities 10000] [--relations 50000] [--memories 10000] [--fake-embedder]
 
 Prints a summary and writes benchmarks/results/graph.json.
 """
@@ -40,6 +49,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 from mem0_mcp.engine.memory import Memory  # noqa: E402
 from mem0_mcp.graph.kuzu_store import KuzuGraphStore  # noqa: E402
 from mem0_mcp.graph.memory import GraphMemory  # noqa: E402
+from mem0_mcp.graph.store import open_graph_store  # noqa: E402
 from mem0_mcp.models import Scope  # noqa: E402
 from tests.support.engine import FakeEmbedder, make_settings  # noqa: E402
 from tests.support.graph_llm import CONTRADICTION, EXTRACTION, RoutingLLM  # noqa: E402
@@ -152,17 +162,103 @@ def open_costs(store: KuzuGraphStore, n: int) -> dict[str, float]:
     }
 
 
-def search_bench(graph: GraphMemory, vectors: np.ndarray, n: int, depth: int) -> dict[str, float]:
+def search_bench(graph: GraphMemory, n: int, depth: int, n_entities: int) -> dict[str, float]:
+    """Graph search through the engine's GraphMemory, query embedding included."""
     rng = np.random.default_rng(1)
-    picks = rng.integers(0, len(vectors), n)
+    picks = rng.integers(0, n_entities, n)
     lat, found = [], []
     for i in picks:
-        noisy = vectors[i] + 0.3 * rng.standard_normal(vectors.shape[1]).astype(np.float32)
+        query = f"what about {name_of(int(i))}?"
         t = time.perf_counter()
-        rels = graph.search(f"what about {name_of(int(i))}", noisy, SCOPE, 10, depth=depth)
+        rels = graph.find_relations(query, SCOPE, 10) if depth == 1 else _search_depth(graph, query, depth)
         lat.append(time.perf_counter() - t)
         found.append(len(rels))
     return {"p50_ms": p50(lat), "p95_ms": p95(lat), "relations_returned_mean": float(np.mean(found))}
+
+
+def _search_depth(graph: GraphMemory, query: str, depth: int) -> list[Any]:
+    vector = np.asarray(graph._embed([query]), dtype=np.float32)[0]
+    return graph.search(query, vector, SCOPE, 10, depth=depth)
+
+
+def memory_search_bench(data_dir: Path, embedder: Any, n_memories: int, n: int) -> dict[str, Any]:
+    """Memory search p50 on ``n_memories`` facts in one scope, the same embedder and run."""
+    mem = Memory(make_settings(data_dir, graph_enabled=False), embedder=embedder)
+    try:
+        t = time.perf_counter()
+        for start in range(0, n_memories, 256):
+            batch = [
+                f"{name_of(i)} works on project {i % 97} in {WORDS[i % 7]}"
+                for i in range(start, min(n_memories, start + 256))
+            ]
+            mem.add([{"role": "user", "content": x} for x in batch], user_id="bench")
+        ingest = time.perf_counter() - t
+        mem.optimize()
+        queries = [
+            f"what does {name_of(int(i))} work on?"
+            for i in np.random.default_rng(2).integers(0, n_memories, n)
+        ]
+        for q in queries[:5]:
+            mem.search(q, user_id="bench", limit=10)
+        lat = timed_each(lambda q: mem.search(q, user_id="bench", limit=10), queries)
+    finally:
+        mem.close()
+    return {"memories": n_memories, "ingest_s": round(ingest, 1), "p50_ms": p50(lat), "p95_ms": p95(lat)}
+
+
+def timed_each(fn: Callable[[str], Any], items: list[str]) -> list[float]:
+    out = []
+    for item in items:
+        t = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def kuzu_search_bench(store: KuzuGraphStore, settings: Any, embedder: Any, n: int) -> dict[str, float]:
+    """Before: the same search on Kùzu opened per call."""
+    graph = GraphMemory(settings, store, embed=embedder.embed, llm=lambda: None)
+    return {
+        f"depth{d}_{k}": v
+        for d in (1, 2)
+        for k, v in search_bench(graph, n, d, 10_000).items()
+        if k != "relations_returned_mean"
+    }
+
+
+def follow_bench(data_dir: Path, reader: Any, n_writes: int) -> dict[str, float]:
+    """Another process (a second store on the same dir) writes; the reader's next read catches up."""
+    other = open_graph_store(make_settings(data_dir))
+    lat_write, lat_follow = [], []
+    rng = np.random.default_rng(3)
+    try:
+        for i in range(n_writes):
+            t = time.perf_counter()
+            with other.burst(write=True):
+                a = other.create_entity(
+                    SCOPE,
+                    f"visitor {i}",
+                    f"visitor {i}",
+                    "person",
+                    rng.random(reader.copy.dimension or 384).astype(np.float32),
+                    NOW,
+                )
+                other.create_relation(SCOPE, a.id, "knows", "e1", ["bench"], NOW)
+            lat_write.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            reader.counts()
+            lat_follow.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        synced = other.view.sync() if other.view is not None else 0
+        sync_s = time.perf_counter() - t
+    finally:
+        other.close()
+    return {
+        "write_p50_ms": p50(lat_write),
+        "first_read_after_it_p50_ms": p50(lat_follow),
+        "kuzu_view_sync_rows": synced,
+        "kuzu_view_sync_ms": round(sync_s * 1000, 1),
+    }
 
 
 def add_bench(data_dir: Path, embedder: Any, graph: bool, n: int, offset: int = 0) -> list[float]:
@@ -183,7 +279,7 @@ def add_bench(data_dir: Path, embedder: Any, graph: bool, n: int, offset: int = 
                 },
             )
             t = time.perf_counter()
-            r = mem.add(f"I know {a}, who works at {b} (note {i})", user_id="bench")
+            r = mem.add(f"I know {a}, who works at {b} (note {i})", user_id="bench", infer=False)
             lat.append(time.perf_counter() - t)
             assert not r.warnings, r.warnings
             assert bool(r.relations) == graph
@@ -196,6 +292,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entities", type=int, default=10_000)
     ap.add_argument("--relations", type=int, default=50_000)
+    ap.add_argument("--memories", type=int, default=10_000)
     ap.add_argument("--queries", type=int, default=40)
     ap.add_argument("--adds", type=int, default=30)
     ap.add_argument("--fake-embedder", action="store_true", help="hashed bag of words (384-d), no model")
@@ -222,8 +319,12 @@ def main() -> None:
         "embedder": f"{embedder.name} ({type(embedder).__name__})",
         "dimension": dim,
     }
+
+    def show(key: str) -> None:
+        print(f"{key}:", json.dumps(results[key]), flush=True)
+
     try:
-        # --- 3a. add with vs without graph on a fresh data dir (small graph).
+        # --- 1. add with vs without graph on a fresh data dir (small graph).
         without = add_bench(tmp / "add-off", embedder, False, args.adds)
         with_graph = add_bench(tmp / "add-on", embedder, True, args.adds)
         results["add_fresh"] = {
@@ -231,58 +332,72 @@ def main() -> None:
             "without_graph_p50_ms": p50(without),
             "with_graph_p50_ms": p50(with_graph),
             "with_graph_p95_ms": p95(with_graph),
+            "ratio_p50": round(p50(with_graph) / p50(without), 2),
             "note": "verbatim add, scripted LLM (0 ms); graph: 2 relations, 3 entities per add",
         }
-        small = KuzuGraphStore(tmp / "add-on" / "graph.kuzu", lock_path=tmp / "add-on" / "graph.lock")
-        results["open_cost_small_graph"] = {**open_costs(small, 15), **small.counts()}
-        print(json.dumps(results["add_fresh"]), flush=True)
-        print("open cost, small graph:", json.dumps(results["open_cost_small_graph"]), flush=True)
+        show("add_fresh")
 
-        # --- 2. search at scale.
+        # --- 2. scale: Kùzu loaded by COPY (before), then moved into the log (after).
         big_dir = tmp / "big"
-        store = KuzuGraphStore(big_dir / "graph.kuzu", lock_path=big_dir / "graph.lock")
+        kuzu = KuzuGraphStore(big_dir / "graph.kuzu", lock_path=big_dir / "graph.lock")
         t = time.perf_counter()
-        vectors = bulk_load(store, args.entities, args.relations, dim)
+        bulk_load(kuzu, args.entities, args.relations, dim)
         load_s = time.perf_counter() - t
-        counts = store.counts()
-        name_match_ok = bool(store.text_entities(SCOPE, name_of(args.entities - 1), 3))
+        results["kuzu_open_cost"] = open_costs(kuzu, 15)
+        show("kuzu_open_cost")
+        t = time.perf_counter()
+        moved_store = open_graph_store(make_settings(big_dir))  # an upgraded data dir: Kùzu -> log
+        import_s = time.perf_counter() - t
+        moved = moved_store.log.head()
+        moved_store.close()
+        t = time.perf_counter()
+        fresh = open_graph_store(make_settings(big_dir))
+        counts = fresh.counts()
+        first_read_s = time.perf_counter() - t
+        fresh.close()
         results["scale"] = {
             "entities_in_scope": args.entities,
             "relations_in_scope": args.relations,
             "entities_total": counts["entities"],
             "relations_total": counts["relations"],
-            "bulk_load_s": round(load_s, 2),
-            "name_match_finds_bulk_loaded_names": name_match_ok,
-            "db_mb": round(sum(p.stat().st_size for p in big_dir.iterdir() if p.is_file()) / 2**20, 1),
+            "kuzu_copy_load_s": round(load_s, 2),
+            "moved_into_log_rows": moved,
+            "moved_into_log_s": round(import_s, 2),
+            "new_process_first_read_s": round(first_read_s, 2),
+            "log_mb": round((big_dir / "graph-log.sqlite3").stat().st_size / 2**20, 1),
         }
-        print("scale:", json.dumps(results["scale"]), flush=True)
-        results["open_cost_large_graph"] = open_costs(store, 15)
-        print("open cost, large graph:", json.dumps(results["open_cost_large_graph"]), flush=True)
-        settings = make_settings(big_dir)
-        graph = GraphMemory(settings, store, embed=embedder.embed, llm=lambda: None)
-        search_bench(graph, vectors, 3, 1)  # warm the page cache
-        results["search_depth1"] = search_bench(graph, vectors, args.queries, 1)
-        results["search_depth2"] = search_bench(graph, vectors, args.queries, 2)
-        with store.burst():
-            q = vectors[5]
-            results["search_parts_in_one_open_ms_p50"] = {
-                "vector_exact_scan": p50(timed(lambda: store.similar_entities(SCOPE, q, 5, exact=False), 15)),
-                "name_words_match": p50(timed(lambda: store.text_entities(SCOPE, name_of(5), 5), 15)),
-                "relations_1hop_5_seeds": p50(
-                    timed(lambda: store.relations(SCOPE, ["e1", "e2", "e3", "e4", "e5"], depth=1), 15)
-                ),
-            }
-        print("search depth 1:", json.dumps(results["search_depth1"]), flush=True)
-        print("search depth 2:", json.dumps(results["search_depth2"]), flush=True)
-        print("search parts:", json.dumps(results["search_parts_in_one_open_ms_p50"]), flush=True)
+        show("scale")
 
-        # --- 3b. add with graph into the large scope (entity resolution scans 10k entities).
+        settings = make_settings(big_dir, graph_enabled=True)
+        mem = Memory(settings, embedder=embedder)
+        try:
+            graph = mem.graph
+            assert graph is not None
+            search_bench(graph, 5, 1, args.entities)  # the first read replays the log
+            results["search_depth1"] = search_bench(graph, args.queries, 1, args.entities)
+            results["search_depth2"] = search_bench(graph, args.queries, 2, args.entities)
+            show("search_depth1")
+            show("search_depth2")
+            reader = graph.store
+            results["follow_other_process"] = follow_bench(big_dir, reader, 20)
+            show("follow_other_process")
+        finally:
+            mem.close()
+        results["before_kuzu_per_call"] = kuzu_search_bench(kuzu, make_settings(big_dir), embedder, 15)
+        show("before_kuzu_per_call")
+        results["memory_search_same_run"] = memory_search_bench(
+            tmp / "mem10k", embedder, args.memories, args.queries
+        )
+        show("memory_search_same_run")
+
+        # --- 4. add with graph into the large scope (entity resolution against 10k entities).
         shutil.copytree(tmp / "add-off", tmp / "big-mem", dirs_exist_ok=True)
-        shutil.copy2(big_dir / "graph.kuzu", tmp / "big-mem" / "graph.kuzu")
+        for name in ("graph.kuzu", "graph-log.sqlite3"):
+            shutil.copy2(big_dir / name, tmp / "big-mem" / name)
         n_big = max(5, args.adds // 3)
         big_with = add_bench(tmp / "big-mem", embedder, True, n_big, offset=args.entities + 10)
         results["add_into_large_scope"] = {"adds": n_big, "with_graph_p50_ms": p50(big_with)}
-        print("add into large scope:", json.dumps(results["add_into_large_scope"]), flush=True)
+        show("add_into_large_scope")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results["total_s"] = round(time.perf_counter() - started, 1)

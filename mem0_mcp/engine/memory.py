@@ -526,7 +526,12 @@ class Memory:
             if self._graph is None:
                 from mem0_mcp.graph.memory import GraphMemory
 
-                self._graph = GraphMemory.open(self.settings, embed=self._embed, llm=lambda: self.llm)
+                self._graph = GraphMemory.open(
+                    self.settings,
+                    embed=self._embed,
+                    llm=lambda: self.llm,
+                    read_only=self.storage.read_only is not None,
+                )
         return self._graph
 
     # ------------------------------------------------------------------ misc

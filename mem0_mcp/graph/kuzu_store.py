@@ -516,3 +516,6 @@ class KuzuGraphStore:
     def reset(self) -> None:
         """Delete the whole graph."""
         self.db.reset()
+
+    def close(self) -> None:
+        """Nothing stays open between operations."""

@@ -175,13 +175,17 @@ class GraphMemory:
         self._extractor_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings, *, embed: Embed, llm: LLMGetter) -> GraphMemory:
-        """Graph memory on the store of ``settings`` (opened per operation, nothing held open)."""
-        return cls(settings, open_graph_store(settings), embed=embed, llm=llm)
+    def open(
+        cls, settings: Settings, *, embed: Embed, llm: LLMGetter, read_only: bool = False
+    ) -> GraphMemory:
+        """Graph memory on the store of ``settings`` (``read_only``: a data dir that cannot be
+        written; graph writes then raise ``StoreError``)."""
+        return cls(settings, open_graph_store(settings, read_only=read_only), embed=embed, llm=llm)
 
     def close(self) -> None:
-        """Stop the worker threads; pending graph work is dropped."""
+        """Stop the worker threads (pending graph work is dropped) and close the store."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
 
     def reset(self) -> None:
         """Delete the whole graph (every scope)."""

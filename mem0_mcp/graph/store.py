@@ -73,11 +73,24 @@ class GraphStore(Protocol):
     def read_query(self, cypher: str, params: Mapping[str, object] | None, limit: int) -> list[QueryRow]: ...
     def counts(self) -> dict[str, int]: ...
     def reset(self) -> None: ...
+    def close(self) -> None: ...
 
 
-def open_graph_store(settings: Settings) -> GraphStore:
-    """The graph store of ``settings`` (Kùzu in ``settings.graph_dir``); nothing is opened yet."""
-    # Imported here: only a graph-enabled process pays for the backend's module.
-    from mem0_mcp.graph.kuzu_store import KuzuGraphStore
+def open_graph_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
+    """The graph store of ``settings``: the shared graph log (``graph-log.sqlite3``) read into
+    memory, with Kùzu (``settings.graph_dir``) as its view for Cypher. ``read_only``: a data dir
+    that cannot be written (writes raise ``StoreError``). Nothing is read until the first call."""
+    # Imported here: only a graph-enabled process pays for the backend's modules.
+    from mem0_mcp.graph.kuzu_db import KuzuDatabase
+    from mem0_mcp.graph.kuzu_view import KuzuView
+    from mem0_mcp.graph.logged_store import LoggedGraphStore, import_legacy
+    from mem0_mcp.stores.graph_log import GraphLog
 
-    return KuzuGraphStore(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")
+    path = settings.data_dir / "graph-log.sqlite3"
+    refuse = f"the data dir {settings.data_dir} is read-only: the graph can be read, not changed"
+    log = GraphLog(path, read_only=read_only, refuse=refuse)
+    db = KuzuDatabase(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")
+    if not read_only:
+        import_legacy(db, log)
+    view = None if read_only else KuzuView(db, GraphLog(path))
+    return LoggedGraphStore(log, view)
