@@ -292,10 +292,8 @@ WRITER = textwrap.dedent(
         with store.burst(write=True):
             names = [f"shared {i}", f"{who} {i}"]
             found = store.entities_by_name(scope, names)
-            ids = [
-                (found.get(name) or store.create_entity(scope, name, name, "thing", np.ones(4, "float32"), "t")).id
-                for name in names
-            ]
+            one = np.ones(4, "float32")
+            ids = [(found.get(n) or store.create_entity(scope, n, n, "thing", one, "t")).id for n in names]
             store.create_relation(scope, ids[0], "knows", ids[1], [f"{who}-{i}"], "t")
     store.close()
     print("ok")
