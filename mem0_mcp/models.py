@@ -187,6 +187,15 @@ class AddResult(BaseModel):
     hint: str | None = Field(None, description="What to do with `related`, in one line.")
 
 
+class UpdateResult(MemoryItem):
+    """A memory as an update stored it, and what the update did to the graph."""
+
+    relations: list[GraphRelation] = Field(
+        default_factory=list, description="Relations extracted again from the new text (graph on)."
+    )
+    warnings: list[str] = Field(default_factory=list)
+
+
 class SearchResult(BaseModel):
     results: list[MemoryItem] = Field(default_factory=list)
     relations: list[GraphRelation] = Field(default_factory=list)

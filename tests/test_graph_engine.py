@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mem0_mcp.cli.graph import memory_pages
+from mem0_mcp.clock import now_iso
 from mem0_mcp.engine.memory import Memory
+from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.graph.rebuild import rebuild_graph
 from mem0_mcp.llm.base import LLMError
 from mem0_mcp.models import GraphRelation, Scope
@@ -113,6 +116,109 @@ def test_contradiction_invalidates_with_time_and_keeps_history(mem: Memory, llm:
     found = mem.search("where does alice work", user_id="alice").relations
     assert ("alice", "works_at", "Siemens") in {(x.source, x.relation, x.destination) for x in found}
     assert "Google" not in {x.destination for x in found}
+
+
+def retire(destination: str, reason: str = "no longer true"):
+    """A contradiction reply retiring the stored relation that ends at ``destination``."""
+
+    def reply(system: str) -> dict:
+        line = next(x for x in system.splitlines() if f'-> "{destination}"' in x)
+        return {"invalidate": [{"id": int(line.split(":")[0]), "reason": reason}]}
+
+    return reply
+
+
+def test_valid_from_is_the_event_time_and_invalidation_when_the_contradiction_happened(
+    mem: Memory, llm: RoutingLLM
+) -> None:
+    llm.graph([("I", "works_at", "Google")])
+    first = mem.add("I work at Google", user_id="alice", timestamp="2024-01-10T09:00:00Z", infer=False)
+    [google] = first.relations
+    assert google.valid_from == "2024-01-10T09:00:00.000000Z"
+    assert google.created_at > google.valid_from  # the write time stays: when it was recorded
+    llm.graph([("I", "works_at", "Siemens")])
+    llm.push(CONTRADICTION, retire("Google", "changed jobs"))
+    second = mem.add("I moved to Siemens", user_id="alice", timestamp="2024-06-01", infer=False)
+    by_dest = {r.destination: r for r in second.relations}
+    assert by_dest["Siemens"].valid_from == "2024-06-01T00:00:00.000000Z"
+    assert by_dest["Google"].invalidated_at == "2024-06-01T00:00:00.000000Z"
+    stored = {r["destination"]: r for r in mem.graph.get_entity("alice", ALICE)["relations"]}
+    assert stored["Google"]["invalidated_at"] == "2024-06-01T00:00:00.000000Z"
+    assert stored["Google"]["valid_from"] == "2024-01-10T09:00:00.000000Z"
+    # A fact that happened before a stored relation began does not retire it.
+    llm.graph([("I", "works_at", "IBM")])
+    llm.push(CONTRADICTION, retire("Siemens"))
+    older = mem.add("I worked at IBM", user_id="alice", timestamp="2023-05-01", infer=False)
+    assert "INVALIDATE" not in {r.event for r in older.relations}
+    stored = {r["destination"]: r for r in mem.graph.get_entity("alice", ALICE)["relations"]}
+    assert "invalidated_at" not in stored["Siemens"]
+
+
+def test_as_of_answers_what_was_true_then(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("I", "works_at", "Google"), ("I", "likes", "pizza")])
+    first = mem.add("I work at Google and like pizza", user_id="alice", timestamp="2020-01-01", infer=False)
+    recorded = max(r.created_at for r in first.relations)
+    time.sleep(0.01)
+    llm.graph([("I", "works_at", "Siemens")])
+    llm.push(CONTRADICTION, retire("Google"))
+    mem.add("I moved to Siemens", user_id="alice", infer=False)  # no timestamp: it happened when it was added
+    after = now_iso()
+    graph = mem.graph
+
+    def found(as_of: str | None) -> set[str]:
+        return {r.destination for r in graph.find_relations("where does alice work", ALICE, 10, as_of=as_of)}
+
+    def entity(as_of: str | None) -> set[str]:
+        return {r["destination"] for r in graph.get_entity("alice", ALICE, as_of=as_of)["relations"]}
+
+    assert found(None) == {"Siemens", "pizza"}
+    assert found("2019-12-31") == set() and entity("2019-12-31") == set()  # before it happened
+    # Valid since 2020 but recorded only now: not what was believed in 2021.
+    assert found("2021-06-01") == set() and entity("2021-06-01") == set()
+    assert graph.get_entity("alice", ALICE, as_of="2021-06-01")["entities"] == []
+    assert found(recorded) == {"Google", "pizza"} and entity(recorded) == {"Google", "pizza"}
+    assert found(after) == {"Siemens", "pizza"} and entity(after) == {"Siemens", "pizza"}
+    # Without as_of the entity keeps its history, invalidated relations included.
+    assert entity(None) == {"Google", "Siemens", "pizza"}
+    # A bad value names the field and the fix.
+    for call in (
+        lambda: graph.find_relations("alice", ALICE, 5, as_of="last tuesday"),
+        lambda: graph.get_entity("alice", ALICE, as_of="2024-13-01"),
+    ):
+        with pytest.raises(InvalidInputError, match=r"as_of.*ISO 8601"):
+            call()
+
+
+def test_update_rederives_the_memory_relations(mem: Memory, llm: RoutingLLM) -> None:
+    llm.defaults[CONTRADICTION] = {"invalidate": []}
+    llm.graph([("I", "works_at", "Google"), ("I", "lives_in", "Zurich")])
+    mid = (
+        mem.add("I work at Google in Zurich", user_id="alice", timestamp="2024-01-10", infer=False)
+        .results[0]
+        .id
+    )
+    llm.graph([("I", "lives_in", "Zurich")])
+    other = mem.add("I live in Zurich", user_id="alice", infer=False).results[0].id
+    llm.graph([("I", "works_at", "Siemens")])
+    item = mem.update(mid, text="I work at Siemens")
+    assert item.memory == "I work at Siemens" and not item.warnings
+    assert triples(item.relations) == {("alice", "works_at", "Siemens", "ADD")}
+    rels = {r["destination"]: r for r in mem.graph.get_entity("alice", ALICE)["relations"]}
+    assert set(rels) == {"Siemens", "Zurich"}  # Google came only from the old text: gone
+    assert rels["Siemens"]["sources"] == [mid]
+    assert rels["Siemens"]["valid_from"] == "2024-01-10T00:00:00.000000Z"  # the memory's event time
+    assert rels["Zurich"]["sources"] == [other]  # still said by the other memory
+    assert mem.graph.store.entities_by_name(ALICE, ["google"]) == {}
+    # Metadata only, or the same text: nothing to extract again.
+    calls = llm.count(EXTRACTION)
+    mem.update(mid, metadata={"k": 1})
+    mem.update(mid, text="I work at Siemens")
+    assert llm.count(EXTRACTION) == calls
+    # A failed extraction is a warning; the update is stored.
+    llm.push(EXTRACTION, LLMError("model overloaded"))
+    failed = mem.update(mid, text="I work at Siemens in Munich")
+    assert failed.memory == "I work at Siemens in Munich" == mem.get(mid).memory
+    assert "graph" in failed.warnings[0] and "model overloaded" in failed.warnings[0]
 
 
 def test_search_returns_relations_one_and_two_hops(mem: Memory, llm: RoutingLLM) -> None:

@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 from mcp.client import Client
 
+from mem0_mcp.clock import now_iso
 from mem0_mcp.config import Settings
-from tests.support.engine import make_settings
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.server.app import create_server
+from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.graph_llm import CONTRADICTION, RoutingLLM
 from tests.support.server import (
     TOKEN_ALICE,
     TOKEN_BOB,
@@ -104,6 +108,67 @@ async def test_write_and_read_the_graph_without_an_llm(graph_settings: Settings)
             await client.call_tool("add_relation", {"source": "x", "relation": "is", "destination": "X"})
         )
         assert "cypher" in error_text(await client.call_tool("search_graph", {"query": "x", "cypher": "M"}))
+
+
+async def test_as_of_through_the_tools(graph_settings: Settings) -> None:
+    llm = RoutingLLM()
+    server = create_server(
+        graph_settings, memory_factory=lambda s: Memory(s, embedder=FakeEmbedder(), llm=llm)
+    )
+
+    def retire_google(system: str) -> dict:
+        line = next(x for x in system.splitlines() if '-> "Google"' in x)
+        return {"invalidate": [{"id": int(line.split(":")[0]), "reason": "changed jobs"}]}
+
+    async def add(text: str, timestamp: str) -> dict:
+        args = {"text": text, "infer": False, "timestamp": timestamp}
+        return structured(await client.call_tool("add_memory", args))
+
+    async with Client(server) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        for name in ("search_graph", "get_entity"):
+            assert "as_of" in tools[name].input_schema["properties"], name
+        llm.graph([("I", "works_at", "Google")])
+        first = await add("I work at Google", "2020-01-01T00:00:00Z")
+        assert first["relations"][0]["valid_from"] == "2020-01-01T00:00:00.000000Z"
+        recorded = first["relations"][0]["created_at"]
+        llm.graph([("I", "works_at", "Siemens")])
+        llm.push(CONTRADICTION, retire_google)
+        second = await add("I moved to Siemens", now_iso())
+        google = next(r for r in second["relations"] if r["destination"] == "Google")
+        assert google["invalidated_at"] == second["relations"][0]["valid_from"]
+
+        async def search(as_of: str | None) -> set[str]:
+            args = {"query": "where does tester work", **({"as_of": as_of} if as_of else {})}
+            return {
+                r["destination"]
+                for r in structured(await client.call_tool("search_graph", args))["relations"]
+            }
+
+        async def entity(as_of: str | None) -> set[str]:
+            args = {"name": "tester", **({"as_of": as_of} if as_of else {})}
+            return {
+                r["destination"] for r in structured(await client.call_tool("get_entity", args))["relations"]
+            }
+
+        assert await search("2019-06-01") == set() == await entity("2019-06-01")
+        assert await search(recorded) == {"Google"} == await entity(recorded)
+        assert await search(now_iso()) == {"Siemens"} == await entity(now_iso())
+        assert await search(None) == {"Siemens"} and await entity(None) == {"Google", "Siemens"}
+        for tool, args in (("search_graph", {"query": "Google"}), ("get_entity", {"name": "tester"})):
+            text = error_text(await client.call_tool(tool, {**args, "as_of": "yesterday"}))
+            assert "as_of" in text and "ISO 8601" in text, tool
+
+        # update_memory extracts the new text again; the old relation is no longer its.
+        llm.graph([("I", "works_at", "IBM")])
+        llm.defaults[CONTRADICTION] = {"invalidate": []}
+        updated = structured(
+            await client.call_tool(
+                "update_memory", {"memory_id": first["results"][0]["id"], "text": "I work at IBM"}
+            )
+        )
+        assert [r["destination"] for r in updated["relations"]] == ["IBM"] and not updated["warnings"]
+        assert "Google" not in await entity(None)
 
 
 async def test_query_graph_reads_and_refuses_writes(graph_settings: Settings) -> None:

@@ -44,6 +44,7 @@ from mem0_mcp.models import (
     Scope,
     SearchResult,
     Stats,
+    UpdateResult,
 )
 from mem0_mcp.stores.filters import scope_clause, sql_str
 
@@ -162,7 +163,7 @@ class Memory:
         replaced = check_supersedes(self.storage, scope, supersedes)
         infer = self.default_infer() if infer is None else bool(infer)
         # Graph extraction starts now, in a thread: it overlaps the vector work of the same add.
-        graph_job = self.graph.begin(msgs, scope) if self.graph is not None else None
+        graph_job = self.graph.begin(msgs, scope, event_at) if self.graph is not None else None
         reason = None
         result: AddResult | None = None
         if infer:
@@ -425,27 +426,32 @@ class Memory:
         metadata: Mapping[str, Any] | None = None,
         scope: Scope | None = None,
         source: ChangeSource = "api",
-    ) -> MemoryItem:
+    ) -> UpdateResult:
         """Give a memory new text and/or metadata (metadata is replaced); history keeps the old text.
 
         The new text is indexed and embedded by the same rule as an add, with the neighbours the
-        memory was stored with. Returns the memory as stored. Raises InvalidInputError (nothing
-        to change, or a bad value), NotFoundError, StoreError.
+        memory was stored with; with the graph on, its relations are extracted again from it.
+        Returns the memory as stored, with the relations re-derived and the graph's warnings.
+        Raises InvalidInputError (nothing to change, or a bad value), NotFoundError, StoreError.
         """
         if text is None and metadata is None:
             raise InvalidInputError("text", "give the new text, new metadata, or both")
         new_text = check.check_text(self.settings, text, "text") if text is not None else None
         new_meta = check.check_metadata(self.settings, metadata) if metadata is not None else None
-        vector = None
+        vector, old_text = None, None
         # Read without moving the journal (that waits for the write lock): a wrong id fails
         # before embedding, and the write below checks it is still the row under the locks.
         seen = self.storage.peek_row(memory_id, scope)
         if new_text is not None:
-            _, inputs = text_change(seen or self.storage.row(memory_id, scope), new_text)
+            before = seen or self.storage.row(memory_id, scope)
+            old_text, (_, inputs) = before["memory"], text_change(before, new_text)
             vector = embed_inputs([inputs], self._embed, self.settings.context_vectors)[0]
         # Written with the other changes waiting for the write lock, in one commit (see changes).
         change = Change(memory_id, scope, seen, source, text=new_text, metadata=new_meta, vector=vector)
-        return to_item(self._changes.commit(change))
+        item = to_item(self._changes.commit(change))
+        if self.graph is None or new_text is None or new_text == old_text:
+            return UpdateResult.model_validate(item.model_dump())
+        return self.graph.rederive(item)  # the graph is derived: failures are warnings on the result
 
     def delete(
         self, memory_id: str, *, scope: Scope | None = None, source: ChangeSource = "api"

@@ -21,7 +21,7 @@ from typing import Any
 from mem0_mcp.llm.base import LLM, LLMError
 from mem0_mcp.llm.jsonparse import complete_json
 from mem0_mcp.llm.prompts import PromptSet
-from mem0_mcp.models import Usage
+from mem0_mcp.models import Message, Scope, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,27 @@ def normalize_relation(relation: str) -> str:
 
 def clean_name(name: str) -> str:
     return " ".join(str(name).split()).strip(_EDGE_PUNCT).strip()[:MAX_NAME]
+
+
+def transcript(msgs: Sequence[Message]) -> str:
+    """The conversation as ``role: text`` lines for the extraction prompt (system messages out)."""
+    lines = []
+    for m in msgs:
+        if m.role == "system":
+            continue
+        if isinstance(m.content, str):
+            text = m.content
+        else:
+            text = " ".join(str(b.get("text", "")) for b in m.content if isinstance(b, dict))
+        text = " ".join(text.split())
+        if text:
+            lines.append(f"{m.name} ({m.role}): {text}" if m.name else f"{m.role}: {text}")
+    return "\n".join(lines)
+
+
+def self_name(scope: Scope) -> str:
+    """The entity name "I", "me", "my" stand for in this scope."""
+    return scope.user_id or scope.agent_id or scope.run_id or "user"
 
 
 def load_graph_prompts(override_dir: Path | None = None) -> PromptSet:

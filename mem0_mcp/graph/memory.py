@@ -8,7 +8,9 @@ An add runs in two halves. ``begin`` starts, in a worker thread and concurrently
 engine's vector work, everything that does not need the new memory ids: the extraction call,
 embedding the entity names, resolving them against the stored entities and the contradiction
 call. ``finish`` then writes the graph in one short burst (one open of the database), with the
-memory ids as the relations' sources.
+memory ids as the relations' sources and the memories' event time as when the relations began
+(``valid_from``) or when the ones they contradict stopped (``invalidated_at``); see
+``mem0_mcp.graph.timeline`` for how ``as_of`` reads them back.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ from mem0_mcp.graph.extraction import (
     load_graph_prompts,
     normalize_name,
     normalize_relation,
+    self_name,
+    transcript,
 )
 from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
+from mem0_mcp.graph.timeline import read_as_of, relations_at
 from mem0_mcp.graph.validation import check_name, check_read_only, check_str, entity_type
 from mem0_mcp.llm.base import LLM
 from mem0_mcp.models import (
@@ -44,8 +49,10 @@ from mem0_mcp.models import (
     GraphExport,
     GraphPath,
     GraphRelation,
+    MemoryItem,
     Message,
     Scope,
+    UpdateResult,
     Usage,
 )
 
@@ -72,27 +79,6 @@ LLMGetter = Callable[[], LLM | None]
 Json = dict[str, object]
 
 
-def transcript(msgs: Sequence[Message]) -> str:
-    """The conversation as ``role: text`` lines for the extraction prompt (system messages out)."""
-    lines = []
-    for m in msgs:
-        if m.role == "system":
-            continue
-        if isinstance(m.content, str):
-            text = m.content
-        else:
-            text = " ".join(str(b.get("text", "")) for b in m.content if isinstance(b, dict))
-        text = " ".join(text.split())
-        if text:
-            lines.append(f"{m.name} ({m.role}): {text}" if m.name else f"{m.role}: {text}")
-    return "\n".join(lines)
-
-
-def self_name(scope: Scope) -> str:
-    """The entity name "I", "me", "my" stand for in this scope."""
-    return scope.user_id or scope.agent_id or scope.run_id or "user"
-
-
 @dataclass
 class Mention:
     """A mention resolved to a stored entity, or to be created."""
@@ -113,6 +99,7 @@ class GraphJob:
     scope: Scope
     future: Future[PreparedAdd] | None = None
     run: Callable[[], PreparedAdd] | None = None
+    event_at: str | None = None  # when the added memories happened (None: when they are written)
 
     def finish(self, result: AddResult) -> AddResult:
         """Write the graph for the memories of ``result``; failures become warnings, never errors."""
@@ -124,7 +111,7 @@ class GraphJob:
             ids = [e.id for e in result.results if e.event in ("ADD", "UPDATE", "NONE")]
             if not ids:
                 return result
-            result.relations = self.graph.apply(prepared, self.scope, ids)
+            result.relations = self.graph.apply(prepared, self.scope, ids, self.event_at)
         except Exception as exc:
             logger.exception("graph: update failed; the memory was stored")
             result.warnings.append(
@@ -204,8 +191,9 @@ class GraphMemory:
             return self._extractor
 
     # ------------------------------------------------------------------ add
-    def begin(self, msgs: Sequence[Message], scope: Scope) -> GraphJob | None:
-        """Start preparing the graph half of an add; None when there is no LLM to extract with."""
+    def begin(self, msgs: Sequence[Message], scope: Scope, event_at: str | None = None) -> GraphJob | None:
+        """Start preparing the graph half of an add whose memories happened at ``event_at`` (the
+        add's parsed timestamp; None: when written); None when there is no LLM to extract with."""
         extractor = self.extractor()
         if extractor is None:
             return None
@@ -218,8 +206,8 @@ class GraphMemory:
 
         # MCP sampling must be called from the request's own worker thread: prepare there, later.
         if extractor.llm.request_bound:
-            return GraphJob(self, scope, run=run)
-        return GraphJob(self, scope, future=self._pool.submit(run))
+            return GraphJob(self, scope, run=run, event_at=event_at)
+        return GraphJob(self, scope, future=self._pool.submit(run), event_at=event_at)
 
     def prepare(self, extractor: GraphExtractor, text: str, scope: Scope) -> PreparedAdd:
         """Extract from ``text``, resolve the mentions against the stored entities and ask which
@@ -272,24 +260,34 @@ class GraphMemory:
                 r.entity, r.merged_by = near[0], "embedding"
         return out
 
-    def apply(self, prepared: PreparedAdd, scope: Scope, memory_ids: Sequence[str]) -> list[GraphRelation]:
-        """Write a prepared extraction in one burst, ``memory_ids`` as the relations' sources;
-        returns the relations touched, each with its event. Raises ``StoreError``."""
+    def apply(
+        self, prepared: PreparedAdd, scope: Scope, memory_ids: Sequence[str], event_at: str | None = None
+    ) -> list[GraphRelation]:
+        """Write a prepared extraction in one burst, ``memory_ids`` as the relations' sources and
+        ``event_at`` (when those memories happened; None: now) as when the new relations began
+        and the contradicted ones ended; returns the relations touched, each with its event.
+        Raises ``StoreError``."""
         out: list[GraphRelation] = []
         if not prepared.extraction.relations and not prepared.invalidate:
             return out
-        now = now_iso()
+        now = now_iso()  # the write time: created_at of what is new
+        when = event_at or now
         with self.store.burst(write=True):
             ids = self._materialize(prepared.resolved, scope, now)
             for t in prepared.extraction.relations:
                 src, dst = ids[t.source], ids[t.destination]
-                out.append(self._upsert(scope, src, t.relation, dst, memory_ids, now))
+                out.append(self._upsert(scope, src, t.relation, dst, memory_ids, now, valid_from=when))
             by_id = {r.id: r for r in prepared.existing}
             for rel_id, reason in prepared.invalidate.items():
-                self.store.invalidate(rel_id, now, reason)
+                old = by_id[rel_id]
+                if when < old.valid_from:
+                    # Backfilled history: a fact from before the relation began cannot end it.
+                    logger.info("graph: %s not invalidated by an older fact (%s)", rel_id, when)
+                    continue
+                self.store.invalidate(rel_id, when, reason)
                 out.append(
-                    by_id[rel_id].model_copy(
-                        update={"invalidated_at": now, "invalidated_reason": reason, "event": "INVALIDATE"}
+                    old.model_copy(
+                        update={"invalidated_at": when, "invalidated_reason": reason, "event": "INVALIDATE"}
                     )
                 )
         return out
@@ -311,15 +309,24 @@ class GraphMemory:
         return ids
 
     def _upsert(
-        self, scope: Scope, src: str, relation: str, dst: str, sources: Sequence[str], now: str
+        self,
+        scope: Scope,
+        src: str,
+        relation: str,
+        dst: str,
+        sources: Sequence[str],
+        now: str,
+        *,
+        valid_from: str | None = None,
     ) -> GraphRelation:
-        """The relation with ``sources`` added (event NONE), or created (event ADD)."""
+        """The relation with ``sources`` added (event NONE), or created (event ADD) as recorded
+        ``now`` and holding since ``valid_from`` (None: ``now``)."""
         found = self.store.find_relation(src, relation, dst)
         if found is not None:
             self.store.add_sources(found.id, sources)
             merged = list(dict.fromkeys([*found.sources, *sources]))
             return found.model_copy(update={"sources": merged, "event": "NONE"})
-        created = self.store.create_relation(scope, src, relation, dst, sources, now)
+        created = self.store.create_relation(scope, src, relation, dst, sources, now, valid_from)
         return created.model_copy(update={"event": "ADD"})
 
     # ------------------------------------------------------------------ explicit writes (no LLM)
@@ -389,6 +396,29 @@ class GraphMemory:
         except Exception:
             logger.exception("graph: removing the relations of memory %s failed", memory_id)
 
+    def rederive(self, memory: MemoryItem) -> UpdateResult:
+        """The memory's text changed: drop it as a source (as ``forget_memory``) and extract its new
+        text again, written with its id as source and its event time as ``valid_from``. Without
+        an LLM the graph is left as it is. Failures become warnings on the result, never errors:
+        the update is stored."""
+        out = UpdateResult.model_validate(memory.model_dump())
+        extractor = self.extractor()
+        # MCP sampling is bound to an add_memory request: an update has none to ask.
+        if extractor is None or extractor.llm.request_bound:
+            return out
+        scope = Scope(user_id=memory.user_id, agent_id=memory.agent_id, run_id=memory.run_id)
+        try:
+            self.store.forget_source(memory.id)
+            prepared = self.prepare(extractor, memory.memory, scope)
+            out.relations = self.apply(prepared, scope, [memory.id], memory.event_at or memory.created_at)
+        except Exception as exc:
+            logger.exception("graph: re-deriving the relations of memory %s failed", memory.id)
+            out.warnings.append(
+                f"graph: the relations of this memory were not extracted again ({type(exc).__name__}: "
+                f"{exc}); the update was stored. `mem0-mcp graph rebuild` re-derives the graph."
+            )
+        return out
+
     def delete_scope(self, scope: Scope) -> None:
         """The scope's memories were deleted: drop its graph (logged, never raised)."""
         try:
@@ -398,10 +428,18 @@ class GraphMemory:
 
     # ------------------------------------------------------------------ reads
     def search(
-        self, query: str, vector: np.ndarray, scope: Scope, limit: int, *, depth: int | None = None
+        self,
+        query: str,
+        vector: np.ndarray,
+        scope: Scope,
+        limit: int,
+        *,
+        depth: int | None = None,
+        as_of: str | None = None,
     ) -> list[GraphRelation]:
         """Valid relations around the entities the query names (``vector`` is its embedding),
-        ranked against the query, each with its score. Raises ``StoreError``."""
+        ranked against the query, each with its score; with ``as_of`` (stored format), the
+        relations that held then instead. Raises ``StoreError``."""
         hops = max(1, min(depth or self.depth, 2))
         with self.store.burst():
             seeds: dict[str, float] = {}
@@ -416,7 +454,10 @@ class GraphMemory:
                     seeds[e.id] = max(seeds.get(e.id, 0.0), SELF_SEED)
             if not seeds:
                 return []
-            rels = self.store.relations(scope, list(seeds), depth=hops, limit=50 * limit)
+            if as_of is None:
+                rels = self.store.relations(scope, list(seeds), depth=hops, limit=50 * limit)
+            else:
+                rels = relations_at(self.store, scope, list(seeds), as_of, depth=hops, limit=50 * limit)
         words = {w.casefold() for w in _WORD.findall(query)}
         best = max(seeds.values())
         ranked = []
@@ -431,28 +472,40 @@ class GraphMemory:
         return [r.model_copy(update={"score": round(s, 6)}) for s, r in ranked[:limit]]
 
     def submit_search(
-        self, query: str, vector: np.ndarray, scope: Scope, limit: int
+        self, query: str, vector: np.ndarray, scope: Scope, limit: int, *, as_of: str | None = None
     ) -> Future[list[GraphRelation]]:
         """``search`` in the graph's worker thread, to overlap the engine's vector search."""
-        return self._pool.submit(self.search, query, vector, scope, limit)
+        return self._pool.submit(self.search, query, vector, scope, limit, as_of=as_of)
 
-    def find_relations(self, query: str, scope: Scope, limit: int) -> list[GraphRelation]:
-        """``search`` for a query in words (embedded here). Raises ``InvalidInputError``."""
+    def find_relations(
+        self, query: str, scope: Scope, limit: int, *, as_of: str | None = None
+    ) -> list[GraphRelation]:
+        """``search`` for a query in words (embedded here); ``as_of`` (ISO 8601 date or time):
+        what the graph held true then. Raises ``InvalidInputError``."""
         check_str("query", query)
-        return self.search(query, np.asarray(self._embed([query]), dtype=np.float32)[0], scope, limit)
+        when = read_as_of(as_of)
+        vector = np.asarray(self._embed([query]), dtype=np.float32)[0]
+        return self.search(query, vector, scope, limit, as_of=when)
 
-    def search_relations(self, query: str, scope: Scope, limit: int) -> list[Json]:
+    def search_relations(self, query: str, scope: Scope, limit: int, as_of: str | None = None) -> list[Json]:
         """``find_relations`` as the search_graph tool's JSON."""
-        return [r.model_dump() for r in self.find_relations(query, scope, limit)]
+        return [r.model_dump() for r in self.find_relations(query, scope, limit, as_of=as_of)]
 
-    def entity(self, name: str, scope: Scope, depth: int = 1) -> EntityView:
+    def entity(self, name: str, scope: Scope, depth: int = 1, *, as_of: str | None = None) -> EntityView:
         """Every entity of the scope with this name (one per exact scope), its relations within
-        ``depth`` hops including invalidated ones (the relation history), newest first."""
+        ``depth`` hops including invalidated ones (the relation history), newest first; with
+        ``as_of`` (ISO 8601 date or time), only the entities and relations known and true then.
+        Raises ``InvalidInputError``."""
         norm = normalize_name(check_name("name", name))
         hops = max(1, min(int(depth), 3))
+        when = read_as_of(as_of)
         with self.store.burst():
             found = self.store.named(scope, norm)
-            rels = self.store.relations(scope, [e.id for e in found], depth=hops, include_invalid=True)
+            if when is None:
+                rels = self.store.relations(scope, [e.id for e in found], depth=hops, include_invalid=True)
+            else:
+                found = [e for e in found if e.created_at <= when]
+                rels = relations_at(self.store, scope, [e.id for e in found], when, depth=hops, limit=1000)
         rels.sort(key=lambda r: (r.invalidated_at is None, r.created_at), reverse=True)
         ids = {e.id for e in found}
         neighbours: dict[str, str] = {}
@@ -462,9 +515,9 @@ class GraphMemory:
                     neighbours[nid] = nname
         return EntityView(entities=found, neighbours=sorted(set(neighbours.values())), relations=rels)
 
-    def get_entity(self, name: str, scope: Scope, depth: int = 1) -> Json:
+    def get_entity(self, name: str, scope: Scope, depth: int = 1, as_of: str | None = None) -> Json:
         """``entity`` as the get_entity tool's JSON."""
-        return self.entity(name, scope, depth).model_dump()
+        return self.entity(name, scope, depth, as_of=as_of).model_dump()
 
     def path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> GraphPath:
         """The shortest chain of valid relations between two named entities, either direction;

@@ -54,7 +54,9 @@ def rebuild_graph(
             item_scope = Scope(user_id=item.user_id, agent_id=item.agent_id, run_id=item.run_id)
             try:
                 prepared = graph.prepare(extractor, item.memory, item_scope)
-                relations += len(graph.apply(prepared, item_scope, [item.id]))
+                relations += len(
+                    graph.apply(prepared, item_scope, [item.id], item.event_at or item.created_at)
+                )
             except Exception as exc:
                 failed += 1
                 logger.warning("graph rebuild: memory %s skipped: %s", item.id, exc)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 class GraphRelations(BaseModel):
     relations: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="Each {source, relation, destination, ids, types, valid_from, invalidated_at?, "
+        description="Each {source, relation, destination, ids, types, created_at (recorded), "
+        "valid_from (when it began to hold), invalidated_at? (when a contradicting fact happened), "
         "sources (memory ids), score?}.",
     )
 
@@ -38,7 +39,9 @@ class EntityView(BaseModel):
     )
     neighbours: list[str] = Field(default_factory=list)
     relations: list[dict[str, Any]] = Field(
-        default_factory=list, description="Valid and invalidated relations (the history), newest first."
+        default_factory=list,
+        description="Valid and invalidated relations (the history), newest first; with as_of, those "
+        "that held then.",
     )
 
 
@@ -64,6 +67,14 @@ class GraphRows(BaseModel):
 
 
 Name = Annotated[str, Field(description="An entity's name, e.g. 'Alice' or 'Acme Corp' (case-insensitive).")]
+AsOf = Annotated[
+    str | None,
+    Field(
+        description="ISO 8601 date or time, e.g. '2024-03-01' or '2024-03-01T12:00:00Z': answer with "
+        "what the graph held true then (relations begun by then, not yet contradicted, already "
+        "recorded). Omit for now."
+    ),
+]
 
 
 def graph_tools(state: ServerState) -> list[Tool]:
@@ -103,10 +114,11 @@ def search_graph_tool(state: ServerState) -> Tool:
         agent_id: AgentId = None,
         run_id: RunId = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Most relations to return.")] = 10,
+        as_of: AsOf = None,
     ) -> GraphRelations:
         scope = resolve_scope(state.settings, user_id, agent_id, run_id)
         graph = await graph_of(state)
-        return GraphRelations(relations=await run_engine(graph.search_relations, query, scope, limit))
+        return GraphRelations(relations=await run_engine(graph.search_relations, query, scope, limit, as_of))
 
     return strict_tool(
         search_graph,
@@ -114,7 +126,7 @@ def search_graph_tool(state: ServerState) -> Tool:
         title="Search the memory graph",
         description="Find relations between people, places, organisations and things that match a "
         "query (entities matched by meaning and by name, then their relations ranked). Only "
-        "currently valid relations.",
+        "currently valid relations, or with `as_of` the ones that held at that time.",
         annotations=READ_ONLY,
     )
 
@@ -126,17 +138,19 @@ def get_entity_tool(state: ServerState) -> Tool:
         agent_id: AgentId = None,
         run_id: RunId = None,
         depth: Annotated[int, Field(ge=1, le=3, description="Hops of neighbours to include.")] = 1,
+        as_of: AsOf = None,
     ) -> EntityView:
         scope = resolve_scope(state.settings, user_id, agent_id, run_id)
         graph = await graph_of(state)
-        return EntityView(**await run_engine(graph.get_entity, name, scope, depth))
+        return EntityView(**await run_engine(graph.get_entity, name, scope, depth, as_of))
 
     return strict_tool(
         get_entity,
         name="get_entity",
         title="Look up an entity",
         description="Everything the graph knows about one entity: its neighbours and its relations, "
-        "including invalidated ones with when they stopped being true.",
+        "including invalidated ones with when they stopped being true; with `as_of`, only the "
+        "relations that held at that time.",
         annotations=READ_ONLY,
     )
 
