@@ -43,7 +43,7 @@ def test_main_on_three_scenarios_in_both_modes(tmp_path: Path) -> None:
     assert json.loads(out.read_text(encoding="utf-8")) == report
     assert report["scenarios"] == 3 and report["questions"] == 7
     assert report["embedder"] == "fake-bow" and isinstance(report["threshold"], str | float)
-    assert set(report["modes"]) == {"agent", "llm"}
+    assert set(report["modes"]) == {"agent", "llm", "graph"}
     for mode, m in report["modes"].items():
         for name, kind in FIGURES.items():
             assert isinstance(m[name], kind), (mode, name, m[name])

@@ -133,6 +133,7 @@ class Memory:
         progress: ProgressFn | None = None,
         supersedes: Sequence[str] | None = None,
         source: ChangeSource = "api",
+        use_graph: bool | None = None,
     ) -> AddResult:
         """Remember a text or a conversation in a scope.
 
@@ -144,7 +145,8 @@ class Memory:
         stored verbatim and ``reason`` says why: once accepted, the user's text is never lost.
         ``supersedes``: ids of live memories of the scope the new text replaces; they are marked
         superseded by it (out of default search, kept for history). ``source`` says in the
-        history who made the change (the memory manager's own changes say "llm").
+        history who made the change (the memory manager's own changes say "llm"). ``use_graph``:
+        extract the add's relations into the graph (None: ``graph_on()``).
 
         Returns an AddResult: one event per memory touched (ADD, UPDATE, DELETE, or NONE with the
         id already stored), LLM usage, warnings; a verbatim add also lists ``related`` stored
@@ -162,7 +164,8 @@ class Memory:
         replaced = check_supersedes(self.storage, scope, supersedes)
         infer = self.default_infer() if infer is None else bool(infer)
         # Graph extraction starts now, in a thread: it overlaps the vector work of the same add.
-        graph_job = self.graph.begin(msgs, scope) if self.graph is not None else None
+        graph = self.graph if (self.graph_on() if use_graph is None else use_graph) else None
+        graph_job = graph.begin(msgs, scope) if graph is not None else None
         reason = None
         result: AddResult | None = None
         if infer:
@@ -196,16 +199,22 @@ class Memory:
         # The graph is derived: its failures become warnings, never a failed add.
         return graph_job.finish(out) if graph_job is not None else out
 
-    def default_infer(self) -> bool:
-        """Whether an add that does not say runs the LLM memory manager (``infer_default``).
+    def has_llm(self, *, sampling_client: bool = False) -> bool:
+        """Whether an LLM can work for a call, the one rule of every 'auto' setting: a server-side
+        backend, or MCP sampling when ``sampling_client`` (the server's word that the caller's
+        client declared sampling: only the server can know)."""
+        return self._llm is not None and (not self._llm.request_bound or sampling_client)
 
-        'auto' infers with a server-side LLM; an LLM bound to the caller's request (MCP
-        sampling) is the server's to judge, since only it knows whether the client can sample.
-        """
+    def default_infer(self, *, sampling_client: bool = False) -> bool:
+        """Whether an add that does not say runs the LLM memory manager (``infer_default``)."""
         mode = self.settings.infer_default
-        if mode != "auto":
-            return mode == "true"
-        return self._llm is not None and not self._llm.request_bound
+        return self.has_llm(sampling_client=sampling_client) if mode == "auto" else mode == "true"
+
+    def graph_on(self, *, sampling_client: bool = False) -> bool:
+        """Whether adds extract relations and search reads the graph (``graph_enabled``); the
+        graph tools work whenever ``graph`` is not None."""
+        mode = self.settings.graph_enabled
+        return self.has_llm(sampling_client=sampling_client) if mode == "auto" else mode == "true"
 
     def _supersede(self, scope: Scope, ids: list[str], by: str, source: ChangeSource) -> list[str]:
         with self.storage.writing():
@@ -282,33 +291,46 @@ class Memory:
         limit: int | None = None,
         threshold: float | None = None,
         include_superseded: bool = False,
+        as_of: str | int | float | None = None,
+        use_graph: bool | None = None,
     ) -> SearchResult:
         """The memories of a scope that best match ``query`` (hybrid: vectors and BM25, fused).
 
         Takes the query, the scope, an optional actor, metadata ``filters``, ``limit`` (default
         settings.default_limit, at most max_limit), a score ``threshold`` in [0, 1] (results
         under it are dropped; without one, nothing is returned when even the best result scores
-        under ``settings.search_threshold``) and whether superseded memories count. Returns a
-        SearchResult, best first, each with its score (cosine to the query or share of its
-        words, the same scale for every query), and the graph's relations when the graph is on.
-        Raises ScopeRequiredError, InvalidInputError, StoreError.
+        under ``settings.search_threshold``) and whether superseded memories count. ``as_of``
+        (ISO 8601 or epoch seconds): as things stood then (Searcher.visible). ``use_graph``: the
+        graph's relations and memory links (None: ``graph_on()``). Returns a SearchResult, best
+        first, each with its score (cosine to the query or share of its words, the same scale
+        for every query), and the graph's relations when the graph is on. Raises
+        ScopeRequiredError, InvalidInputError (``as_of`` too), StoreError.
         """
         scope = check.check_scope("search", user_id, agent_id, run_id)
         text = check.check_text(self.settings, query, "query")
         actor = check.check_id("actor_id", actor_id)
+        when = parse_time(as_of, "as_of") if as_of is not None else None
         req = SearchRequest(
             query=text,
             scope=scope,
-            where=where(scope, actor_id=actor, filters=filters, include_superseded=include_superseded),
+            where=where(
+                scope, actor_id=actor, filters=filters, include_superseded=include_superseded or bool(when)
+            ),
             limit=check.check_limit(self.settings, limit),
             threshold=check.check_threshold(threshold),
             gate=self.settings.search_threshold if threshold is None else 0.0,
             plain=not filters and not actor,
             include_superseded=include_superseded,
             filters=filters,
+            as_of=when,
         )
-        graph = self.graph
-        return self._searcher.search(req, graph.submit_search if graph is not None else None)
+        graph = self.graph if (self.graph_on() if use_graph is None else use_graph) else None
+        if graph is None:
+            return self._searcher.search(req, None)
+        pool = self._searcher.pool
+        return self._searcher.search(
+            req, graph.submit_search, lambda q, sc: pool.submit(graph.memory_links, q, sc)
+        )
 
     def get(self, memory_id: str, *, scope: Scope | None = None) -> MemoryItem:
         """One memory by id. Raises NotFoundError when it does not exist in ``scope`` (None: any)."""
@@ -463,8 +485,8 @@ class Memory:
             if entries and entries[-1].event == "DELETE" and in_scope(entries[-1].model_dump(), scope):
                 return DeleteResult(deleted=0, message=f"memory {entries[-1].memory_id} was already deleted")
             raise
-        if self.graph is not None:
-            self.graph.forget_memory(row["id"])
+        if (kept := self._graph_kept()) is not None:
+            kept.forget_memory(row["id"])
         return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")
 
     def restore(
@@ -500,8 +522,8 @@ class Memory:
                 self.storage.history.add(
                     history_record(r, "DELETE", r["memory"], None, now, source, before=r) for r in rows
                 )
-        if self.graph is not None:
-            self.graph.delete_scope(scope)
+        if (kept := self._graph_kept()) is not None:
+            kept.delete_scope(scope)
         desc = ", ".join(f"{k}={v!r}" for k, v in scope.as_dict().items())
         return DeleteResult(deleted=len(rows), message=f"deleted {len(rows)} memories of {desc}")
 
@@ -513,14 +535,15 @@ class Memory:
             write_meta(self.settings.data_dir, None)
             self._dimension_checked = False
             self._searcher.forget_names()
-            if self.graph is not None:
-                self.graph.reset()
+            if (kept := self._graph_kept()) is not None:
+                kept.reset()
 
     # ------------------------------------------------------------------ graph (derived data)
     @property
     def graph(self) -> GraphMemory | None:
-        """The entity graph when graph_enabled, else None (built on first use)."""
-        if not self.settings.graph_enabled:
+        """The entity graph unless graph_enabled=false (built on first use): with 'auto' and no
+        LLM it holds what is written explicitly (add_relation, import); see ``graph_on``."""
+        if self.settings.graph_enabled == "false":
             return None
         with self._graph_init:
             if self._graph is None:
@@ -528,6 +551,11 @@ class Memory:
 
                 self._graph = GraphMemory.open(self.settings, embed=self._embed, llm=lambda: self.llm)
         return self._graph
+
+    def _graph_kept(self) -> GraphMemory | None:
+        """``graph`` for deletes to clean, unless 'auto' without an LLM never wrote one to disk."""
+        on = self.graph_on() or self._graph is not None or self.settings.graph_dir.exists()
+        return self.graph if on else None
 
     # ------------------------------------------------------------------ misc
     @property
@@ -559,7 +587,7 @@ class Memory:
             embedder_ready=bool(ready),
             dimension=dim,
             llm_provider=self._llm.name if self._llm is not None else "none",
-            graph_enabled=self.settings.graph_enabled,
+            graph_enabled=self.graph_on(),
             ann_index=self.storage.vectors.has_vector_index(),
             version=__version__,
         )
