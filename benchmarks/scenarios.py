@@ -17,7 +17,12 @@ Two modes, each on its own server (``create_server``) and an in-memory MCP clien
 - ``llm``: the server's LLM memory manager (adds infer by default) with a scripted LLM: extraction
   returns the add's text as the one fact; the decision answers DELETE (a change) or UPDATE (a
   correction) for the stored memory the add replaces, NONE for the one it repeats, else ADD. It
-  acts only on memories the pipeline showed it; a replaced memory not shown is a miss.
+  acts only on memories the pipeline showed it; a replaced memory not shown is a miss. The graph
+  is off (graph_enabled=false).
+- ``graph``: ``llm`` with the graph on (graph_enabled=true): the scripted graph extraction answers
+  each add's ``relations`` (our own writing, "I" for the user), the contradiction call retires
+  nothing, and search_memory fuses the graph retriever. ``llm`` and ``graph`` in one run give the
+  graph retriever's effect.
 
 Per mode: top-1 current-answer accuracy, share of questions with a stale answer above the current
 one, repeats stored as new memories, off-topic rejection (no result, at the server's default
@@ -53,7 +58,7 @@ from mem0_mcp.llm.base import ChatMessage, LLMError, LLMResponse
 
 DATA = Path(__file__).resolve().parent / "data" / "scenarios.json"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scenarios.json"
-MODES = ("agent", "llm")
+MODES = ("agent", "llm", "graph")
 KINDS = ("fact", "change", "correction", "refinement", "duplicate", "paraphrase")
 REPLACING = ("change", "correction")
 REPEATING = ("duplicate", "paraphrase")
@@ -72,6 +77,8 @@ class Add:
     replaces: int | None = None
     same_as: int | None = None
     refines: int | None = None
+    relations: tuple[tuple[str, str, str], ...] = ()  # what graph extraction finds in it
+    types: tuple[tuple[str, str], ...] = ()  # entity name -> type, for graph extraction
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,16 @@ def load(path: Path = DATA) -> list[Scenario]:
     raw = json.loads(path.read_text(encoding="utf-8"))
     out: list[Scenario] = []
     for s in raw["scenarios"]:
-        adds = tuple(Add(**a) for a in s["adds"])
+        adds = tuple(
+            Add(
+                **{
+                    **a,
+                    "relations": tuple((r[0], r[1], r[2]) for r in a.get("relations") or ()),
+                    "types": tuple(sorted((a.get("types") or {}).items())),
+                }
+            )
+            for a in s["adds"]
+        )
         questions = tuple(
             Question(q["q"], q.get("current"), tuple(q.get("stale") or ())) for q in s["questions"]
         )
@@ -185,6 +201,17 @@ class Expectation:
     text: str
     event: str  # ADD, DELETE (a change), UPDATE (a correction), NONE (a repeat)
     target: str | None = None  # the stored text the decision is about
+    relations: tuple[tuple[str, str, str], ...] = ()
+    types: tuple[tuple[str, str], ...] = ()
+
+    def graph(self) -> dict[str, Any]:
+        """The graph extraction's answer: the add's relations and their entities."""
+        types = dict(self.types)
+        names = sorted({n for r in self.relations for n in (r[0], r[2])})
+        return {
+            "entities": [{"name": n, "type": types.get(n, "entity")} for n in names],
+            "relations": [{"source": a, "relation": r, "destination": b} for a, r, b in self.relations],
+        }
 
 
 @dataclass
@@ -221,6 +248,10 @@ class ScriptedLLM:
             reply = {"facts": [self._decide(system, fused=True)]}
         elif prompt == "update_decision":
             reply = {"decisions": self._decide(system, fused=False)}
+        elif prompt == "graph_extraction":
+            reply = exp.graph()
+        elif prompt == "graph_contradiction":
+            reply = {"invalidate": []}
         else:
             raise LLMError(f"scripted LLM: no script for prompt {prompt!r}")
         text = json.dumps(reply, ensure_ascii=False)
@@ -252,13 +283,14 @@ class ScriptedLLM:
 
 def expectation(scen: Scenario, k: int) -> Expectation:
     add = scen.adds[k]
+    graph = {"relations": add.relations, "types": add.types}
     if add.replaces is not None:
         event = "DELETE" if add.kind == "change" else "UPDATE"
         # The memory of the replaced add holds its text (an UPDATE rewrote it to exactly that).
-        return Expectation(add.text, event, scen.adds[scen.stored_index(add.replaces)].text)
+        return Expectation(add.text, event, scen.adds[scen.stored_index(add.replaces)].text, **graph)
     if add.same_as is not None:
-        return Expectation(add.text, "NONE", scen.adds[scen.stored_index(add.same_as)].text)
-    return Expectation(add.text, "ADD")
+        return Expectation(add.text, "NONE", scen.adds[scen.stored_index(add.same_as)].text, **graph)
+    return Expectation(add.text, "ADD", **graph)
 
 
 # ---------------------------------------------------------------------------- running
@@ -407,9 +439,13 @@ async def run_mode(
     from mem0_mcp.engine.memory import Memory
     from mem0_mcp.server.app import create_server
 
-    llm = ScriptedLLM() if mode == "llm" else None
+    llm = ScriptedLLM() if mode in ("llm", "graph") else None
     settings = Settings(  # type: ignore[call-arg]
-        data_dir=data_dir, llm_provider="none", user_id="scenarios", llm_single_call=not two_call
+        data_dir=data_dir,
+        llm_provider="none",
+        user_id="scenarios",
+        llm_single_call=not two_call,
+        graph_enabled="true" if mode == "graph" else "false",
     )
     server = create_server(settings, memory_factory=lambda s: Memory(s, embedder=embedder, llm=llm))
     tally = Tally(mode)

@@ -27,6 +27,7 @@ from mem0_mcp.errors import ConfigError
 ENV_PREFIX = "MEM0_MCP_"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
 DEFAULT_EMBEDDER_MODEL = "bundled:all-MiniLM-L6-v2"
+_BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
 # HOST or HOST:PORT as a Host header carries it: a DNS name, IPv4, or a bracketed IPv6 address.
 _ALLOWED_HOST = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?)"  # [IPv6] or name / IPv4
@@ -196,8 +197,12 @@ class Settings(BaseSettings):
     )
 
     # --- graph
-    graph_enabled: bool = Field(
-        False, description="Entity graph on Kuzu: relations extracted on add (needs an LLM), graph tools."
+    graph_enabled: Literal["auto", "true", "false"] = Field(
+        "auto",
+        description="Entity graph on Kuzu: 'true' extracts relations on add (with an LLM) and "
+        "search_memory reads the graph; 'auto' does so when an LLM is there (the rule of "
+        "infer_default=auto), otherwise the graph tools still work on relations written with "
+        "add_relation; 'false' no graph and no graph tools.",
     )
     graph_query_enabled: bool = Field(
         False,
@@ -232,6 +237,17 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else None
+
+    @field_validator("graph_enabled", mode="before")
+    @classmethod
+    def _graph_mode(cls, v: Any) -> Any:
+        # It was a boolean: every spelling a boolean setting takes keeps working.
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            v = v.strip().lower()
+            return _BOOL_WORDS.get(v, v)
+        return v
 
     @field_validator("user_id")
     @classmethod
@@ -298,7 +314,18 @@ class Settings(BaseSettings):
 
     @property
     def graph_dir(self) -> Path:
+        """Kùzu's database: the graph's view for Cypher (``query_graph``)."""
         return self.data_dir / "graph.kuzu"
+
+    @property
+    def graph_log_path(self) -> Path:
+        """The graph log every process reads the graph from (SQLite)."""
+        return self.data_dir / "graph-log.sqlite3"
+
+    @property
+    def graph_on_disk(self) -> bool:
+        """Whether this data dir holds a graph (its log, or a Kùzu database from before the log)."""
+        return self.graph_log_path.exists() or self.graph_dir.exists()
 
     @property
     def models_dir(self) -> Path:

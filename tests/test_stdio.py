@@ -239,7 +239,8 @@ async def test_front_answers_before_the_server_exists_then_hands_over(pipes: Pip
     assert {t["name"] for t in tools["result"]["tools"]} >= {"add_memory", "search_memory"}
 
     chan.send(call(4, "add_memory", {"text": "queued before the server was up"}))
-    thread = await _serve_in_thread(front, make_settings(tmp_path / "data"))
+    # The manifest lists the tools of the default settings (graph_enabled=auto: graph tools too).
+    thread = await _serve_in_thread(front, make_settings(tmp_path / "data", graph_enabled="auto"))
     added, before = chan.recv_id(4, timeout=60)
     assert added["result"]["structuredContent"]["results"][0]["event"] == "ADD"
     # The replayed initialize and the tool check were answered to the front, not to the client.
@@ -265,7 +266,7 @@ async def test_front_tells_the_client_when_the_manifest_is_stale(pipes: Pipes, t
     chan.send(INITIALIZED)
     chan.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
     assert len(chan.recv_id(2, timeout=10)[0]["result"]["tools"]) == 2
-    thread = await _serve_in_thread(front, make_settings(tmp_path / "data"))
+    thread = await _serve_in_thread(front, make_settings(tmp_path / "data", graph_enabled="auto"))
     changed = chan.recv(timeout=60)
     assert changed == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
     chan.send({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})

@@ -55,17 +55,18 @@ def run_graph_command(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = load_settings()
-        if args.graph_command == "export" and not settings.graph_enabled:
-            if not settings.graph_dir.exists():
+        if args.graph_command == "export" and settings.graph_enabled != "true":
+            if not settings.graph_on_disk:
                 print(
-                    f"mem0-mcp graph: the entity graph is off (MEM0_MCP_GRAPH_ENABLED=false) and "
+                    "mem0-mcp graph: the entity graph is off "
+                    f"(MEM0_MCP_GRAPH_ENABLED={settings.graph_enabled}) and "
                     f"{settings.data_dir} holds none: nothing to export; turn it on with "
                     "MEM0_MCP_GRAPH_ENABLED=true (relations are extracted on add, with an LLM)",
                     file=sys.stderr,
                 )
                 return 1
             print(
-                f"mem0-mcp graph: the graph is off; exporting the one kept in {settings.graph_dir}",
+                f"mem0-mcp graph: the graph is off; exporting the one kept in {settings.data_dir}",
                 file=sys.stderr,
             )
         if args.graph_command == "export":
@@ -100,7 +101,7 @@ def _rebuild(settings: Settings, scope: Scope) -> int:
     from mem0_mcp.engine.memory import Memory
     from mem0_mcp.graph.rebuild import rebuild_graph
 
-    memory = Memory(settings.model_copy(update={"graph_enabled": True}))
+    memory = Memory(settings.model_copy(update={"graph_enabled": "true"}))
     try:
         graph = memory.graph
         if graph is None:  # graph_enabled was set above; a guard for the type, not a branch

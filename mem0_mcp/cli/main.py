@@ -332,7 +332,7 @@ def run_reindex(args: argparse.Namespace) -> int:
             f"MEM0_MCP_EMBEDDER_MODEL={new_model}",
             file=sys.stderr,
         )
-    if settings.graph_dir.exists() and result.old_model != result.new_model:
+    if settings.graph_on_disk and result.old_model != result.new_model:
         print(
             "mem0-mcp reindex: the entity graph keeps the old model's vectors; re-derive it with "
             "`mem0-mcp graph rebuild --user-id ...` for each scope",

@@ -21,15 +21,15 @@ from mem0_mcp.config import Settings
 from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine import validation as check
 from mem0_mcp.engine.changes import Change, ChangeGroups
+from mem0_mcp.engine.identity import EmbedderIdentity
 from mem0_mcp.engine.inferred import apply_plan, inferred_result, plan_add
 from mem0_mcp.engine.restore import restore
 from mem0_mcp.engine.rows import ChangeSource, embed_inputs, history_record, in_scope, text_change, to_item
 from mem0_mcp.engine.search import Searcher, SearchRequest, store_error
 from mem0_mcp.engine.storage import Storage, where
-from mem0_mcp.engine.store_meta import read_meta, write_meta
 from mem0_mcp.engine.supersede import check_supersedes, mark_superseded
 from mem0_mcp.engine.verbatim import add_verbatim
-from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, NotFoundError, StoreError
+from mem0_mcp.errors import InvalidInputError, NotFoundError, StoreError
 from mem0_mcp.llm import LLM, build_llm
 from mem0_mcp.llm.pipeline import MemoryPipeline
 from mem0_mcp.llm.prompts import PromptSet
@@ -74,48 +74,25 @@ class Memory:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._embedder: Embedder = embedder or BackgroundEmbedder.from_settings(settings)
-        self._check_embedder_name()
+        self._identity = EmbedderIdentity(
+            settings.data_dir,
+            self._embedder.name,
+            lambda: self.storage.vectors.dimension,
+            writable=lambda: self.storage.read_only is None,
+        )
+        self._identity.check_name()  # before the stores open: a mismatch writes nothing
         # The stores and their locks: public for diagnostics, benchmarks and tests that inspect them.
         self.storage = Storage(settings)
         self._llm = llm if llm is not None else build_llm(settings)
         self._pipeline: MemoryPipeline | None = None
         self._searcher = Searcher(self.storage, self._embed)
         self._changes = ChangeGroups(self.storage)
-        self._dimension_checked = False
         self._graph: GraphMemory | None = None  # built on first use
         self._graph_init = threading.Lock()
 
-    # ------------------------------------------------------------------ identity of the embedder
-    def _mismatch(self, what: str, stored: Any, configured: Any) -> EmbedderMismatchError:
-        return EmbedderMismatchError(
-            f"embedder_model: this data dir ({self.settings.data_dir}) was built with {what} {stored!r}, "
-            f"but the configured embedder has {configured!r}. Vectors of different models cannot be "
-            "mixed: set MEM0_MCP_EMBEDDER_MODEL back, point MEM0_MCP_DATA_DIR elsewhere, or keep the "
-            "new model and re-embed every memory with it: run `mem0-mcp reindex` with the same "
-            "settings, then restart."
-        )
-
-    def _check_embedder_name(self) -> None:
-        stored = read_meta(self.settings.data_dir).get("embedder_model")
-        if stored is not None and stored != self._embedder.name:
-            raise self._mismatch("embedder_model", stored, self._embedder.name)
-
-    def _check_dimension(self, dimension: int) -> None:
-        if self._dimension_checked:
-            return
-        meta = read_meta(self.settings.data_dir)
-        stored = meta.get("dimension") or self.storage.vectors.dimension
-        if stored is not None and int(stored) != dimension:
-            raise self._mismatch("vector dimension", int(stored), dimension)
-        if not meta and self.storage.read_only is None:
-            write_meta(
-                self.settings.data_dir, {"embedder_model": self._embedder.name, "dimension": dimension}
-            )
-        self._dimension_checked = True
-
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self._embedder.embed(list(texts))
-        self._check_dimension(int(vectors.shape[1]))
+        self._identity.check_dimension(int(vectors.shape[1]))
         return vectors
 
     # ------------------------------------------------------------------ add
@@ -134,6 +111,7 @@ class Memory:
         progress: ProgressFn | None = None,
         supersedes: Sequence[str] | None = None,
         source: ChangeSource = "api",
+        use_graph: bool | None = None,
     ) -> AddResult:
         """Remember a text or a conversation in a scope.
 
@@ -145,7 +123,8 @@ class Memory:
         stored verbatim and ``reason`` says why: once accepted, the user's text is never lost.
         ``supersedes``: ids of live memories of the scope the new text replaces; they are marked
         superseded by it (out of default search, kept for history). ``source`` says in the
-        history who made the change (the memory manager's own changes say "llm").
+        history who made the change (the memory manager's own changes say "llm"). ``use_graph``:
+        extract the add's relations into the graph (None: ``graph_on()``).
 
         Returns an AddResult: one event per memory touched (ADD, UPDATE, DELETE, or NONE with the
         id already stored), LLM usage, warnings; a verbatim add also lists ``related`` stored
@@ -163,7 +142,8 @@ class Memory:
         replaced = check_supersedes(self.storage, scope, supersedes)
         infer = self.default_infer() if infer is None else bool(infer)
         # Graph extraction starts now, in a thread: it overlaps the vector work of the same add.
-        graph_job = self.graph.begin(msgs, scope, event_at) if self.graph is not None else None
+        graph = self.graph if (self.graph_on() if use_graph is None else use_graph) else None
+        graph_job = graph.begin(msgs, scope, event_at) if graph is not None else None
         reason = None
         result: AddResult | None = None
         if infer:
@@ -197,16 +177,22 @@ class Memory:
         # The graph is derived: its failures become warnings, never a failed add.
         return graph_job.finish(out) if graph_job is not None else out
 
-    def default_infer(self) -> bool:
-        """Whether an add that does not say runs the LLM memory manager (``infer_default``).
+    def has_llm(self, *, sampling_client: bool = False) -> bool:
+        """Whether an LLM can work for a call, the one rule of every 'auto' setting: a server-side
+        backend, or MCP sampling when ``sampling_client`` (the server's word that the caller's
+        client declared sampling: only the server can know)."""
+        return self._llm is not None and (not self._llm.request_bound or sampling_client)
 
-        'auto' infers with a server-side LLM; an LLM bound to the caller's request (MCP
-        sampling) is the server's to judge, since only it knows whether the client can sample.
-        """
+    def default_infer(self, *, sampling_client: bool = False) -> bool:
+        """Whether an add that does not say runs the LLM memory manager (``infer_default``)."""
         mode = self.settings.infer_default
-        if mode != "auto":
-            return mode == "true"
-        return self._llm is not None and not self._llm.request_bound
+        return self.has_llm(sampling_client=sampling_client) if mode == "auto" else mode == "true"
+
+    def graph_on(self, *, sampling_client: bool = False) -> bool:
+        """Whether adds extract relations and search reads the graph (``graph_enabled``); the
+        graph tools work whenever ``graph`` is not None."""
+        mode = self.settings.graph_enabled
+        return self.has_llm(sampling_client=sampling_client) if mode == "auto" else mode == "true"
 
     def _supersede(self, scope: Scope, ids: list[str], by: str, source: ChangeSource) -> list[str]:
         with self.storage.writing():
@@ -283,33 +269,46 @@ class Memory:
         limit: int | None = None,
         threshold: float | None = None,
         include_superseded: bool = False,
+        as_of: str | int | float | None = None,
+        use_graph: bool | None = None,
     ) -> SearchResult:
         """The memories of a scope that best match ``query`` (hybrid: vectors and BM25, fused).
 
         Takes the query, the scope, an optional actor, metadata ``filters``, ``limit`` (default
         settings.default_limit, at most max_limit), a score ``threshold`` in [0, 1] (results
         under it are dropped; without one, nothing is returned when even the best result scores
-        under ``settings.search_threshold``) and whether superseded memories count. Returns a
-        SearchResult, best first, each with its score (cosine to the query or share of its
-        words, the same scale for every query), and the graph's relations when the graph is on.
-        Raises ScopeRequiredError, InvalidInputError, StoreError.
+        under ``settings.search_threshold``) and whether superseded memories count. ``as_of``
+        (ISO 8601 or epoch seconds): as things stood then (Searcher.visible). ``use_graph``: the
+        graph's relations and memory links (None: ``graph_on()``). Returns a SearchResult, best
+        first, each with its score (cosine to the query or share of its words, the same scale
+        for every query), and the graph's relations when the graph is on. Raises
+        ScopeRequiredError, InvalidInputError (``as_of`` too), StoreError.
         """
         scope = check.check_scope("search", user_id, agent_id, run_id)
         text = check.check_text(self.settings, query, "query")
         actor = check.check_id("actor_id", actor_id)
+        when = parse_time(as_of, "as_of") if as_of is not None else None
         req = SearchRequest(
             query=text,
             scope=scope,
-            where=where(scope, actor_id=actor, filters=filters, include_superseded=include_superseded),
+            where=where(
+                scope, actor_id=actor, filters=filters, include_superseded=include_superseded or bool(when)
+            ),
             limit=check.check_limit(self.settings, limit),
             threshold=check.check_threshold(threshold),
             gate=self.settings.search_threshold if threshold is None else 0.0,
             plain=not filters and not actor,
             include_superseded=include_superseded,
             filters=filters,
+            as_of=when,
         )
-        graph = self.graph
-        return self._searcher.search(req, graph.submit_search if graph is not None else None)
+        graph = self.graph if (self.graph_on() if use_graph is None else use_graph) else None
+        if graph is None:
+            return self._searcher.search(req, None)
+        pool = self._searcher.pool
+        return self._searcher.search(
+            req, graph.submit_search, lambda q, sc: pool.submit(graph.memory_links, q, sc)
+        )
 
     def get(self, memory_id: str, *, scope: Scope | None = None) -> MemoryItem:
         """One memory by id. Raises NotFoundError when it does not exist in ``scope`` (None: any)."""
@@ -469,8 +468,8 @@ class Memory:
             if entries and entries[-1].event == "DELETE" and in_scope(entries[-1].model_dump(), scope):
                 return DeleteResult(deleted=0, message=f"memory {entries[-1].memory_id} was already deleted")
             raise
-        if self.graph is not None:
-            self.graph.forget_memory(row["id"])
+        if (kept := self._graph_kept()) is not None:
+            kept.forget_memory(row["id"])
         return DeleteResult(deleted=1, message=f"memory {row['id']} deleted")
 
     def restore(
@@ -506,8 +505,8 @@ class Memory:
                 self.storage.history.add(
                     history_record(r, "DELETE", r["memory"], None, now, source, before=r) for r in rows
                 )
-        if self.graph is not None:
-            self.graph.delete_scope(scope)
+        if (kept := self._graph_kept()) is not None:
+            kept.delete_scope(scope)
         desc = ", ".join(f"{k}={v!r}" for k, v in scope.as_dict().items())
         return DeleteResult(deleted=len(rows), message=f"deleted {len(rows)} memories of {desc}")
 
@@ -516,17 +515,17 @@ class Memory:
         with self.storage.writing():
             self.storage.vectors.drop()
             self.storage.history.reset()
-            write_meta(self.settings.data_dir, None)
-            self._dimension_checked = False
+            self._identity.forget()
             self._searcher.forget_names()
-            if self.graph is not None:
-                self.graph.reset()
+            if (kept := self._graph_kept()) is not None:
+                kept.reset()
 
     # ------------------------------------------------------------------ graph (derived data)
     @property
     def graph(self) -> GraphMemory | None:
-        """The entity graph when graph_enabled, else None (built on first use)."""
-        if not self.settings.graph_enabled:
+        """The entity graph unless graph_enabled=false (built on first use): with 'auto' and no
+        LLM it holds what is written explicitly (add_relation, import); see ``graph_on``."""
+        if self.settings.graph_enabled == "false":
             return None
         with self._graph_init:
             if self._graph is None:
@@ -539,6 +538,11 @@ class Memory:
                     read_only=self.storage.read_only is not None,
                 )
         return self._graph
+
+    def _graph_kept(self) -> GraphMemory | None:
+        """``graph`` for deletes to clean, unless 'auto' without an LLM never wrote one to disk."""
+        on = self.graph_on() or self._graph is not None or self.settings.graph_on_disk
+        return self.graph if on else None
 
     # ------------------------------------------------------------------ misc
     @property
@@ -570,7 +574,7 @@ class Memory:
             embedder_ready=bool(ready),
             dimension=dim,
             llm_provider=self._llm.name if self._llm is not None else "none",
-            graph_enabled=self.settings.graph_enabled,
+            graph_enabled=self.graph_on(),
             ann_index=self.storage.vectors.has_vector_index(),
             version=__version__,
         )

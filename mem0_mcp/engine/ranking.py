@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,14 @@ TIME_BOOST = 0.2
 # An event is often told some days after it happened ("we went camping last week"): a memory
 # dated up to this long after the named period still matches.
 TIME_SLACK = timedelta(days=7)
+# Weight of the graph retriever (a memory stating a fact about an entity the query names by its
+# role, "my sister", "the user's dog": GraphMemory.memory_links). Rule: as much as the two word
+# retrievers together (dense share + text share = 1), so a linked memory ties with one that tops
+# both; the other scores break the tie. The words of such a query ("sister", "dog") are by
+# construction those of the memory that names the role ("Has a sister named Lena"), not of the
+# one that answers it ("Lena lives in Vienna"): a smaller share cannot lift the answer over it.
+# Only queries with such a role get links; every other query ranks as without the graph.
+GRAPH_WEIGHT = 1.0
 
 
 _CAPITALIZED = re.compile(r"\b([A-Z][^\W_]*)(['’]s)?\b")
@@ -63,6 +71,7 @@ class Candidate:
     text: float = 0.0  # BM25, normalized to [0, 1] within this query
     named: bool = False  # the query names this memory's speaker
     dated: bool = False  # the memory's event time is in a period the query names
+    graph: float = 0.0  # the graph retriever's score in [0, 1] (0: not linked)
     score: float = 0.0  # the ranking score: relative to this query's candidates
     coverage: float = 0.0  # share of the query's lexical evidence (BM25 over its ceiling)
     relevance: float = 0.0  # the reported score: absolute, comparable across queries
@@ -75,6 +84,8 @@ def fuse(
     *,
     vector_weight: float,
     query: str | None = None,
+    linked: Mapping[str, float] | None = None,
+    linked_rows: Sequence[dict[str, Any]] = (),
 ) -> list[Candidate]:
     """Normalized score fusion: a weighted sum of normalized cosine and max-normalized BM25.
 
@@ -87,6 +98,10 @@ def fuse(
     model crowd into a narrow band (0.3-0.6) whose position moves from query to query, so the
     dense side is min-max normalized over its candidates, like BM25 is by its maximum: with that,
     a dense weight of 0.4 beat the clamped raw cosine at any weight (71.7 vs 70.3 frac@10).
+
+    ``linked``: memory id -> the graph retriever's score, adding GRAPH_WEIGHT of it;
+    ``linked_rows``: rows it links that neither other retriever found. Without links the
+    ranking is exactly the two retrievers'.
     """
     by_id: dict[str, Candidate] = {}
     sims = [1.0 - float(hit.get("_distance", 1.0)) for hit in dense_hits]
@@ -102,6 +117,14 @@ def fuse(
         cand.text = float(hit.get("_score", 0.0)) / top_text if top_text > 0 else 0.0
         cand.coverage = float(hit.get("_coverage", 0.0))
         cand.sources.add("text")
+    links = linked or {}
+    for hit in linked_rows:
+        by_id.setdefault(hit["id"], Candidate(row=hit))
+    for key, value in links.items():
+        if key in by_id:
+            by_id[key].graph = max(0.0, min(1.0, float(value)))
+            by_id[key].sources.add("graph")
+    graph_weight = GRAPH_WEIGHT if any(c.graph for c in by_id.values()) else 0.0
     for cand in by_id.values():
         # A memory found by its words alone was not among the nearest vectors: its cosine is at
         # most the lowest one that was.
@@ -110,14 +133,14 @@ def fuse(
     query_words = words(query) if query else set()
     cues = time_cues(query) if query else []
     for cand in by_id.values():
-        base = vector_weight * cand.dense + (1.0 - vector_weight) * cand.text
+        base = vector_weight * cand.dense + (1.0 - vector_weight) * cand.text + graph_weight * cand.graph
         name = cand.row.get("name")
         cand.named = bool(name and query_words and words(str(name)) & query_words)
         when = _parse_time(cand.row.get("event_at")) if cues else None
         cand.dated = when is not None and any(cue.matches(when) for cue in cues)
         # Divided back into [0, 1] so a caller's threshold keeps its meaning.
         boosts = NAME_BOOST * cand.named + TIME_BOOST * cand.dated
-        cand.score = (base + boosts) / (1.0 + NAME_BOOST + (TIME_BOOST if cues else 0.0))
+        cand.score = (base + boosts) / (1.0 + graph_weight + NAME_BOOST + (TIME_BOOST if cues else 0.0))
     return sorted(by_id.values(), key=lambda c: (-c.score, c.row["id"]))
 
 

@@ -26,9 +26,13 @@ logger = logging.getLogger(__name__)
 NAMES_REFRESH_SECONDS = 30.0
 # Candidates from the copy carry only what ranking reads; the winners get full rows after.
 LIGHT_COLUMNS = ("id", "name", "event_at")
+# What ``as_of`` reads of a candidate besides: when it was added and whether it was superseded.
+AS_OF_COLUMNS = (*LIGHT_COLUMNS, "created_at", "superseded_at", "superseded_by")
 
 # (query as asked, its vector, scope, k) -> a future of the graph's relations, or None
 GraphSearch = Callable[[str, np.ndarray, Scope, int], "Future[list[Any]] | None"]
+# (query, scope) -> a future of memory id -> graph score (GraphMemory.memory_links), or None
+GraphLinks = Callable[[str, Scope], "Future[dict[str, float]] | None"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,12 @@ class SearchRequest:
     plain: bool  # no filters and no actor: the in-process copy can serve it
     include_superseded: bool
     filters: Mapping[str, Any] | None
+    as_of: str | None = None  # stored time format: memories as they stood then
+
+    @property
+    def with_superseded(self) -> bool:
+        """Whether retrieval reads superseded rows: asked for, or ``as_of`` may show them."""
+        return self.include_superseded or self.as_of is not None
 
 
 class Searcher:
@@ -58,8 +68,11 @@ class Searcher:
         self._names: tuple[float, frozenset[str]] | None = None
         self._names_refreshing = threading.Lock()
 
-    def search(self, req: SearchRequest, graph_search: GraphSearch | None) -> SearchResult:
-        """The best ``req.limit`` memories and, with a graph, the relations the query names.
+    def search(
+        self, req: SearchRequest, graph_search: GraphSearch | None, graph_links: GraphLinks | None = None
+    ) -> SearchResult:
+        """The best ``req.limit`` memories and, with a graph, the relations the query names;
+        ``graph_links`` adds the graph as a retriever (see ranking.GRAPH_WEIGHT).
 
         Raises InvalidInputError for filters the stored values cannot satisfy, StoreError when
         a store fails.
@@ -69,17 +82,21 @@ class Searcher:
         ticket = self.storage.copy_with_journal() if req.plain else None
         if ticket is None:
             self.storage.move_journal()
-        found = self._search(req, graph_search, ticket)
+        found = self._search(req, graph_search, graph_links, ticket)
         if found is None:
             # The copy stopped serving, or was reloaded, during the read: journaled rows may be
             # missing from it. Read again as every other read does.
             self.storage.move_journal()
-            found = self._search(req, graph_search, None)
+            found = self._search(req, graph_search, graph_links, None)
         assert found is not None
         return found
 
     def _search(
-        self, req: SearchRequest, graph_search: GraphSearch | None, ticket: CopyTicket | None
+        self,
+        req: SearchRequest,
+        graph_search: GraphSearch | None,
+        graph_links: GraphLinks | None,
+        ticket: CopyTicket | None,
     ) -> SearchResult | None:
         """The search; None when ``ticket``'s copy did not serve all of it."""
         vectors = self.storage.vectors
@@ -88,6 +105,9 @@ class Searcher:
         settings = self.storage.settings
         n = max(settings.search_candidates, req.limit)
         scope_values = req.scope.model_dump()
+        columns = AS_OF_COLUMNS if req.as_of is not None else LIGHT_COLUMNS
+        # Needs no vector: starts first, to run beside the embedding and the vector search.
+        links_future = submit_links(graph_links, req)
         # A plain scope search is served from the in-process copy: BM25 and dense scores in well
         # under a millisecond each. Anything else asks LanceDB, full text running while the query
         # is embedded. Full text goes twice as deep as dense, so that dense candidates also carry
@@ -97,8 +117,8 @@ class Searcher:
                 req.query,
                 2 * n,
                 scope_values,
-                include_superseded=req.include_superseded,
-                columns=LIGHT_COLUMNS,
+                include_superseded=req.with_superseded,
+                columns=columns,
             )
             if req.plain
             else None
@@ -118,7 +138,7 @@ class Searcher:
                 graph_future = graph_search(req.query, graph_vector, req.scope, req.limit)
             dense = (
                 vectors.dense_search(
-                    vector, n, scope_values, include_superseded=req.include_superseded, columns=LIGHT_COLUMNS
+                    vector, n, scope_values, include_superseded=req.with_superseded, columns=columns
                 )
                 if text_future is None
                 else None
@@ -137,7 +157,18 @@ class Searcher:
         assert text is not None
         if ticket is not None and not (from_copy and self.storage.copy_unchanged(ticket)):
             return None
-        ranked = fuse(dense, text, vector_weight=settings.vector_weight, query=req.query)
+        linked = graph_links_of(links_future)
+        extra = self._linked_rows(req, linked, [*dense, *text])
+        if req.as_of is not None:
+            dense, text, extra = (self.visible(rows, req) for rows in (dense, text, extra))
+        ranked = fuse(
+            dense,
+            text,
+            vector_weight=settings.vector_weight,
+            query=req.query,
+            linked=linked,
+            linked_rows=extra,
+        )
         if req.threshold:
             ranked = [c for c in ranked if c.relevance >= req.threshold]
         if req.gate and max((c.relevance for c in ranked), default=0.0) < req.gate:
@@ -153,6 +184,48 @@ class Searcher:
         if len(top) > 1 and asks_present(req.query):
             items = self._current_first(top)
         return SearchResult(results=items, relations=graph_relations(graph_future))
+
+    def _linked_rows(
+        self, req: SearchRequest, linked: Mapping[str, float], found: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Rows of the scope the graph links that neither retriever found (a large scope), or none
+        when they cannot be read: the graph never fails a search."""
+        seen = {str(r["id"]) for r in found}
+        missing = [m for m in linked if m not in seen]
+        if not missing:
+            return []
+        in_list = ", ".join(sql_str(m) for m in missing)
+        try:
+            rows = self.storage.vectors.query(f"({req.where}) AND id IN ({in_list})")
+        except Exception as exc:
+            logger.warning("graph: reading the memories it links failed, ranked without them: %s", exc)
+            return []
+        return rows
+
+    def visible(self, rows: Sequence[dict[str, Any]], req: SearchRequest) -> list[dict[str, Any]]:
+        """The rows as they stood at ``req.as_of``: none whose event (or, without one, whose add)
+        came after it; a superseded row only while the memory that superseded it had not yet
+        happened (that memory's event time, else when the supersede was written), unless
+        superseded rows were asked for."""
+        as_of = req.as_of
+        assert as_of is not None
+        shown = [r for r in rows if str(r.get("event_at") or r.get("created_at") or "") <= as_of]
+        by = {str(r["superseded_by"]) for r in shown if r.get("superseded_at") and r.get("superseded_by")}
+        when = self._event_times(sorted(by)) if by and not req.include_superseded else {}
+        out = []
+        for r in shown:
+            if r.get("superseded_at") and not req.include_superseded:
+                ended = when.get(str(r.get("superseded_by")), str(r["superseded_at"]))
+                if ended <= as_of:
+                    continue
+            out.append(r)
+        return out
+
+    def _event_times(self, ids: Sequence[str]) -> dict[str, str]:
+        """id -> event time (else add time) of the memories ``ids`` that the table holds."""
+        in_list = ", ".join(sql_str(i) for i in ids)
+        rows = self.storage.vectors.query(f"id IN ({in_list})", columns=("id", "event_at", "created_at"))
+        return {str(r["id"]): str(r.get("event_at") or r["created_at"]) for r in rows}
 
     def _current_first(self, top: list[Any]) -> list[MemoryItem]:
         rows = [c.row for c in top]
@@ -223,6 +296,28 @@ class Searcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def submit_links(graph_links: GraphLinks | None, req: SearchRequest) -> Future[dict[str, float]] | None:
+    """The graph retriever started, or None: no graph, or it failed to start (logged)."""
+    if graph_links is None:
+        return None
+    try:
+        return graph_links(req.query, req.scope)
+    except Exception as exc:
+        logger.warning("graph: the graph retriever did not start, ranked without it: %s", exc)
+        return None
+
+
+def graph_links_of(future: Future[dict[str, float]] | None) -> dict[str, float]:
+    """The graph retriever's answer, or none when it failed: a warning, never a failed search."""
+    if future is None:
+        return {}
+    try:
+        return dict(future.result())
+    except Exception as exc:
+        logger.warning("graph: the graph retriever failed, ranked without it: %s", exc)
+        return {}
 
 
 def graph_relations(future: Future[list[Any]] | None) -> list[Any]:

@@ -209,7 +209,7 @@ def _memory_line(row: dict[str, Any], history: list[Event]) -> MemoryLine:
 
 def _graph_lines(memory: Memory, scope: Scope | None) -> tuple[list[EntityLine], list[RelationLine]]:
     graph = memory.graph
-    if graph is None or not memory.settings.graph_dir.exists():
+    if graph is None or not memory.settings.graph_on_disk:
         return [], []
     found = graph.export(scope or Scope())
     entities = [e for e in found.nodes if in_scope(e.model_dump(), scope)]

@@ -66,6 +66,9 @@ def transcript(msgs: Sequence[Message]) -> str:
     return "\n".join(lines)
 
 
+EXPLICIT_SOURCE = "explicit"  # relations written through add_relation, not derived from a memory
+
+
 def self_name(scope: Scope) -> str:
     """The entity name "I", "me", "my" stand for in this scope."""
     return scope.user_id or scope.agent_id or scope.run_id or "user"

@@ -29,6 +29,7 @@ import numpy as np
 from mem0_mcp.clock import now_iso
 from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.graph.extraction import (
+    EXPLICIT_SOURCE,
     Extraction,
     GraphExtractor,
     Triple,
@@ -38,6 +39,7 @@ from mem0_mcp.graph.extraction import (
     self_name,
     transcript,
 )
+from mem0_mcp.graph.links import memory_links
 from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
 from mem0_mcp.graph.timeline import read_as_of, relations_at
 from mem0_mcp.graph.validation import check_name, check_read_only, check_str, entity_type
@@ -61,7 +63,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EXPLICIT_SOURCE = "explicit"  # relations written through add_relation, not derived from a memory
 MERGE_THRESHOLD = 0.9  # cosine of entity-name embeddings above which two mentions are one entity
 SEED_THRESHOLD = 0.35  # cosine above which an entity is taken to match a search query
 SEED_ENTITIES = 5
@@ -563,6 +564,12 @@ class GraphMemory:
             raise InvalidInputError("params", "must be an object of query parameters")
         rows = self.store.read_query(cypher, params, max(1, min(limit, _QUERY_LIMIT)))
         return [dict(r) for r in json.loads(json.dumps(rows, default=str))]
+
+    # ------------------------------------------------------------------ retrieval for memory search
+    def memory_links(self, query: str, scope: Scope) -> dict[str, float]:
+        """``links.memory_links`` on this graph: memory id -> 1.0 for the memories about an entity
+        the query names by its role ("my sister", "the user's dog"). Raises ``StoreError``."""
+        return memory_links(self.store, scope, query)
 
 
 def _same_scope(r: GraphRelation, scope: Scope) -> bool:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import TypedDict
 
 from mem0_mcp.errors import InvalidInputError
-from mem0_mcp.graph.memory import EXPLICIT_SOURCE, GraphMemory
+from mem0_mcp.graph.extraction import EXPLICIT_SOURCE
+from mem0_mcp.graph.memory import GraphMemory
 from mem0_mcp.models import MemoryPage, Scope
 
 logger = logging.getLogger(__name__)

@@ -86,7 +86,7 @@ def open_graph_store(settings: Settings, *, read_only: bool = False) -> GraphSto
     from mem0_mcp.graph.logged_store import LoggedGraphStore, import_legacy
     from mem0_mcp.stores.graph_log import GraphLog
 
-    path = settings.data_dir / "graph-log.sqlite3"
+    path = settings.graph_log_path
     refuse = f"the data dir {settings.data_dir} is read-only: the graph can be read, not changed"
     log = GraphLog(path, read_only=read_only, refuse=refuse)
     db = KuzuDatabase(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")

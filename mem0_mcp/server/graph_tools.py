@@ -1,7 +1,9 @@
 """Graph tools on the MCP server: search, look up, connect, write and delete relations, Cypher.
 
-``create_server`` adds them when ``graph_enabled`` is on (``query_graph`` also needs
-``graph_query_enabled``).
+``create_server`` adds them unless ``graph_enabled=false`` (``query_graph`` also needs
+``graph_query_enabled``). With ``auto`` and no LLM they stay listed: the graph then holds only
+what add_relation writes (nothing is extracted from memories, and search_memory leaves the graph
+out), so an agent can still keep explicit relations.
 
 Scopes resolve exactly as for the memory tools: over authenticated HTTP the caller is pinned to
 its principal's user_id. None of these tools needs a server-side LLM: names are embedded with
@@ -78,9 +80,9 @@ AsOf = Annotated[
 
 
 def graph_tools(state: ServerState) -> list[Tool]:
-    """The graph tools when ``graph_enabled`` is on, else none; ``query_graph`` only when enabled."""
+    """The graph tools unless ``graph_enabled=false``; ``query_graph`` only when enabled."""
     settings = state.settings
-    if not settings.graph_enabled:
+    if settings.graph_enabled == "false":
         return []
     tools = [
         search_graph_tool(state),
@@ -207,7 +209,8 @@ def add_relation_tool(state: ServerState) -> Tool:
         name="add_relation",
         title="Record a relation",
         description="Write one relation into the graph yourself (no LLM needed), e.g. source 'Alice', "
-        "relation 'works_at', destination 'Acme'. Entities are matched by name or created.",
+        "relation 'works_at', destination 'Acme'. Entities are matched by name or created. Without "
+        "a server LLM this is how the graph gets relations: none are extracted from memories then.",
         annotations=tool_hints(read_only=False, idempotent=True),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio.from_thread
 from mcp.server.mcpserver import Context
@@ -34,6 +34,9 @@ from mem0_mcp.server.tool_helpers import (
     strict_tool,
     tool_hints,
 )
+
+if TYPE_CHECKING:
+    from mem0_mcp.engine.memory import Memory
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,15 @@ Timestamp = Annotated[
     ),
 ]
 
+AsOf = Annotated[
+    str | None,
+    Field(
+        description="ISO 8601 date or date-time, e.g. '2023-06-01': search the memories as they "
+        "stood then: leaves out memories whose event came later and shows those replaced only "
+        "later. Default: now."
+    ),
+]
+
 # Replaced on each tool by bounded_limit(settings): its maximum is the max_limit setting.
 Limit = Annotated[int | None, Field(ge=1)]
 
@@ -105,6 +117,12 @@ def bounded_limit(settings: Settings, what: str) -> Any:
             description=f"{what} (default {settings.default_limit}, at most {settings.max_limit}).",
         ),
     ]
+
+
+def sampling_client(memory: Memory, ctx: Context) -> bool:
+    """Whether this call's client can lend the engine its model (llm_provider=sampling): the
+    server's half of the engine's one 'is there an LLM' rule (Memory.has_llm)."""
+    return isinstance(memory.llm, RequestSamplingLLM) and client_supports_sampling(ctx.session)
 
 
 def memory_tools(state: ServerState) -> list[Tool]:
@@ -156,12 +174,9 @@ def add_memory_tool(state: ServerState) -> Tool:
                     logger.debug("progress notification dropped", exc_info=True)
 
         llm = memory.llm
+        sampling = sampling_client(memory, ctx)
         if infer is None:
-            infer = memory.default_infer() or (
-                state.settings.infer_default == "auto"
-                and isinstance(llm, RequestSamplingLLM)
-                and client_supports_sampling(ctx.session)
-            )
+            infer = memory.default_infer(sampling_client=sampling)
         binding = (
             llm.bind(ctx.session, ctx.request_id)
             if isinstance(llm, RequestSamplingLLM)
@@ -179,6 +194,7 @@ def add_memory_tool(state: ServerState) -> Tool:
                 progress=progress,
                 supersedes=supersedes,
                 source="agent",
+                use_graph=memory.graph_on(sampling_client=sampling),
             )
 
     return strict_tool(
@@ -198,6 +214,7 @@ def add_memory_tool(state: ServerState) -> Tool:
 
 def search_memory_tool(state: ServerState) -> Tool:
     async def search_memory(
+        ctx: Context,
         query: Annotated[str, Field(description="What to look for, in natural language.")],
         user_id: UserId = None,
         agent_id: AgentId = None,
@@ -208,6 +225,7 @@ def search_memory_tool(state: ServerState) -> Tool:
             float | None, Field(ge=0.0, le=1.0, description="Drop results scoring below this (0..1).")
         ] = None,
         include_superseded: IncludeSuperseded = False,
+        as_of: AsOf = None,
     ) -> SearchResult:
         scope = resolve_scope(state.settings, user_id, agent_id, run_id)
         memory = await state.memory()
@@ -219,6 +237,8 @@ def search_memory_tool(state: ServerState) -> Tool:
             limit=limit,
             threshold=threshold,
             include_superseded=include_superseded,
+            as_of=as_of,
+            use_graph=memory.graph_on(sampling_client=sampling_client(memory, ctx)),
         )
 
     search_memory.__annotations__["limit"] = bounded_limit(state.settings, "Most results to return")
@@ -228,7 +248,10 @@ def search_memory_tool(state: ServerState) -> Tool:
         title="Search memories",
         description="Find memories relevant to a natural-language query (semantic and keyword search). "
         "Call it before answering anything that may depend on what you learned earlier. Results are "
-        "ranked, each with `score` in 0..1 and its id.",
+        "ranked, each with `score` in 0..1 and its id. `as_of` answers as things stood at that time "
+        "(memories added later left out, ones replaced later shown). With the graph on (a server "
+        "LLM), memories about an entity the query names by its role ('my sister', 'the user's "
+        "dog') are ranked up too, and `relations` lists the graph's.",
         annotations=READ_ONLY,
     )
 

@@ -120,7 +120,7 @@ class Pages:
             scope=scope,
             scope_qs=urlencode(scope.as_dict()),
             message=request.query_params.get("msg"),
-            graph_on=self.memory.settings.graph_enabled,
+            graph_on=self.memory.settings.graph_enabled != "false",
             **values,
         )
         return HTMLResponse(html, status_code=code, headers=security_headers(nonce))

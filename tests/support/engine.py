@@ -49,6 +49,9 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "llm_provider": "none",
         "user_id": "tester",
         "search_threshold": 0.0,
+        # Tests of the memory manager script every LLM call: graph extraction (on by default
+        # with an LLM) is asked for by the graph tests, which say graph_enabled.
+        "graph_enabled": "false",
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
