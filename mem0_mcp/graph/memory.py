@@ -35,10 +35,17 @@ from mem0_mcp.graph.extraction import (
     normalize_relation,
 )
 from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
-from mem0_mcp.graph.validation import check_name, check_read_only, check_str, entity_type
+from mem0_mcp.graph.validation import (
+    check_name,
+    check_read_only,
+    check_str,
+    entity_type,
+    may_merge_by_embedding,
+)
 from mem0_mcp.llm.base import LLM
 from mem0_mcp.models import (
     AddResult,
+    EntityMerge,
     EntityView,
     GraphEntity,
     GraphExport,
@@ -102,7 +109,22 @@ class Mention:
     type: str
     vector: np.ndarray
     entity: GraphEntity | None = None
-    merged_by: str | None = None  # "name" or "embedding" when merged into a stored entity
+    # How it was resolved to ``entity``: "name" (the same normalized name), "alias" or "embedding".
+    merged_by: str | None = None
+
+    def merge(self) -> EntityMerge | None:
+        """What to tell the caller when this name now stands for a stored entity of another name."""
+        if self.entity is None or self.merged_by not in ("alias", "embedding"):
+            return None
+        by = "alias" if self.merged_by == "alias" else "embedding"
+        return EntityMerge(mention=self.name, into=self.entity.name, by=by)
+
+
+def with_merges(rel: GraphRelation, *mentions: Mention | None) -> GraphRelation:
+    """``rel`` saying which of its names were merged into a stored entity of another name: a write
+    is never folded into another entity silently."""
+    merges = [m for m in (x.merge() for x in mentions if x is not None) if m is not None]
+    return rel.model_copy(update={"merged": merges}) if merges else rel
 
 
 @dataclass
@@ -252,20 +274,31 @@ class GraphMemory:
             d.entity.id if d and d.entity else None,
         )
 
-    def _resolve(self, entities: dict[str, str], scope: Scope) -> dict[str, Mention]:
+    def _resolve(
+        self, entities: dict[str, str], scope: Scope, *, by_embedding: bool = True
+    ) -> dict[str, Mention]:
         """Each mention -> a stored entity of exactly this scope (same normalized name or alias,
-        else an entity whose name embeds above the merge threshold), or a new one."""
+        else, with ``by_embedding``, an entity whose name embeds above the merge threshold and
+        ``may_merge_by_embedding`` allows), or a new one (``entity`` None)."""
         names = list(entities)
         vectors = np.asarray(self._embed(names), dtype=np.float32)
         out = {n: Mention(n, normalize_name(n), entities[n], vectors[i]) for i, n in enumerate(names)}
         by_name = self.store.entities_by_name(scope, [r.norm for r in out.values()])
         for r in out.values():
             if r.norm in by_name:
-                r.entity, r.merged_by = by_name[r.norm], "name"
+                r.entity = by_name[r.norm]
+                r.merged_by = "name" if normalize_name(r.entity.name) == r.norm else "alias"
                 continue
-            near = self.store.similar_entities(scope, r.vector, 1, exact=True)
-            if near and (near[0].score or 0.0) >= self.merge_threshold:
-                r.entity, r.merged_by = near[0], "embedding"
+            if not by_embedding:
+                continue
+            # The nearest few: the nearest may be a name the guard keeps apart ("node 2" for
+            # "node 1") while the next is the same thing written otherwise.
+            for near in self.store.similar_entities(scope, r.vector, 3, exact=True):
+                if (near.score or 0.0) < self.merge_threshold:
+                    break
+                if may_merge_by_embedding(r.name, near.name):
+                    r.entity, r.merged_by = near, "embedding"
+                    break
         return out
 
     def apply(self, prepared: PreparedAdd, scope: Scope, memory_ids: Sequence[str]) -> list[GraphRelation]:
@@ -279,7 +312,10 @@ class GraphMemory:
             ids = self._materialize(prepared.resolved, scope, now)
             for t in prepared.extraction.relations:
                 src, dst = ids[t.source], ids[t.destination]
-                out.append(self._upsert(scope, src, t.relation, dst, memory_ids, now))
+                rel = self._upsert(scope, src, t.relation, dst, memory_ids, now)
+                out.append(
+                    with_merges(rel, prepared.resolved.get(t.source), prepared.resolved.get(t.destination))
+                )
             by_id = {r.id: r for r in prepared.existing}
             for rel_id, reason in prepared.invalidate.items():
                 self.store.invalidate(rel_id, now, reason)
@@ -330,7 +366,10 @@ class GraphMemory:
         destination_type: str | None = None,
     ) -> GraphRelation:
         """Write source -relation-> destination into the scope (no LLM); the relation with event
-        ADD (new) or NONE (already there). Raises ``InvalidInputError``, ``StoreError``."""
+        ADD (new) or NONE (already there), and ``merged`` when a name was an alias of an entity of
+        another name. The caller chose the names: they match a stored entity by normalized name or
+        alias only, never by embedding (two names that merely embed close, such as "node 1" and
+        "node 2", are two entities). Raises ``InvalidInputError``, ``StoreError``."""
         src, dst = check_name("source", source), check_name("destination", destination)
         rel = normalize_relation(check_str("relation", relation))
         if not rel:
@@ -340,9 +379,10 @@ class GraphMemory:
         entities = {src: entity_type(source_type), dst: entity_type(destination_type)}
         now = now_iso()
         with self.store.burst(write=True):
-            resolved = self._resolve(entities, scope)
+            resolved = self._resolve(entities, scope, by_embedding=False)
             ids = self._materialize(resolved, scope, now)
-            return self._upsert(scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
+            made = self._upsert(scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
+            return with_merges(made, resolved[src], resolved[dst])
 
     def add_relation(
         self,
@@ -361,6 +401,7 @@ class GraphMemory:
 
     def delete_relation(self, source: str, relation: str, destination: str, scope: Scope) -> int:
         """Delete the valid relation(s) source -relation-> destination of the scope; the count.
+        The names match by normalized name or alias only, never by embedding (as ``relate``).
         Raises ``InvalidInputError``, ``StoreError``."""
         src, dst = check_name("source", source), check_name("destination", destination)
         rel = normalize_relation(check_str("relation", relation))
