@@ -12,6 +12,7 @@ any graph store underneath.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from mem0_mcp.engine.memory import Memory
+from mem0_mcp.graph.kuzu_db import DRIVERS
 from mem0_mcp.graph.validation import may_merge_by_embedding
 from mem0_mcp.models import EntityMerge, Scope
 from tests.support.engine import FakeEmbedder, make_settings
@@ -154,7 +156,7 @@ PER_WRITER = 20
 ROUNDS = 3
 
 
-def _server_params(data_dir: Path) -> StdioServerParameters:
+def _server_params(data_dir: Path, driver: str) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEM0_MCP_")}
     if os.environ.get("MEM0_MCP_MODEL_CACHE_DIR"):
         env["MEM0_MCP_MODEL_CACHE_DIR"] = os.environ["MEM0_MCP_MODEL_CACHE_DIR"]
@@ -162,6 +164,7 @@ def _server_params(data_dir: Path) -> StdioServerParameters:
         {
             "MEM0_MCP_DATA_DIR": str(data_dir),
             "MEM0_MCP_GRAPH_ENABLED": "true",
+            "MEM0_MCP_GRAPH_DRIVER": driver,
             "MEM0_MCP_LLM_PROVIDER": "none",
             "MEM0_MCP_USER_ID": "tester",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
@@ -206,10 +209,16 @@ async def _read_all(client: Client, user: str) -> dict[str, tuple[str, str, str]
 
 
 @pytest.mark.slow
-async def test_three_processes_write_relations_a_fourth_reads_them_all(tmp_path: Path) -> None:
+@pytest.mark.anyio  # here, not conftest's late marker: that one drops a parametrized test's params
+@pytest.mark.parametrize("graph_driver", list(DRIVERS))
+async def test_three_processes_write_relations_a_fourth_reads_them_all(
+    tmp_path: Path, graph_driver: str
+) -> None:
+    if importlib.util.find_spec(DRIVERS[graph_driver][0]) is None:
+        pytest.skip(f"graph_driver={graph_driver}: not installed (pip install {DRIVERS[graph_driver][1]})")
     data_dir = tmp_path / "data"
     seed_models(data_dir)
-    params = _server_params(data_dir)
+    params = _server_params(data_dir, graph_driver)
     expected = {
         (f"process {p} node {i}", "links_to", f"process {p} node {i + 1}")
         for p in range(1, WRITERS + 1)

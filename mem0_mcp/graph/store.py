@@ -76,8 +76,12 @@ class GraphStore(Protocol):
 
 
 def open_graph_store(settings: Settings) -> GraphStore:
-    """The graph store of ``settings`` (Kùzu in ``settings.graph_dir``); nothing is opened yet."""
+    """The graph store of ``settings`` (Kùzu or Ladybug, ``settings.graph_driver``, in
+    ``settings.graph_dir``); nothing is opened yet. Raises ``ConfigError`` when the driver's
+    package is not installed."""
     # Imported here: only a graph-enabled process pays for the backend's module.
     from mem0_mcp.graph.kuzu_store import KuzuGraphStore
 
-    return KuzuGraphStore(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")
+    return KuzuGraphStore(
+        settings.graph_dir, lock_path=settings.data_dir / "graph.lock", driver=settings.graph_driver
+    )
