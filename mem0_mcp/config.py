@@ -204,6 +204,12 @@ class Settings(BaseSettings):
         "infer_default=auto), otherwise the graph tools still work on relations written with "
         "add_relation; 'false' no graph and no graph tools.",
     )
+    graph_driver: Literal["kuzu", "ladybug"] = Field(
+        "kuzu",
+        description="The embedded graph database: kuzu (Kùzu 0.11.3, archived upstream) or ladybug "
+        "(its maintained fork, same Cypher; `pip install ladybug`). A graph written by one does not "
+        "open in the other: switching needs `mem0-mcp graph rebuild`.",
+    )
     graph_query_enabled: bool = Field(
         False,
         description="The query_graph tool (read-only Cypher over every scope): single-user local "

@@ -109,6 +109,17 @@ class GraphEntity(SparseModel):
     score: float | None = Field(None, description="Match to the query (search only).")
 
 
+class EntityMerge(BaseModel):
+    """A name a write used that was resolved to a stored entity of another name."""
+
+    mention: str = Field(description="The name as the write gave it.")
+    into: str = Field(description="The stored entity's name it now stands for.")
+    by: Literal["alias", "embedding"] = Field(
+        description="alias: the name is a known alias of that entity; embedding: the names embed "
+        "within the merge threshold (only for extracted names, never for add_relation)."
+    )
+
+
 class GraphRelation(SparseModel):
     """An edge of the entity graph: source -relation-> destination, with its provenance."""
 
@@ -131,6 +142,9 @@ class GraphRelation(SparseModel):
     score: float | None = None
     event: RelationEvent | None = Field(
         None, description="What an add did to it: ADD (new), NONE (already there), INVALIDATE."
+    )
+    merged: list[EntityMerge] | None = Field(
+        None, description="Names of this write that stand for a stored entity of another name (writes only)."
     )
 
 

@@ -1,18 +1,35 @@
-"""KuzuGraphStore on a real Kùzu database in tmp_path, and the graph helpers that need no LLM."""
+"""KuzuGraphStore on a real Kùzu (or Ladybug) database in tmp_path, and the graph helpers that need
+no LLM.
+
+Every store test runs on each installed driver (``graph_driver``). Kùzu and Ladybug cannot both
+load in one process (see ``mem0_mcp.graph.kuzu_db``), so this process runs them on
+``MEM0_MCP_TEST_GRAPH_DRIVER`` (default kuzu) and ``test_store_tests_under_the_other_driver`` runs
+this file again in a child process on the other one.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mem0_mcp.errors import InvalidInputError, StoreError
+from mem0_mcp.errors import ConfigError, InvalidInputError, StoreError
+from mem0_mcp.graph import kuzu_db
 from mem0_mcp.graph.export import to_dot, to_graphml
+from mem0_mcp.graph.kuzu_db import DRIVERS, GraphDriver
 from mem0_mcp.graph.kuzu_store import KuzuGraphStore
+from mem0_mcp.graph.logged_store import LoggedGraphStore
+from mem0_mcp.graph.store import open_graph_store
 from mem0_mcp.graph.validation import check_read_only
 from mem0_mcp.models import GraphExport, Scope
+from tests.support.engine import make_settings
+from tests.support.server import REPO
 
 ALICE = Scope(user_id="alice")
 BOB = Scope(user_id="bob")
@@ -23,9 +40,23 @@ def vec(i: int, dim: int = 8) -> np.ndarray:
     return np.eye(dim, dtype=np.float32)[i % dim]
 
 
+HERE_DRIVER = os.environ.get("MEM0_MCP_TEST_GRAPH_DRIVER", "kuzu")
+INSTALLED = [d for d, (module, _) in DRIVERS.items() if importlib.util.find_spec(module) is not None]
+
+
+@pytest.fixture(params=list(DRIVERS))
+def driver(request: pytest.FixtureRequest) -> GraphDriver:
+    name: GraphDriver = request.param
+    if name not in INSTALLED:
+        pytest.skip(f"graph_driver={name}: not installed (pip install {DRIVERS[name][1]})")
+    if name != HERE_DRIVER:
+        pytest.skip(f"graph_driver={name} runs in a child process (one driver per process)")
+    return name
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> KuzuGraphStore:
-    return KuzuGraphStore(tmp_path / "graph.kuzu")
+def store(tmp_path: Path, driver: GraphDriver) -> KuzuGraphStore:
+    return KuzuGraphStore(tmp_path / "graph.kuzu", driver=driver)
 
 
 def test_reads_before_any_write_are_empty(store: KuzuGraphStore) -> None:
@@ -35,11 +66,11 @@ def test_reads_before_any_write_are_empty(store: KuzuGraphStore) -> None:
     assert not store.path.exists()
 
 
-def test_schema_created_and_reopened(tmp_path: Path, store: KuzuGraphStore) -> None:
+def test_schema_created_and_reopened(tmp_path: Path, store: KuzuGraphStore, driver: GraphDriver) -> None:
     a = store.create_entity(ALICE, "Alice", "alice", "person", vec(0), NOW)
     b = store.create_entity(ALICE, "Acme", "acme", "organization", vec(1), NOW)
     store.create_relation(ALICE, a.id, "works_at", b.id, ["m1"], NOW)
-    again = KuzuGraphStore(tmp_path / "graph.kuzu")
+    again = KuzuGraphStore(tmp_path / "graph.kuzu", driver=driver)
     assert again.counts() == {"entities": 2, "relations": 1}
     [rel] = again.relations(ALICE, [a.id])
     assert (rel.source, rel.relation, rel.destination, rel.sources) == ("Alice", "works_at", "Acme", ["m1"])
@@ -215,14 +246,134 @@ def test_export_formats() -> None:
     assert dot.startswith("digraph") and json.dumps('A & "B" <c> (person)') in dot and "dashed" in dot
 
 
-def test_optional_hnsw_index(tmp_path: Path) -> None:
+def test_optional_hnsw_index(tmp_path: Path, driver: GraphDriver) -> None:
     """Off by default (slower than the exact scan at 10k entities); when on, it is built, kept up
-    to date by writes, and falls back to the exact scan when the scope filter leaves too few."""
-    store = KuzuGraphStore(tmp_path / "graph.kuzu", vector_index=True)
+    to date by writes, and falls back to the exact scan when the scope filter leaves too few.
+    Ladybug ships no extension (``LOAD EXTENSION vector`` wants an ``INSTALL`` download): the
+    index stays off and the exact scan answers."""
+    store = KuzuGraphStore(tmp_path / "graph.kuzu", vector_index=True, driver=driver)
     ents = [store.create_entity(ALICE, f"n{i}", f"n{i}", "thing", vec(i), NOW) for i in range(6)]
     store.create_entity(BOB, "b", "b", "thing", vec(2), NOW)
     hits = store.similar_entities(ALICE, vec(2), 1, exact=False)
     assert [h.id for h in hits] == [ents[2].id] and hits[0].score == pytest.approx(1.0)
     assert [h.name for h in store.similar_entities(BOB, vec(2), 3, exact=True)] == ["b"]
-    rows = store.read_query("CALL SHOW_INDEXES() RETURN index_name AS name", None, 10)
-    assert {"name": "entity_vectors"} in rows
+    if driver == "kuzu":
+        assert store.db.vector_index  # Kùzu 0.11.3 bundles the extension
+    if store.db.vector_index:
+        rows = store.read_query("CALL SHOW_INDEXES() RETURN index_name AS name", None, 10)
+        assert {"name": "entity_vectors"} in rows
+
+
+# ---------------------------------------------------------------- the driver setting
+
+
+def test_a_missing_driver_package_is_a_config_error_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(kuzu_db.DRIVERS, "ladybug", ("mem0_mcp_no_such_module", "ladybug"))
+    settings = make_settings(tmp_path / "data", graph_enabled=True, graph_driver="ladybug")
+    with pytest.raises(ConfigError) as info:
+        open_graph_store(settings)
+    message = str(info.value)
+    assert "graph_driver=ladybug" in message and "pip install ladybug" in message and "\n" not in message
+
+
+def test_the_setting_reaches_the_store(tmp_path: Path, driver: GraphDriver) -> None:
+    store = open_graph_store(make_settings(tmp_path / "data", graph_enabled=True, graph_driver=driver))
+    assert isinstance(store, LoggedGraphStore) and store.view is not None
+    assert store.view.db.driver == driver
+    store.create_entity(ALICE, "Alice", "alice", "person", vec(0), NOW)
+    assert store.counts() == {"entities": 1, "relations": 0}
+    assert store.read_query("MATCH (e:Entity) RETURN e.name AS n", None, 5) == [{"n": "Alice"}]
+    store.close()
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEM0_MCP_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("other", [d for d in DRIVERS if d != HERE_DRIVER])
+def test_store_tests_under_the_other_driver(other: str) -> None:
+    """This file again, in a child process on the driver this process cannot load."""
+    if other not in INSTALLED:
+        pytest.skip(f"graph_driver={other}: not installed (pip install {DRIVERS[other][1]})")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            "not other_driver and not refused",
+        ],
+        env=_child_env(MEM0_MCP_TEST_GRAPH_DRIVER=other),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "passed" in proc.stdout
+
+
+_WRITE = """
+import sys
+import numpy as np
+from pathlib import Path
+from mem0_mcp.graph.kuzu_store import KuzuGraphStore
+from mem0_mcp.graph.logged_store import LoggedGraphStore
+from mem0_mcp.models import Scope
+store = KuzuGraphStore(Path(sys.argv[1]) / "graph.kuzu", driver=sys.argv[2])
+alice, v = Scope(user_id="alice"), np.eye(8, dtype=np.float32)
+a = store.create_entity(alice, "Alice", "alice", "person", v[0], "t")
+b = store.create_entity(alice, "Acme", "acme", "thing", v[1], "t")
+store.create_relation(alice, a.id, "works_at", b.id, ["explicit"], "t")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("writer", "reader"), [("kuzu", "ladybug"), ("ladybug", "kuzu")])
+def test_a_graph_written_by_one_driver_is_refused_by_the_other_in_one_line(
+    writer: str, reader: str, tmp_path: Path
+) -> None:
+    """Neither opens the other's database file; the error names graph_driver and the way out."""
+    if not {writer, reader} <= set(INSTALLED):
+        pytest.skip("needs both kuzu and ladybug installed")
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", _WRITE, str(data), writer], env=_child_env(), check=True, timeout=120
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mem0_mcp.cli.main", "graph", "export", "--user-id", "alice"],
+        env=_child_env(
+            MEM0_MCP_DATA_DIR=str(data), MEM0_MCP_GRAPH_ENABLED="true", MEM0_MCP_GRAPH_DRIVER=reader
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    [line] = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert f"graph_driver={reader}" in line and "mem0-mcp graph rebuild" in line, line
+    # The driver that wrote it still reads it.
+    proc = subprocess.run(
+        [sys.executable, "-m", "mem0_mcp.cli.main", "graph", "export", "--user-id", "alice"],
+        env=_child_env(
+            MEM0_MCP_DATA_DIR=str(data), MEM0_MCP_GRAPH_ENABLED="true", MEM0_MCP_GRAPH_DRIVER=writer
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [e["relation"] for e in json.loads(proc.stdout)["edges"]] == ["works_at"]

@@ -5,33 +5,83 @@ Kùzu locks its database file to one process, and several server processes share
 the process: every operation (or a short burst of them, see ``session``) opens it under a
 cross-process file lock and closes it again, which checkpoints the write-ahead log.
 
-This module owns the connection, the transaction of a write burst and the schema; the queries
-live in ``mem0_mcp.graph.kuzu_store``.
+This module owns the driver, the connection, the transaction of a write burst and the schema;
+the queries live in ``mem0_mcp.graph.kuzu_store``.
+
+The driver (setting ``graph_driver``) is Kùzu itself (archived, 0.11.3 its last release) or its
+maintained fork Ladybug: the same Cypher and the same Python API (``Database(path,
+buffer_pool_size=, read_only=, checkpoint_threshold=)``, ``Connection``, ``CALL
+force_checkpoint_on_close``, ``SHOW_TABLES``), under another module name. ``load_driver`` is the one
+place that picks it. Two differences matter here: Ladybug ships no extension (``LOAD EXTENSION
+vector`` asks for an ``INSTALL`` download, so the optional HNSW index stays off), and the two
+cannot be loaded in one process (both register the pybind11 type "Database": the second import
+fails, and the process may crash at exit) -- one process, one driver. Neither opens the other's
+database file (tested: Kùzu 0.11.3 and Ladybug 0.22.0).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Literal
 
-from mem0_mcp.errors import StoreError
+from mem0_mcp.errors import ConfigError, StoreError
 from mem0_mcp.stores.locks import WriteLock
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 
+GraphDriver = Literal["kuzu", "ladybug"]
+# Setting value -> (Python module, pip requirement). Both packages are imported lazily, by name.
+DRIVERS: dict[str, tuple[str, str]] = {"kuzu": ("kuzu", "kuzu"), "ladybug": ("ladybug", "ladybug")}
+# What Kùzu 0.11.3 and Ladybug 0.22.0 say when given a database (or its WAL) the other one wrote;
+# Ladybug also says the second for a WAL it finds damaged.
+_FOREIGN_FILE = ("not a valid", "checksum", "storage version")
+
+
+def check_driver(driver: str) -> str:
+    """``driver`` when its package is installed (found, not imported: that costs ~55 ms).
+    Raises ``ConfigError`` naming ``graph_driver`` and the pip command."""
+    if driver not in DRIVERS:
+        raise ConfigError(f"graph_driver: {driver!r} is not one of {', '.join(DRIVERS)}")
+    module, requirement = DRIVERS[driver]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"graph_driver={driver}: the Python package {requirement!r} is not installed; install it "
+            f"with `pip install {requirement}` (or `pip install 'mem0-mcp[{requirement}]'`), or set "
+            "MEM0_MCP_GRAPH_DRIVER=kuzu"
+        )
+    return driver
+
+
+def load_driver(driver: str) -> ModuleType:
+    """The driver's module (``Database``, ``Connection``), imported on first use. Raises
+    ``ConfigError`` when it is missing or cannot load (e.g. the other driver is loaded already)."""
+    module, requirement = DRIVERS[check_driver(driver)]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        other = [m for name, (m, _) in DRIVERS.items() if name != driver and m in sys.modules]
+        why = f"{other[0]} is loaded in this process already and the two clash" if other else str(exc)
+        raise ConfigError(f"graph_driver={driver}: cannot load {requirement!r} ({why})") from exc
+
 
 class KuzuDatabase:
     """One Kùzu database at ``path``, opened per session under ``lock_path``.
 
     ``vector_index``: also build Kùzu's HNSW index on entity embeddings (see ``KuzuGraphStore``).
+    ``driver``: ``kuzu`` or ``ladybug`` (see the module's docstring); checked here, loaded at the
+    first open. Raises ``ConfigError`` when its package is not installed.
     """
 
     def __init__(
@@ -42,8 +92,10 @@ class KuzuDatabase:
         buffer_pool_mb: int = 64,
         vector_index: bool = False,
         checkpoint_kb: int = 128,
+        driver: GraphDriver = "kuzu",
     ) -> None:
         self.path = path
+        self.driver = check_driver(driver)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = WriteLock(lock_path or path.parent / "graph.lock")
         self._buffer_pool = buffer_pool_mb * 1024 * 1024
@@ -126,22 +178,25 @@ class KuzuDatabase:
     def _end(self, how: str) -> None:
         if self._in_tx:
             self._in_tx = False
-            self._exec(f"{how};")
+            try:
+                self._exec(f"{how};")
+            except RuntimeError:
+                if how != "ROLLBACK":
+                    raise
+                # Kùzu already ended a failed transaction itself: the error that failed it is the
+                # one to report, not "No active transaction for ROLLBACK".
 
     def _open(self, write: bool) -> Any:
-        import importlib.util  # noqa: F401  (Kùzu's Python scans look it up without importing it)
-
-        import kuzu
-
+        driver = load_driver(self.driver)
         started = time.perf_counter()
         try:
-            self._db = kuzu.Database(
+            self._db = driver.Database(
                 str(self.path),
                 buffer_pool_size=self._buffer_pool,
                 read_only=not write,
                 checkpoint_threshold=self._checkpoint_bytes,
             )
-            self._conn = kuzu.Connection(self._db)
+            self._conn = driver.Connection(self._db)
             if write:
                 # Closing checkpoints by default, and a checkpoint after one new edge in a
                 # 50k-edge table took 1-1.7 s (the rel table's CSR is rewritten); closing without
@@ -152,6 +207,13 @@ class KuzuDatabase:
                 self._exec("CALL force_checkpoint_on_close=false;")
         except RuntimeError as exc:
             self._db = self._conn = None
+            if any(s in str(exc).casefold() for s in _FOREIGN_FILE):
+                raise StoreError(
+                    f"graph store {self.path}: graph_driver={self.driver} cannot open it: another "
+                    "driver (or version) wrote it, or it is damaged; set graph_driver to the one that "
+                    "wrote it, or move it aside and run `mem0-mcp graph rebuild` to re-derive it from "
+                    f"the memories ({exc})"
+                ) from exc
             raise StoreError(f"graph store {self.path}: cannot open: {exc}") from exc
         self._writable = write
         # Writes on a table with a vector index must run with the extension loaded (without it

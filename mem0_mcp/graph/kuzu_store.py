@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mem0_mcp.errors import StoreError
-from mem0_mcp.graph.kuzu_db import KuzuDatabase
+from mem0_mcp.graph.kuzu_db import GraphDriver, KuzuDatabase
 from mem0_mcp.models import GraphEntity, GraphRelation, Scope
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -112,6 +112,7 @@ class KuzuGraphStore:
         buffer_pool_mb: int = 64,
         vector_index: bool = False,
         checkpoint_kb: int = 128,
+        driver: GraphDriver = "kuzu",
     ) -> None:
         self.path = path
         self.db = KuzuDatabase(
@@ -120,6 +121,7 @@ class KuzuGraphStore:
             buffer_pool_mb=buffer_pool_mb,
             vector_index=vector_index,
             checkpoint_kb=checkpoint_kb,
+            driver=driver,
         )
 
     @property

@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,7 +30,6 @@ from mem0_mcp.clock import now_iso
 from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.graph.extraction import (
     EXPLICIT_SOURCE,
-    Extraction,
     GraphExtractor,
     Triple,
     load_graph_prompts,
@@ -40,14 +39,20 @@ from mem0_mcp.graph.extraction import (
     transcript,
 )
 from mem0_mcp.graph.links import memory_links
+from mem0_mcp.graph.prepared import Mention, PreparedAdd, with_merges
 from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
 from mem0_mcp.graph.timeline import read_as_of, relations_at
-from mem0_mcp.graph.validation import check_name, check_read_only, check_str, entity_type
+from mem0_mcp.graph.validation import (
+    check_name,
+    check_read_only,
+    check_str,
+    entity_type,
+    may_merge_by_embedding,
+)
 from mem0_mcp.llm.base import LLM
 from mem0_mcp.models import (
     AddResult,
     EntityView,
-    GraphEntity,
     GraphExport,
     GraphPath,
     GraphRelation,
@@ -81,18 +86,6 @@ Json = dict[str, object]
 
 
 @dataclass
-class Mention:
-    """A mention resolved to a stored entity, or to be created."""
-
-    name: str
-    norm: str
-    type: str
-    vector: np.ndarray
-    entity: GraphEntity | None = None
-    merged_by: str | None = None  # "name" or "embedding" when merged into a stored entity
-
-
-@dataclass
 class GraphJob:
     """The prepared half of a graph add; ``finish`` writes it."""
 
@@ -120,18 +113,6 @@ class GraphJob:
                 "itself was stored. `mem0-mcp graph rebuild` re-derives the graph from the memories."
             )
         return result
-
-
-@dataclass
-class PreparedAdd:
-    """What an add extracted and resolved before the memory ids exist; ``GraphMemory.apply``
-    writes it."""
-
-    extraction: Extraction
-    resolved: dict[str, Mention]
-    existing: list[GraphRelation]
-    invalidate: dict[str, str]  # relation id -> reason
-    usage: Usage = field(default_factory=Usage)
 
 
 class GraphMemory:
@@ -245,20 +226,31 @@ class GraphMemory:
             d.entity.id if d and d.entity else None,
         )
 
-    def _resolve(self, entities: dict[str, str], scope: Scope) -> dict[str, Mention]:
+    def _resolve(
+        self, entities: dict[str, str], scope: Scope, *, by_embedding: bool = True
+    ) -> dict[str, Mention]:
         """Each mention -> a stored entity of exactly this scope (same normalized name or alias,
-        else an entity whose name embeds above the merge threshold), or a new one."""
+        else, with ``by_embedding``, an entity whose name embeds above the merge threshold and
+        ``may_merge_by_embedding`` allows), or a new one (``entity`` None)."""
         names = list(entities)
         vectors = np.asarray(self._embed(names), dtype=np.float32)
         out = {n: Mention(n, normalize_name(n), entities[n], vectors[i]) for i, n in enumerate(names)}
         by_name = self.store.entities_by_name(scope, [r.norm for r in out.values()])
         for r in out.values():
             if r.norm in by_name:
-                r.entity, r.merged_by = by_name[r.norm], "name"
+                r.entity = by_name[r.norm]
+                r.merged_by = "name" if normalize_name(r.entity.name) == r.norm else "alias"
                 continue
-            near = self.store.similar_entities(scope, r.vector, 1, exact=True)
-            if near and (near[0].score or 0.0) >= self.merge_threshold:
-                r.entity, r.merged_by = near[0], "embedding"
+            if not by_embedding:
+                continue
+            # The nearest few: the nearest may be a name the guard keeps apart ("node 2" for
+            # "node 1") while the next is the same thing written otherwise.
+            for near in self.store.similar_entities(scope, r.vector, 3, exact=True):
+                if (near.score or 0.0) < self.merge_threshold:
+                    break
+                if may_merge_by_embedding(r.name, near.name):
+                    r.entity, r.merged_by = near, "embedding"
+                    break
         return out
 
     def apply(
@@ -277,7 +269,10 @@ class GraphMemory:
             ids = self._materialize(prepared.resolved, scope, now)
             for t in prepared.extraction.relations:
                 src, dst = ids[t.source], ids[t.destination]
-                out.append(self._upsert(scope, src, t.relation, dst, memory_ids, now, valid_from=when))
+                rel = self._upsert(scope, src, t.relation, dst, memory_ids, now, valid_from=when)
+                out.append(
+                    with_merges(rel, prepared.resolved.get(t.source), prepared.resolved.get(t.destination))
+                )
             by_id = {r.id: r for r in prepared.existing}
             for rel_id, reason in prepared.invalidate.items():
                 old = by_id[rel_id]
@@ -342,7 +337,10 @@ class GraphMemory:
         destination_type: str | None = None,
     ) -> GraphRelation:
         """Write source -relation-> destination into the scope (no LLM); the relation with event
-        ADD (new) or NONE (already there). Raises ``InvalidInputError``, ``StoreError``."""
+        ADD (new) or NONE (already there), and ``merged`` when a name was an alias of an entity of
+        another name. The caller chose the names: they match a stored entity by normalized name or
+        alias only, never by embedding (two names that merely embed close, such as "node 1" and
+        "node 2", are two entities). Raises ``InvalidInputError``, ``StoreError``."""
         src, dst = check_name("source", source), check_name("destination", destination)
         rel = normalize_relation(check_str("relation", relation))
         if not rel:
@@ -352,9 +350,10 @@ class GraphMemory:
         entities = {src: entity_type(source_type), dst: entity_type(destination_type)}
         now = now_iso()
         with self.store.burst(write=True):
-            resolved = self._resolve(entities, scope)
+            resolved = self._resolve(entities, scope, by_embedding=False)
             ids = self._materialize(resolved, scope, now)
-            return self._upsert(scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
+            made = self._upsert(scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
+            return with_merges(made, resolved[src], resolved[dst])
 
     def add_relation(
         self,
@@ -373,6 +372,7 @@ class GraphMemory:
 
     def delete_relation(self, source: str, relation: str, destination: str, scope: Scope) -> int:
         """Delete the valid relation(s) source -relation-> destination of the scope; the count.
+        The names match by normalized name or alias only, never by embedding (as ``relate``).
         Raises ``InvalidInputError``, ``StoreError``."""
         src, dst = check_name("source", source), check_name("destination", destination)
         rel = normalize_relation(check_str("relation", relation))

@@ -78,8 +78,9 @@ class GraphStore(Protocol):
 
 def open_graph_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
     """The graph store of ``settings``: the shared graph log (``graph-log.sqlite3``) read into
-    memory, with Kùzu (``settings.graph_dir``) as its view for Cypher. ``read_only``: a data dir
-    that cannot be written (writes raise ``StoreError``). Nothing is read until the first call."""
+    memory, with Kùzu or Ladybug (``settings.graph_driver``, in ``settings.graph_dir``) as its
+    view for Cypher. ``read_only``: a data dir that cannot be written (writes raise
+    ``StoreError``). Raises ``ConfigError`` when the driver's package is not installed."""
     # Imported here: only a graph-enabled process pays for the backend's modules.
     from mem0_mcp.graph.kuzu_db import KuzuDatabase
     from mem0_mcp.graph.kuzu_view import KuzuView
@@ -89,7 +90,9 @@ def open_graph_store(settings: Settings, *, read_only: bool = False) -> GraphSto
     path = settings.graph_log_path
     refuse = f"the data dir {settings.data_dir} is read-only: the graph can be read, not changed"
     log = GraphLog(path, read_only=read_only, refuse=refuse)
-    db = KuzuDatabase(settings.graph_dir, lock_path=settings.data_dir / "graph.lock")
+    db = KuzuDatabase(
+        settings.graph_dir, lock_path=settings.data_dir / "graph.lock", driver=settings.graph_driver
+    )
     if not read_only:
         import_legacy(db, log)
     view = None if read_only else KuzuView(db, GraphLog(path))

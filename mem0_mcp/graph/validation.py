@@ -1,4 +1,5 @@
-"""Checks on what callers send the graph: names, relation words, types, and read-only Cypher.
+"""Checks on what callers send the graph: names, relation words, types, and read-only Cypher;
+and the guard on which names may be taken for one entity by their embeddings.
 
 Each check raises ``InvalidInputError`` naming the field, so a tool can tell the agent what to fix.
 """
@@ -11,6 +12,7 @@ from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.graph.extraction import clean_name
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_NUMBER = re.compile(r"\d+", re.UNICODE)
 MAX_CYPHER = 10_000
 
 
@@ -35,6 +37,31 @@ def entity_type(value: str | None) -> str:
     if value is None or not str(value).strip():
         return "entity"
     return " ".join(str(value).casefold().split())[:40]
+
+
+def may_merge_by_embedding(mention: str, stored: str) -> bool:
+    """Whether two names whose embeddings are close may be taken for one entity.
+
+    Never when their numbers differ ("process 1 node 5" / "process 2 node 5", "Windows 10" / "11",
+    "v2 API" / "v3 API", "2023 report" / "report") or when they differ only in one-character words
+    ("Plan A" / "Plan B", "Building A" / "Building"). An embedding model reads such names as near
+    twins (MiniLM: 0.93 for the first pair, as close as true synonyms such as "Acme Corp" / "Acme
+    Inc" at 0.94), yet the number or the letter is exactly what tells the entities apart. The
+    costs are not symmetric: a wrong merge silently folds a relation into another one, a missed
+    merge leaves two entities, both visible. Numbers compare by value, in order ("node 05" is
+    "node 5")."""
+    if _numbers(mention) != _numbers(stored):
+        return False
+    differ = _words(mention) ^ _words(stored)
+    return not differ or any(len(w) > 1 for w in differ)
+
+
+def _numbers(name: str) -> list[int]:
+    return [int(n) for n in _NUMBER.findall(name)]
+
+
+def _words(name: str) -> set[str]:
+    return {w for w in _WORD.findall(name.casefold()) if not w.isdigit()}
 
 
 _WRITE_WORDS = frozenset(
