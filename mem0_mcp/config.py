@@ -206,9 +206,15 @@ class Settings(BaseSettings):
     )
     graph_driver: Literal["kuzu", "ladybug"] = Field(
         "kuzu",
-        description="The embedded graph database: kuzu (Kùzu 0.11.3, archived upstream) or ladybug "
-        "(its maintained fork, same Cypher; `pip install ladybug`). A graph written by one does not "
-        "open in the other: switching needs `mem0-mcp graph rebuild`.",
+        description="The embedded database of the graph's Cypher view: kuzu (Kùzu 0.11.3, archived "
+        "upstream) or ladybug (its maintained fork, same Cypher; `pip install ladybug`). The view is "
+        "written anew from the graph log when the other driver wrote it.",
+    )
+    graph_background: bool = Field(
+        True,
+        description="An add's graph part (extraction, entity resolution, the graph write) runs after "
+        "the add returned (`graph_pending` in its result), queued in the graph log first so a crash "
+        "loses none of it; false: within the add, its relations in the result.",
     )
     graph_query_enabled: bool = Field(
         False,

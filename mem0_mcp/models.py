@@ -199,6 +199,11 @@ class AddResult(BaseModel):
     )
     superseded: list[str] = Field(default_factory=list, description="Ids this add marked superseded.")
     hint: str | None = Field(None, description="What to do with `related`, in one line.")
+    graph_pending: bool = Field(
+        False,
+        description="The add's relations are being extracted and written after it returned (queued "
+        "durably); search_graph and get_entity see them once written.",
+    )
 
 
 class UpdateResult(MemoryItem):

@@ -49,7 +49,7 @@ from mem0_mcp.models import (
 from mem0_mcp.stores.filters import scope_clause, sql_str
 
 if TYPE_CHECKING:
-    from mem0_mcp.graph.memory import GraphMemory
+    from mem0_mcp.graph.memory import GraphJob, GraphMemory
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Memory:
             if result.inferred:
                 if replaced and result.results:
                     result.superseded = self._supersede(scope, replaced, result.results[0].id, source)
-                return graph_job.finish(result) if graph_job is not None else result
+                return self._finish_graph(graph_job, result)
             reason, warnings = result.reason, result.warnings
         out = add_verbatim(
             self.storage,
@@ -175,7 +175,12 @@ class Memory:
         if result is not None:
             out.usage = result.usage  # calls spent before falling back still cost tokens
         # The graph is derived: its failures become warnings, never a failed add.
-        return graph_job.finish(out) if graph_job is not None else out
+        return self._finish_graph(graph_job, out)
+
+    def _finish_graph(self, job: GraphJob | None, result: AddResult) -> AddResult:
+        if job is None:
+            return result
+        return job.finish_later(result) if self.settings.graph_background else job.finish(result)
 
     def has_llm(self, *, sampling_client: bool = False) -> bool:
         """Whether an LLM can work for a call, the one rule of every 'auto' setting: a server-side

@@ -105,6 +105,7 @@ class GraphCopy:
         self._adjacent: dict[str, set[str]] = defaultdict(set)
         self._by_triple: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self._by_source: dict[str, set[str]] = defaultdict(set)
+        self._jobs: dict[int, dict[str, Any]] = {}  # queued graph work not yet done, by seq
 
     # ------------------------------------------------------------------ replay
     def apply(self, row: LogRow) -> None:
@@ -134,8 +135,14 @@ class GraphCopy:
             case "delete_entities":
                 for eid in body["ids"]:
                     self._drop_entity(str(eid))
+            case "job":
+                self._jobs[row.seq] = body
+            case "job_done":
+                self._jobs.pop(int(body["job"]), None)
             case "reset":
+                jobs = self._jobs
                 self._clear()
+                self._jobs = jobs  # work queued for memories outlives a reset of what it wrote
             case _:
                 raise ValueError(f"graph log row {row.seq}: unknown change {row.op!r}")
         self.seq = row.seq
@@ -466,6 +473,10 @@ class GraphCopy:
             for r in sorted(self._relations.values(), key=lambda r: (r.created_at, r.id))
         ]
         return entities, relations
+
+    def open_jobs(self) -> list[tuple[int, dict[str, Any]]]:
+        """Queued graph work not marked done yet, oldest first: (seq, body)."""
+        return sorted(self._jobs.items())
 
     def counts(self) -> dict[str, int]:
         """How many entities and relations the graph holds, every scope."""

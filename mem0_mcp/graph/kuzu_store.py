@@ -521,3 +521,14 @@ class KuzuGraphStore:
 
     def close(self) -> None:
         """Nothing stays open between operations."""
+
+    def queue_job(self, body: Mapping[str, object]) -> int:
+        """No queue here: 0 tells the caller to do the work at once."""
+        return 0
+
+    def finish_job(self, seq: int, failed: str | None = None) -> None:
+        """No queue here."""
+
+    def open_jobs(self) -> list[tuple[int, dict[str, object]]]:
+        """No queue here."""
+        return []

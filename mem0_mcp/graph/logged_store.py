@@ -289,6 +289,26 @@ class LoggedGraphStore:
                 )
                 view.rebuild(seq, *self.copy.bodies())
 
+    # ------------------------------------------------------------------ queued work
+    def queue_job(self, body: dict[str, Any]) -> int:
+        """Record graph work to do (an add's extraction input and memory ids), committed before the
+        add returns: a process killed before doing it leaves it for the next. Its seq."""
+        with self.burst(write=True):
+            seq = self.log.append("job", body)
+            self.copy.apply(LogRow(seq, "job", body))
+        return seq
+
+    def finish_job(self, seq: int, failed: str | None = None) -> None:
+        """Mark queued work done (in the write burst that wrote its result, if there is one)."""
+        body: dict[str, Any] = {"job": seq, **({"failed": failed} if failed else {})}
+        with self.burst(write=True):
+            self._emit("job_done", body)
+
+    def open_jobs(self) -> list[tuple[int, dict[str, Any]]]:
+        """Queued work not done yet, oldest first."""
+        with self.burst():
+            return self.copy.open_jobs()
+
     def counts(self) -> dict[str, int]:
         with self.burst():
             return self.copy.counts()

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,7 +39,8 @@ from mem0_mcp.graph.extraction import (
     transcript,
 )
 from mem0_mcp.graph.links import memory_links
-from mem0_mcp.graph.prepared import Mention, PreparedAdd, with_merges
+from mem0_mcp.graph.prepared import Mention, PreparedAdd, materialize, resolve_mentions, upsert, with_merges
+from mem0_mcp.graph.queue import GraphQueue, QueuedAdd
 from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
 from mem0_mcp.graph.timeline import read_as_of, relations_at
 from mem0_mcp.graph.validation import (
@@ -47,7 +48,6 @@ from mem0_mcp.graph.validation import (
     check_read_only,
     check_str,
     entity_type,
-    may_merge_by_embedding,
 )
 from mem0_mcp.llm.base import LLM
 from mem0_mcp.models import (
@@ -94,6 +94,24 @@ class GraphJob:
     future: Future[PreparedAdd] | None = None
     run: Callable[[], PreparedAdd] | None = None
     event_at: str | None = None  # when the added memories happened (None: when they are written)
+    text: str = ""  # what the extraction reads (queued with the work when it runs later)
+
+    def finish_later(self, result: AddResult) -> AddResult:
+        """``finish`` after the add returns, queued durably (``graph_pending`` on the result); at
+        once when it cannot wait (MCP sampling must run in the request) or there is no queue."""
+        ids = tuple(e.id for e in result.results if e.event in ("ADD", "UPDATE", "NONE"))
+        if self.future is None or not ids:
+            return self.finish(result)
+        item = QueuedAdd(self.text, self.scope, ids, self.event_at)
+        try:
+            queued = self.graph.queue.submit(item, self.future)
+        except Exception as exc:
+            logger.warning("graph: queuing the add's graph part failed (%s); writing it now", exc)
+            queued = False
+        if not queued:
+            return self.finish(result)
+        result.graph_pending = True
+        return result
 
     def finish(self, result: AddResult) -> AddResult:
         """Write the graph for the memories of ``result``; failures become warnings, never errors."""
@@ -142,17 +160,56 @@ class GraphMemory:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mem0-graph")
         self._extractor: GraphExtractor | None = None
         self._extractor_lock = threading.Lock()
+        self.queue = GraphQueue(store, self._do_queued)
 
     @classmethod
     def open(
         cls, settings: Settings, *, embed: Embed, llm: LLMGetter, read_only: bool = False
     ) -> GraphMemory:
         """Graph memory on the store of ``settings`` (``read_only``: a data dir that cannot be
-        written; graph writes then raise ``StoreError``)."""
-        return cls(settings, open_graph_store(settings, read_only=read_only), embed=embed, llm=llm)
+        written; graph writes then raise ``StoreError``). In the background it reads the graph in
+        and takes over queued work a stopped process left."""
+        graph = cls(settings, open_graph_store(settings, read_only=read_only), embed=embed, llm=llm)
+        if not read_only:
+            graph.warm_up()
+        return graph
+
+    def warm_up(self) -> None:
+        """In the background: read the graph in (the first read replays the log, not in a user's
+        call) and take over queued work a stopped process left."""
+        self._pool.submit(self._warm_up)
+
+    def _warm_up(self) -> None:
+        try:
+            self.store.open_jobs()  # the first read replays the log: not in a user's call
+            if self.extractor() is not None:
+                self.queue.take_over_stale()
+        except Exception:
+            logger.exception("graph: reading the graph in at start failed; the first call retries")
+
+    def _do_queued(self, item: QueuedAdd, seq: int, started: Future[Any] | None) -> None:
+        """The writer thread's work: the extraction (``started`` already, or now), then the graph
+        write, marked done in the same transaction. A failure is logged and marked done: the
+        memories are stored, and ``mem0-mcp graph rebuild`` re-derives their graph."""
+        try:
+            if started is not None:
+                prepared = started.result()
+            else:
+                extractor = self.extractor()
+                if extractor is None:
+                    return  # no LLM in this process: stays queued for one that has it
+                prepared = self.prepare(extractor, item.text, item.scope)
+            if not isinstance(prepared, PreparedAdd):
+                raise TypeError(f"graph: queued work {seq} prepared {type(prepared).__name__}")
+            self.apply(prepared, item.scope, list(item.memory_ids), item.event_at, job=seq)
+        except Exception as exc:
+            logger.exception("graph: the queued graph part of memories %s failed", list(item.memory_ids))
+            self.store.finish_job(seq, failed=f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
-        """Stop the worker threads (pending graph work is dropped) and close the store."""
+        """Let queued graph work finish (bounded; the rest stays queued), stop the worker threads
+        and close the store."""
+        self.queue.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
@@ -188,8 +245,8 @@ class GraphMemory:
 
         # MCP sampling must be called from the request's own worker thread: prepare there, later.
         if extractor.llm.request_bound:
-            return GraphJob(self, scope, run=run, event_at=event_at)
-        return GraphJob(self, scope, future=self._pool.submit(run), event_at=event_at)
+            return GraphJob(self, scope, run=run, event_at=event_at, text=text)
+        return GraphJob(self, scope, future=self._pool.submit(run), event_at=event_at, text=text)
 
     def prepare(self, extractor: GraphExtractor, text: str, scope: Scope) -> PreparedAdd:
         """Extract from ``text``, resolve the mentions against the stored entities and ask which
@@ -229,47 +286,41 @@ class GraphMemory:
     def _resolve(
         self, entities: dict[str, str], scope: Scope, *, by_embedding: bool = True
     ) -> dict[str, Mention]:
-        """Each mention -> a stored entity of exactly this scope (same normalized name or alias,
-        else, with ``by_embedding``, an entity whose name embeds above the merge threshold and
-        ``may_merge_by_embedding`` allows), or a new one (``entity`` None)."""
         names = list(entities)
         vectors = np.asarray(self._embed(names), dtype=np.float32)
-        out = {n: Mention(n, normalize_name(n), entities[n], vectors[i]) for i, n in enumerate(names)}
-        by_name = self.store.entities_by_name(scope, [r.norm for r in out.values()])
-        for r in out.values():
-            if r.norm in by_name:
-                r.entity = by_name[r.norm]
-                r.merged_by = "name" if normalize_name(r.entity.name) == r.norm else "alias"
-                continue
-            if not by_embedding:
-                continue
-            # The nearest few: the nearest may be a name the guard keeps apart ("node 2" for
-            # "node 1") while the next is the same thing written otherwise.
-            for near in self.store.similar_entities(scope, r.vector, 3, exact=True):
-                if (near.score or 0.0) < self.merge_threshold:
-                    break
-                if may_merge_by_embedding(r.name, near.name):
-                    r.entity, r.merged_by = near, "embedding"
-                    break
-        return out
+        return resolve_mentions(
+            self.store,
+            entities,
+            vectors,
+            scope,
+            merge_threshold=self.merge_threshold if by_embedding else None,
+        )
 
     def apply(
-        self, prepared: PreparedAdd, scope: Scope, memory_ids: Sequence[str], event_at: str | None = None
+        self,
+        prepared: PreparedAdd,
+        scope: Scope,
+        memory_ids: Sequence[str],
+        event_at: str | None = None,
+        *,
+        job: int | None = None,
     ) -> list[GraphRelation]:
         """Write a prepared extraction in one burst, ``memory_ids`` as the relations' sources and
         ``event_at`` (when those memories happened; None: now) as when the new relations began
-        and the contradicted ones ended; returns the relations touched, each with its event.
-        Raises ``StoreError``."""
+        and the contradicted ones ended; ``job``: the queued work this is, marked done in the same
+        write. Returns the relations touched, each with its event. Raises ``StoreError``."""
         out: list[GraphRelation] = []
         if not prepared.extraction.relations and not prepared.invalidate:
+            if job is not None:
+                self.store.finish_job(job)
             return out
         now = now_iso()  # the write time: created_at of what is new
         when = event_at or now
         with self.store.burst(write=True):
-            ids = self._materialize(prepared.resolved, scope, now)
+            ids = materialize(self.store, prepared.resolved, scope, now)
             for t in prepared.extraction.relations:
                 src, dst = ids[t.source], ids[t.destination]
-                rel = self._upsert(scope, src, t.relation, dst, memory_ids, now, valid_from=when)
+                rel = upsert(self.store, scope, src, t.relation, dst, memory_ids, now, valid_from=when)
                 out.append(
                     with_merges(rel, prepared.resolved.get(t.source), prepared.resolved.get(t.destination))
                 )
@@ -286,44 +337,9 @@ class GraphMemory:
                         update={"invalidated_at": when, "invalidated_reason": reason, "event": "INVALIDATE"}
                     )
                 )
+            if job is not None:
+                self.store.finish_job(job)
         return out
-
-    def _materialize(self, resolved: dict[str, Mention], scope: Scope, now: str) -> dict[str, str]:
-        """Entity id per mention, creating what is new (re-checked by name under the write lock)."""
-        ids: dict[str, str] = {}
-        fresh = [r for r in resolved.values() if r.entity is None]
-        again = self.store.entities_by_name(scope, [r.norm for r in fresh]) if fresh else {}
-        for r in resolved.values():
-            entity = r.entity or again.get(r.norm)
-            if entity is None:
-                entity = self.store.create_entity(scope, r.name, r.norm, r.type, r.vector, now)
-                again[r.norm] = entity
-            elif r.norm not in entity.aliases:
-                self.store.add_alias(entity.id, r.norm)
-                entity.aliases.append(r.norm)
-            ids[r.name] = entity.id
-        return ids
-
-    def _upsert(
-        self,
-        scope: Scope,
-        src: str,
-        relation: str,
-        dst: str,
-        sources: Sequence[str],
-        now: str,
-        *,
-        valid_from: str | None = None,
-    ) -> GraphRelation:
-        """The relation with ``sources`` added (event NONE), or created (event ADD) as recorded
-        ``now`` and holding since ``valid_from`` (None: ``now``)."""
-        found = self.store.find_relation(src, relation, dst)
-        if found is not None:
-            self.store.add_sources(found.id, sources)
-            merged = list(dict.fromkeys([*found.sources, *sources]))
-            return found.model_copy(update={"sources": merged, "event": "NONE"})
-        created = self.store.create_relation(scope, src, relation, dst, sources, now, valid_from)
-        return created.model_copy(update={"event": "ADD"})
 
     # ------------------------------------------------------------------ explicit writes (no LLM)
     def relate(
@@ -351,8 +367,8 @@ class GraphMemory:
         now = now_iso()
         with self.store.burst(write=True):
             resolved = self._resolve(entities, scope, by_embedding=False)
-            ids = self._materialize(resolved, scope, now)
-            made = self._upsert(scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
+            ids = materialize(self.store, resolved, scope, now)
+            made = upsert(self.store, scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
             return with_merges(made, resolved[src], resolved[dst])
 
     def add_relation(
@@ -490,6 +506,7 @@ class GraphMemory:
 
     def search_relations(self, query: str, scope: Scope, limit: int, as_of: str | None = None) -> list[Json]:
         """``find_relations`` as the search_graph tool's JSON."""
+        self.queue.settle()  # this process's queued adds first: a read sees them
         return [r.model_dump() for r in self.find_relations(query, scope, limit, as_of=as_of)]
 
     def entity(self, name: str, scope: Scope, depth: int = 1, *, as_of: str | None = None) -> EntityView:
@@ -518,6 +535,7 @@ class GraphMemory:
 
     def get_entity(self, name: str, scope: Scope, depth: int = 1, as_of: str | None = None) -> Json:
         """``entity`` as the get_entity tool's JSON."""
+        self.queue.settle()  # this process's queued adds first: a read sees them
         return self.entity(name, scope, depth, as_of=as_of).model_dump()
 
     def path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> GraphPath:
@@ -547,10 +565,12 @@ class GraphMemory:
 
     def find_path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> Json:
         """``path`` as the find_path tool's JSON."""
+        self.queue.settle()  # this process's queued adds first: a read sees them
         return self.path(source, target, scope, max_hops).model_dump()
 
     def export(self, scope: Scope) -> GraphExport:
         """The scope's entities and relations, invalidated ones included."""
+        self.queue.settle()  # this process's queued adds first: a read sees them
         entities, relations = self.store.all_of(scope)
         return GraphExport(scope=scope.as_dict(), nodes=entities, edges=relations)
 
@@ -559,6 +579,7 @@ class GraphMemory:
     ) -> list[QueryRow]:
         """Read-only Cypher (every scope is visible: single-user local setups only); at most
         ``limit`` rows, values made JSON. Raises ``InvalidInputError``, ``StoreError``."""
+        self.queue.settle()  # this process's queued adds first: a read sees them
         check_read_only(cypher)
         if params is not None and not isinstance(params, dict):
             raise InvalidInputError("params", "must be an object of query parameters")

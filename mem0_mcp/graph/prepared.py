@@ -1,13 +1,19 @@
-"""An add's graph half before the memory ids exist: mentions resolved to entities, and what to write."""
+"""Mentions become entities: resolved against the stored graph, created, related.
+
+An add's graph half is prepared before the memory ids exist (``PreparedAdd``) and written later;
+``add_relation`` resolves and writes at once. Both go through the functions here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mem0_mcp.graph.extraction import Extraction
-from mem0_mcp.models import EntityMerge, GraphEntity, GraphRelation, Usage
+from mem0_mcp.graph.extraction import Extraction, normalize_name
+from mem0_mcp.graph.store import GraphStore
+from mem0_mcp.graph.validation import may_merge_by_embedding
+from mem0_mcp.models import EntityMerge, GraphEntity, GraphRelation, Scope, Usage
 
 
 @dataclass
@@ -47,3 +53,74 @@ class PreparedAdd:
     existing: list[GraphRelation]
     invalidate: dict[str, str]  # relation id -> reason
     usage: Usage = field(default_factory=Usage)
+
+
+def resolve_mentions(
+    store: GraphStore,
+    entities: dict[str, str],
+    vectors: np.ndarray,
+    scope: Scope,
+    *,
+    merge_threshold: float | None,
+) -> dict[str, Mention]:
+    """Each mention (name -> type; ``vectors`` their name embeddings in order) -> a stored entity
+    of exactly this scope (same normalized name or alias, else, with a ``merge_threshold``, an
+    entity whose name embeds above it and ``may_merge_by_embedding`` allows), or a new one
+    (``entity`` None)."""
+    out = {n: Mention(n, normalize_name(n), entities[n], vectors[i]) for i, n in enumerate(entities)}
+    by_name = store.entities_by_name(scope, [r.norm for r in out.values()])
+    for r in out.values():
+        if r.norm in by_name:
+            r.entity = by_name[r.norm]
+            r.merged_by = "name" if normalize_name(r.entity.name) == r.norm else "alias"
+            continue
+        if merge_threshold is None:
+            continue
+        # The nearest few: the nearest may be a name the guard keeps apart ("node 2" for
+        # "node 1") while the next is the same thing written otherwise.
+        for near in store.similar_entities(scope, r.vector, 3, exact=True):
+            if (near.score or 0.0) < merge_threshold:
+                break
+            if may_merge_by_embedding(r.name, near.name):
+                r.entity, r.merged_by = near, "embedding"
+                break
+    return out
+
+
+def materialize(store: GraphStore, resolved: dict[str, Mention], scope: Scope, now: str) -> dict[str, str]:
+    """Entity id per mention, creating what is new (re-checked by name under the write lock)."""
+    ids: dict[str, str] = {}
+    fresh = [r for r in resolved.values() if r.entity is None]
+    again = store.entities_by_name(scope, [r.norm for r in fresh]) if fresh else {}
+    for r in resolved.values():
+        entity = r.entity or again.get(r.norm)
+        if entity is None:
+            entity = store.create_entity(scope, r.name, r.norm, r.type, r.vector, now)
+            again[r.norm] = entity
+        elif r.norm not in entity.aliases:
+            store.add_alias(entity.id, r.norm)
+            entity.aliases.append(r.norm)
+        ids[r.name] = entity.id
+    return ids
+
+
+def upsert(
+    store: GraphStore,
+    scope: Scope,
+    src: str,
+    relation: str,
+    dst: str,
+    sources: Sequence[str],
+    now: str,
+    *,
+    valid_from: str | None = None,
+) -> GraphRelation:
+    """The relation with ``sources`` added (event NONE), or created (event ADD) as recorded
+    ``now`` and holding since ``valid_from`` (None: ``now``)."""
+    found = store.find_relation(src, relation, dst)
+    if found is not None:
+        store.add_sources(found.id, sources)
+        merged = list(dict.fromkeys([*found.sources, *sources]))
+        return found.model_copy(update={"sources": merged, "event": "NONE"})
+    created = store.create_relation(scope, src, relation, dst, sources, now, valid_from)
+    return created.model_copy(update={"event": "ADD"})

@@ -52,6 +52,8 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         # Tests of the memory manager script every LLM call: graph extraction (on by default
         # with an LLM) is asked for by the graph tests, which say graph_enabled.
         "graph_enabled": "false",
+        # Graph tests read an add's relations from its result; the background write has its own.
+        "graph_background": False,
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
