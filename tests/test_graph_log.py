@@ -4,6 +4,7 @@ and real subprocesses where it matters."""
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -391,3 +392,58 @@ def test_a_killed_writer_loses_no_acknowledged_relation(tmp_path: Path) -> None:
         {"n": len(relations)}
     ]
     store.close()
+
+
+SWITCH = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from pathlib import Path
+    from mem0_mcp.graph.store import open_graph_store
+    from mem0_mcp.models import Scope
+    from tests.support.engine import make_settings
+
+    data_dir, driver, write = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "write"
+    store = open_graph_store(make_settings(data_dir, graph_driver=driver))
+    alice, v = Scope(user_id="alice"), np.eye(8, dtype=np.float32)
+    if write:
+        a = store.create_entity(alice, "Alice", "alice", "person", v[0], "t")
+        b = store.create_entity(alice, "Acme", "acme", "thing", v[1], "t")
+        store.create_relation(alice, a.id, "works_at", b.id, ["explicit"], "t")
+    rows = store.read_query("MATCH (s)-[r:RELATES]->(d) RETURN s.name AS s, d.name AS d", None, 5)
+    print(json.dumps({"counts": store.counts(), "rows": rows}))
+    store.close()
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("writer", "reader"), [("kuzu", "ladybug"), ("ladybug", "kuzu")])
+def test_switching_the_driver_keeps_the_graph_and_writes_the_view_anew(
+    tmp_path: Path, writer: str, reader: str
+) -> None:
+    """The graph lives in the log: another graph_driver reads it as before, and the Cypher view the
+    first driver wrote (which the second cannot open) is moved aside and written anew."""
+    import importlib.util
+
+    if not all(importlib.util.find_spec(m) for m in ("kuzu", "ladybug")):
+        pytest.skip("needs both kuzu and ladybug installed")
+    runs = []
+    for driver, what in ((writer, "write"), (reader, "read")):
+        proc = subprocess.run(
+            [sys.executable, "-c", SWITCH, str(tmp_path), driver, what],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if what == "read":
+            assert "moved to" in proc.stderr and "written anew" in proc.stderr
+    assert (
+        runs[0]
+        == runs[1]
+        == {"counts": {"entities": 2, "relations": 1}, "rows": [{"s": "Alice", "d": "Acme"}]}
+    )
+    assert list(tmp_path.glob("graph.kuzu.unreadable-*"))

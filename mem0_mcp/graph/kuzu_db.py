@@ -76,6 +76,10 @@ def load_driver(driver: str) -> ModuleType:
         raise ConfigError(f"graph_driver={driver}: cannot load {requirement!r} ({why})") from exc
 
 
+class ForeignGraphError(StoreError):
+    """The database files were written by another driver or version (or are damaged)."""
+
+
 class KuzuDatabase:
     """One Kùzu database at ``path``, opened per session under ``lock_path``.
 
@@ -208,7 +212,7 @@ class KuzuDatabase:
         except RuntimeError as exc:
             self._db = self._conn = None
             if any(s in str(exc).casefold() for s in _FOREIGN_FILE):
-                raise StoreError(
+                raise ForeignGraphError(
                     f"graph store {self.path}: graph_driver={self.driver} cannot open it: another "
                     "driver (or version) wrote it, or it is damaged; set graph_driver to the one that "
                     "wrote it, or move it aside and run `mem0-mcp graph rebuild` to re-derive it from "
@@ -340,6 +344,19 @@ class KuzuDatabase:
                 raise StoreError(f"graph query failed: {exc}") from exc
             finally:
                 self._close()
+
+    def move_aside(self) -> Path:
+        """Rename the database files (and write-ahead log) to ``<name>.unreadable-<time>``; the new
+        name of the database. A file this driver cannot open is kept for a person to look at."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        with self._lock.hold():
+            self._close()
+            target = self.path.with_name(f"{self.path.name}.unreadable-{stamp}")
+            for p in (self.path, self.path.with_name(self.path.name + ".wal")):
+                if p.exists():
+                    p.rename(p.with_name(p.name.replace(self.path.name, target.name, 1)))
+            self._dimension = None
+        return target
 
     def reset(self) -> None:
         """Close and delete the database files."""

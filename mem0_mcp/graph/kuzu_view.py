@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from mem0_mcp.graph.kuzu_db import KuzuDatabase
+from mem0_mcp.graph.kuzu_db import ForeignGraphError, KuzuDatabase
 from mem0_mcp.stores.graph_log import GraphLog, LogRow, decode_vector
 
 logger = logging.getLogger(__name__)
@@ -144,33 +144,50 @@ class KuzuView:
 
     # ------------------------------------------------------------------ sync
     def sync(self) -> int:
-        """Apply the log rows the database has not seen; how many. Raises ``StoreError``."""
-        done = 0
+        """Apply the log rows the database has not seen; how many. A database this driver cannot
+        open (another driver wrote it) is moved aside and written anew from the log. Raises
+        ``StoreError``."""
         with self._sync_lock:
-            while True:
-                with self.db.session(write=True) as conn:
-                    applied = self._applied(conn)
-                    rows = self.log.since(applied, limit=BATCH)
-                    if not rows:
-                        return done
-                    if applied == 0 and self.db.has_graph(conn):
-                        # Written before the log, or by a process killed before it recorded its
-                        # seq: the log is the truth, so the view starts over from it.
-                        self.db.rows(conn, "MATCH (e:Entity) DETACH DELETE e")
-                    cut = next((i for i, r in enumerate(rows) if r.op == "reset"), None)
-                    if cut == 0:
-                        self._set_applied(conn, rows[0].seq)
-                    else:
-                        batch = rows if cut is None else rows[:cut]
-                        self._apply(conn, batch)
-                        self._set_applied(conn, batch[-1].seq)
-                        done += len(batch)
-                        continue
-                # A reset: drop the tables (the next model may embed with another width).
-                self.db.reset()
-                with self.db.session(write=True) as conn:
+            try:
+                return self._sync()
+            except ForeignGraphError as exc:
+                if self.log.head() == 0:
+                    raise
+                aside = self.db.move_aside()
+                logger.warning(
+                    "graph: the Kùzu view could not be opened (%s); moved to %s and written anew "
+                    "from the graph log",
+                    exc,
+                    aside,
+                )
+                return self._sync()
+
+    def _sync(self) -> int:
+        done = 0
+        while True:
+            with self.db.session(write=True) as conn:
+                applied = self._applied(conn)
+                rows = self.log.since(applied, limit=BATCH)
+                if not rows:
+                    return done
+                if applied == 0 and self.db.has_graph(conn):
+                    # Written before the log, or by a process killed before it recorded its
+                    # seq: the log is the truth, so the view starts over from it.
+                    self.db.rows(conn, "MATCH (e:Entity) DETACH DELETE e")
+                cut = next((i for i, r in enumerate(rows) if r.op == "reset"), None)
+                if cut == 0:
                     self._set_applied(conn, rows[0].seq)
-                done += 1
+                else:
+                    batch = rows if cut is None else rows[:cut]
+                    self._apply(conn, batch)
+                    self._set_applied(conn, batch[-1].seq)
+                    done += len(batch)
+                    continue
+            # A reset: drop the tables (the next model may embed with another width).
+            self.db.reset()
+            with self.db.session(write=True) as conn:
+                self._set_applied(conn, rows[0].seq)
+            done += 1
 
     def state(self) -> tuple[int, dict[str, int]]:
         """The log seq the database reflects and its entity and relation counts. Raises ``StoreError``."""
