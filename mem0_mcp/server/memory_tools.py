@@ -20,7 +20,15 @@ from pydantic import Field
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.validation import check_text
 from mem0_mcp.errors import Mem0Error
-from mem0_mcp.models import AddResult, DeleteResult, MemoryItem, Message, RestoreResult, SearchResult
+from mem0_mcp.models import (
+    AddResult,
+    DeleteResult,
+    MemoryItem,
+    Message,
+    RestoreResult,
+    SearchResult,
+    UpdateResult,
+)
 from mem0_mcp.server.sampling import RequestSamplingLLM, client_supports_sampling
 from mem0_mcp.server.schema import MemoryHistory, MemoryList, decode_cursor, encode_cursor
 from mem0_mcp.server.state import ServerState, id_scope, resolve_scope, run_engine
@@ -325,7 +333,7 @@ def update_memory_tool(state: ServerState) -> Tool:
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Metadata to store on the memory.")
         ] = None,
-    ) -> MemoryItem:
+    ) -> UpdateResult:
         if text is None and metadata is None:
             raise ToolError("text/metadata: give the new text, new metadata, or both")
         memory = await state.memory()
@@ -338,7 +346,8 @@ def update_memory_tool(state: ServerState) -> Tool:
         name="update_memory",
         title="Update a memory",
         description="Correct a memory in place: new text, new metadata, or both. The old version "
-        "stays in memory_history.",
+        "stays in memory_history. With the graph on, new text re-derives the memory's relations "
+        "(`relations`; a failure there is a warning, the update is kept).",
         annotations=tool_hints(read_only=False, destructive=True, idempotent=True),
     )
 

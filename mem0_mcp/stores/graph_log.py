@@ -160,15 +160,6 @@ class GraphLog:
                 raise StoreError(f"the graph log {self.path} cannot be read: {exc}") from exc
         return int(row[0] or 0)
 
-    def drop_before(self, seq: int) -> int:
-        """Delete the rows before ``seq`` (a reset made them moot); how many. Raises ``StoreError``."""
-        with self.write():
-            try:
-                cur = self._connection().execute("DELETE FROM ops WHERE seq < ?", (seq,))
-            except sqlite3.Error as exc:
-                raise StoreError(f"the graph log {self.path}: compaction failed: {exc}") from exc
-            return int(cur.rowcount or 0)
-
     def close(self) -> None:
         """Close the connection (reopened on the next call)."""
         with self._lock:
