@@ -50,30 +50,30 @@ class LoggedGraphStore:
         """Calls inside see one state of the graph (caught up once at the start); ``write``: they
         are one transaction of the log, committed at the end. Raises ``StoreError``."""
         with self._lock:
-            if write and not self.log.writing:
-                committed = False
-                try:
-                    with self.log.write():
-                        self._catch_up()
-                        self._depth += 1
-                        try:
-                            yield
-                        finally:
-                            self._depth -= 1
-                    committed = True
-                finally:
-                    if not committed:
-                        self._broken = True
-                if self.view is not None:
-                    self.view.poke()
+            if not write or self.log.writing:
+                with self._inside(catch_up=self._depth == 0):
+                    yield
                 return
-            if self._depth == 0:
-                self._catch_up()
-            self._depth += 1
+            committed = False
             try:
-                yield
+                with self.log.write(), self._inside(catch_up=True):
+                    yield
+                committed = True
             finally:
-                self._depth -= 1
+                if not committed:
+                    self._broken = True
+            if self.view is not None:
+                self.view.poke()
+
+    @contextmanager
+    def _inside(self, *, catch_up: bool) -> Iterator[None]:
+        if catch_up:
+            self._catch_up()
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
 
     def _catch_up(self) -> None:
         if self._broken:
