@@ -227,6 +227,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     http_path: str = "/mcp"
+    http_stateless: bool = Field(
+        False,
+        description="Streamable HTTP without sessions: every request stands alone, so several servers "
+        "can sit behind one load balancer with no session affinity. The server then cannot call the "
+        "client back (no MCP sampling as the LLM). Not for SSE, which is a session.",
+    )
     auth_tokens: dict[str, str] = Field(
         default_factory=dict,
         description="token -> principal (the user_id that token may use); JSON in the environment.",

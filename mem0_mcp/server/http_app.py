@@ -32,8 +32,16 @@ def add_health_route(server: MemoryServer) -> None:
     @server.custom_route("/health", methods=["GET"])
     async def health(_: Request) -> Response:
         status = "ready" if engine.ready else ("failed" if engine.failed else "opening")
+        settings = server.memory_state.settings
         return JSONResponse(
-            {"status": "ok" if status != "failed" else "error", "engine": status, "version": __version__},
+            {
+                "status": "ok" if status != "failed" else "error",
+                "engine": status,
+                "version": __version__,
+                # Which store this node serves, so a balancer's operator can tell nodes apart.
+                "store": str(settings.data_dir),
+                "stateless": settings.http_stateless,
+            },
             status_code=200 if status != "failed" else 503,
         )
 
@@ -72,6 +80,17 @@ def build_http_app(
     """
     settings = server.memory_state.settings
     security = transport_security(settings, allowed_hosts)
+    if settings.http_stateless and transport == "sse":
+        raise ConfigError(
+            "http_stateless: SSE is a session held by one server; use --transport http with "
+            "MEM0_MCP_HTTP_STATELESS=true, or turn it off for SSE"
+        )
+    if settings.http_stateless and settings.llm_provider == "sampling":
+        raise ConfigError(
+            "http_stateless: a stateless server cannot call the client back, and MCP sampling needs "
+            "that; set MEM0_MCP_LLM_PROVIDER to anthropic, openai_compatible or none, or turn "
+            "MEM0_MCP_HTTP_STATELESS off"
+        )
     if transport == "sse":
         app = server.sse_app(
             sse_path=path or "/sse",
@@ -83,6 +102,7 @@ def build_http_app(
     elif transport == "http":
         app = server.streamable_http_app(
             streamable_http_path=path or settings.http_path,
+            stateless_http=settings.http_stateless,
             max_request_body_size=settings.max_request_bytes,
             transport_security=security,
             host=settings.host,
