@@ -16,6 +16,7 @@ from mcp.client import Client
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import StoreError
+from mem0_mcp.models import Scope
 from tests.support.engine import FakeEmbedder, make_settings
 from tests.support.server import error_text, fake_server, structured
 
@@ -104,3 +105,34 @@ async def test_through_an_mcp_client_search_works_and_an_add_says_read_only(
         assert READ_ONLY in message and "writes are refused" in message, message
         failed = await client.call_tool("delete_memory", {"memory_id": memory_id})
         assert READ_ONLY in error_text(failed)
+
+
+def test_the_graph_reads_and_refuses_writes_on_a_read_only_data_dir(tmp_path: Path) -> None:
+    source = tmp_path / "data"
+    settings = make_settings(source, graph_enabled="true")
+    mem = Memory(settings, embedder=FakeEmbedder())
+    assert mem.graph is not None
+    mem.graph.add_relation("Alice", "works_at", "Acme", Scope(user_id="u"))
+    mem.close()
+    view = tmp_path / "ro"
+    view.mkdir()
+    done = _run("mount", "--bind", str(source), str(view))
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount a directory here (needs root on Linux): {done.stderr.strip()}")
+    try:
+        done = _run("mount", "-o", "remount,ro,bind", str(view))
+        if done.returncode != 0:
+            pytest.skip(f"cannot remount a bind mount read-only here: {done.stderr.strip()}")
+        before = _listing(view)
+        mem = Memory(make_settings(view, graph_enabled="true"), embedder=FakeEmbedder())
+        try:
+            assert mem.graph is not None
+            entity = mem.graph.get_entity("Alice", Scope(user_id="u"))
+            assert [r["destination"] for r in entity["relations"]] == ["Acme"]
+            with pytest.raises(StoreError, match=READ_ONLY):
+                mem.graph.add_relation("Alice", "lives_in", "Zurich", Scope(user_id="u"))
+        finally:
+            mem.close()
+        assert _listing(view) == before
+    finally:
+        _run("umount", "-l", str(view))

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mem0_mcp.errors import StoreError
+from mem0_mcp.stores.sqlite_files import connect_read_only
 
 # Rows read per query while catching up: bounds the memory a long-absent process needs at once.
 BATCH = 5000
@@ -61,11 +62,7 @@ class GraphLog:
             return self._conn
         try:
             if self._read_only:
-                if not self.path.exists():
-                    raise StoreError(f"{self.path}: no graph log yet")
-                conn = sqlite3.connect(
-                    f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-                )
+                conn = connect_read_only(self.path, "the graph log")
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(

@@ -23,6 +23,7 @@ import numpy as np
 
 from mem0_mcp.errors import StoreError
 from mem0_mcp.models import HistoryEntry
+from mem0_mcp.stores.sqlite_files import connect_read_only
 
 _DISK_FULL = "; the disk of the data dir is full: free space and repeat the call"
 
@@ -153,7 +154,7 @@ class HistoryStore:
         self.read_only = read_only
         self._lock = threading.Lock()
         if read_only:
-            self._conn = _connect_read_only(path)
+            self._conn = connect_read_only(path, "the history database")
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0, isolation_level=None)
@@ -461,20 +462,3 @@ class HistoryStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection. A WAL database needs its -shm file, which a read-only filesystem
-    cannot create: then it is opened immutable (no locks; nothing else can write it anyway)."""
-    if not path.exists():
-        raise StoreError(f"the history database {path} is missing and the data dir is read-only")
-    uri = path.resolve().as_uri()  # quoted: a path may hold '?' or '#'
-    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return conn
-    except sqlite3.Error:
-        conn.close()
-    return sqlite3.connect(
-        f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None
-    )
