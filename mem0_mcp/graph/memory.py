@@ -176,16 +176,16 @@ class GraphMemory:
 
     def warm_up(self) -> None:
         """In the background: read the graph in (the first read replays the log, not in a user's
-        call) and take over queued work a stopped process left."""
+        call), then, now and every ``STALE_AFTER`` seconds, take over queued work a stopped
+        process left."""
         self._pool.submit(self._warm_up)
 
     def _warm_up(self) -> None:
         try:
             self.store.open_jobs()  # the first read replays the log: not in a user's call
-            if self.extractor() is not None:
-                self.queue.take_over_stale()
         except Exception:
             logger.exception("graph: reading the graph in at start failed; the first call retries")
+        self.queue.watch(lambda: self.extractor() is not None)
 
     def _do_queued(self, item: QueuedAdd, seq: int, started: Future[Any] | None) -> None:
         """The writer thread's work: the extraction (``started`` already, or now), then the graph

@@ -89,6 +89,7 @@ class GraphQueue:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mem0-graph-write")
         self._inflight: set[Future[None]] = set()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def submit(self, item: QueuedAdd, started: Future[Any] | None) -> bool:
         """Queue ``item`` in the log, then do it in the writer thread. False when the store keeps no
@@ -137,9 +138,26 @@ class GraphQueue:
             logger.info("graph: taking over %d queued add(s) a stopped process left", taken)
         return taken
 
-    def close(self, timeout: float = 30.0) -> None:
+    def watch(self, can_work: Callable[[], bool], every: float = STALE_AFTER) -> None:
+        """Take over stale queued work now and every ``every`` seconds until closed (a process
+        that stopped with work queued may be restarted within ``STALE_AFTER``), while
+        ``can_work()`` (an LLM to extract with). Runs in a daemon thread."""
+
+        def loop() -> None:
+            while not self._closed.is_set():
+                try:
+                    if can_work():
+                        self.take_over_stale()
+                except Exception:
+                    logger.exception("graph: taking over queued work failed; will retry")
+                self._closed.wait(every)
+
+        threading.Thread(target=loop, name="mem0-graph-watch", daemon=True).start()
+
+    def close(self, timeout: float = 10.0) -> None:
         """Let queued work finish (bounded), then stop the writer thread; what is left stays queued
-        in the log for the next process."""
+        in the log, for this data dir's next process."""
+        self._closed.set()
         deadline = time.monotonic() + timeout
         self.settle(max(0.0, deadline - time.monotonic()))
         self._pool.shutdown(wait=False, cancel_futures=True)
