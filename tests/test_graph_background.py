@@ -105,3 +105,21 @@ def test_closing_lets_queued_work_finish(tmp_path: Path, llm: RoutingLLM) -> Non
     assert relation_names(again, "Zurich") == {("alice", "lives_in", "Zurich")}
     assert again.graph is not None and again.graph.store.open_jobs() == []
     again.close()
+
+
+def test_a_delete_right_after_the_add_leaves_no_relation_behind(mem: Memory, llm: RoutingLLM) -> None:
+    """The add's graph part is still queued when the memory is deleted: it is written first, then
+    removed with the memory, not written after the delete."""
+    release = threading.Event()
+    reply = {
+        "entities": [{"name": "Google", "type": "organization"}],
+        "relations": [{"source": "I", "relation": "works_at", "destination": "Google"}],
+    }
+    llm.push(EXTRACTION, lambda _system: reply if release.wait(10) else {})
+    r = mem.add("I work at Google.", user_id="alice", infer=False)
+    assert r.graph_pending
+    threading.Timer(0.2, release.set).start()
+    mem.delete(r.results[0].id)
+    assert mem.graph is not None
+    assert mem.graph.queue.settle(10)
+    assert mem.graph.store.counts() == {"entities": 0, "relations": 0}

@@ -405,8 +405,10 @@ class GraphMemory:
 
     # ------------------------------------------------------------------ deletes from the engine
     def forget_memory(self, memory_id: str) -> None:
-        """The memory was deleted: drop it as a source (logged, never raised: the graph is derived)."""
+        """The memory was deleted: drop it as a source (logged, never raised: the graph is derived).
+        This process's queued graph work goes first, or it would write relations for it after."""
         try:
+            self.queue.settle()
             n = self.store.forget_source(memory_id)
             if n:
                 logger.info("graph: %d relation(s) sourced only from memory %s removed", n, memory_id)
@@ -425,6 +427,7 @@ class GraphMemory:
             return out
         scope = Scope(user_id=memory.user_id, agent_id=memory.agent_id, run_id=memory.run_id)
         try:
+            self.queue.settle()  # the add's own queued graph part first, then its replacement
             self.store.forget_source(memory.id)
             prepared = self.prepare(extractor, memory.memory, scope)
             out.relations = self.apply(prepared, scope, [memory.id], memory.event_at or memory.created_at)
@@ -439,6 +442,7 @@ class GraphMemory:
     def delete_scope(self, scope: Scope) -> None:
         """The scope's memories were deleted: drop its graph (logged, never raised)."""
         try:
+            self.queue.settle()
             self.store.delete_scope(scope)
         except Exception:
             logger.exception("graph: clearing scope %s failed", scope.as_dict())
