@@ -123,3 +123,25 @@ def test_a_delete_right_after_the_add_leaves_no_relation_behind(mem: Memory, llm
     assert mem.graph is not None
     assert mem.graph.queue.settle(10)
     assert mem.graph.store.counts() == {"entities": 0, "relations": 0}
+
+
+def test_queued_work_skips_a_memory_another_process_deleted(tmp_path: Path, llm: RoutingLLM) -> None:
+    """Process one queues the graph part of an add; process two deletes the memory before it is
+    written: the queued work does not write the memory's relations back."""
+    data_dir = tmp_path / "data"
+    one = open_memory(data_dir, llm)
+    release = threading.Event()
+    reply = {
+        "entities": [{"name": "Google", "type": "organization"}],
+        "relations": [{"source": "I", "relation": "works_at", "destination": "Google"}],
+    }
+    llm.push(EXTRACTION, lambda _system: reply if release.wait(10) else {})
+    r = one.add("I work at Google.", user_id="alice", infer=False)
+    two = open_memory(data_dir, RoutingLLM())
+    two.delete(r.results[0].id)
+    release.set()
+    assert one.graph is not None and one.graph.queue.settle(10)
+    assert one.graph.store.counts() == {"entities": 0, "relations": 0}
+    assert one.graph.store.open_jobs() == []
+    one.close()
+    two.close()

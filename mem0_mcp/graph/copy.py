@@ -106,6 +106,7 @@ class GraphCopy:
         self._by_triple: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self._by_source: dict[str, set[str]] = defaultdict(set)
         self._jobs: dict[int, dict[str, Any]] = {}  # queued graph work not yet done, by seq
+        self._deleted: set[str] = set()  # memories deleted for good (queued work skips them)
 
     # ------------------------------------------------------------------ replay
     def apply(self, row: LogRow) -> None:
@@ -139,10 +140,13 @@ class GraphCopy:
                 self._jobs[row.seq] = body
             case "job_done":
                 self._jobs.pop(int(body["job"]), None)
+            case "deleted":
+                self._deleted.add(str(body["memory_id"]))
             case "reset":
-                jobs = self._jobs
+                jobs, deleted = self._jobs, self._deleted
                 self._clear()
-                self._jobs = jobs  # work queued for memories outlives a reset of what it wrote
+                # Work queued for memories, and which memories are gone, outlive a reset of the graph.
+                self._jobs, self._deleted = jobs, deleted
             case _:
                 raise ValueError(f"graph log row {row.seq}: unknown change {row.op!r}")
         self.seq = row.seq
@@ -473,6 +477,10 @@ class GraphCopy:
             for r in sorted(self._relations.values(), key=lambda r: (r.created_at, r.id))
         ]
         return entities, relations
+
+    def deleted_memories(self, memory_ids: Sequence[str]) -> set[str]:
+        """Those of ``memory_ids`` recorded as deleted."""
+        return self._deleted.intersection(memory_ids)
 
     def open_jobs(self) -> list[tuple[int, dict[str, Any]]]:
         """Queued graph work not marked done yet, oldest first: (seq, body)."""

@@ -422,7 +422,11 @@ class KuzuGraphStore:
                 {"ids": list(set(ids))},
             )
 
-    def forget_source(self, memory_id: str) -> int:
+    def deleted_memories(self, memory_ids: Sequence[str]) -> set[str]:
+        """Not kept here (no queued work to check it)."""
+        return set()
+
+    def forget_source(self, memory_id: str, *, deleted: bool = False) -> int:
         """The memory is gone: relations it alone supported go too; others lose it as a source."""
         with self.db.session(True) as conn:
             if not self.db.has_graph(conn):

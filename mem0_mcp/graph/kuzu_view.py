@@ -267,7 +267,7 @@ class KuzuView:
                 "MATCH ()-[r:RELATES]->() WHERE r.id = $id SET r.sources = $src",
                 {"id": body["id"], "src": [str(s) for s in body["sources"]]},
             )
-        elif row.op in ("job", "job_done"):
+        elif row.op in ("job", "job_done", "deleted"):
             pass  # queued work and its completion: bookkeeping of the log, not the graph
         elif row.op == "invalidate":
             q(

@@ -230,9 +230,16 @@ class LoggedGraphStore:
             if rel is not None:
                 self._drop([rel.id], [rel.source_id, rel.destination_id])
 
-    def forget_source(self, memory_id: str) -> int:
-        """The memory is gone: relations it alone supported go too; others lose it as a source."""
+    def deleted_memories(self, memory_ids: Sequence[str]) -> set[str]:
+        with self.burst():
+            return self.copy.deleted_memories(memory_ids)
+
+    def forget_source(self, memory_id: str, *, deleted: bool = False) -> int:
+        """The memory is gone: relations it alone supported go too; others lose it as a source.
+        ``deleted``: recorded, so queued work of any process skips the memory from now on."""
         with self.burst(write=True):
+            if deleted:
+                self._emit("deleted", {"memory_id": memory_id})
             rels = self.copy.relations_with_source(memory_id)
             only = [r for r in rels if set(r.sources) <= {memory_id}]
             only_ids = {r.id for r in only}

@@ -41,6 +41,7 @@ from mem0_mcp.graph.extraction import (
 from mem0_mcp.graph.links import memory_links
 from mem0_mcp.graph.prepared import Mention, PreparedAdd, materialize, resolve_mentions, upsert, with_merges
 from mem0_mcp.graph.queue import GraphQueue, QueuedAdd
+from mem0_mcp.graph.reads import entity_view, shortest_path
 from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
 from mem0_mcp.graph.timeline import read_as_of, relations_at
 from mem0_mcp.graph.validation import (
@@ -73,7 +74,6 @@ SEED_THRESHOLD = 0.35  # cosine above which an entity is taken to match a search
 SEED_ENTITIES = 5
 FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself"})
 SELF_SEED = 0.5  # how strongly a first-person query matches the scope's own entity
-MAX_HOPS = 6
 _WORD = re.compile(r"\w+", re.UNICODE)
 _QUERY_LIMIT = 500
 
@@ -317,6 +317,13 @@ class GraphMemory:
         now = now_iso()  # the write time: created_at of what is new
         when = event_at or now
         with self.store.burst(write=True):
+            if job is not None:
+                # Queued work: a memory deleted meanwhile (by any process) is not written back.
+                gone = self.store.deleted_memories(memory_ids)
+                memory_ids = [m for m in memory_ids if m not in gone]
+                if not memory_ids:
+                    self.store.finish_job(job)
+                    return out
             ids = materialize(self.store, prepared.resolved, scope, now)
             for t in prepared.extraction.relations:
                 src, dst = ids[t.source], ids[t.destination]
@@ -409,7 +416,7 @@ class GraphMemory:
         This process's queued graph work goes first, or it would write relations for it after."""
         try:
             self.queue.settle()
-            n = self.store.forget_source(memory_id)
+            n = self.store.forget_source(memory_id, deleted=True)
             if n:
                 logger.info("graph: %d relation(s) sourced only from memory %s removed", n, memory_id)
         except Exception:
@@ -514,28 +521,8 @@ class GraphMemory:
         return [r.model_dump() for r in self.find_relations(query, scope, limit, as_of=as_of)]
 
     def entity(self, name: str, scope: Scope, depth: int = 1, *, as_of: str | None = None) -> EntityView:
-        """Every entity of the scope with this name (one per exact scope), its relations within
-        ``depth`` hops including invalidated ones (the relation history), newest first; with
-        ``as_of`` (ISO 8601 date or time), only the entities and relations known and true then.
-        Raises ``InvalidInputError``."""
-        norm = normalize_name(check_name("name", name))
-        hops = max(1, min(int(depth), 3))
-        when = read_as_of(as_of)
-        with self.store.burst():
-            found = self.store.named(scope, norm)
-            if when is None:
-                rels = self.store.relations(scope, [e.id for e in found], depth=hops, include_invalid=True)
-            else:
-                found = [e for e in found if e.created_at <= when]
-                rels = relations_at(self.store, scope, [e.id for e in found], when, depth=hops, limit=1000)
-        rels.sort(key=lambda r: (r.invalidated_at is None, r.created_at), reverse=True)
-        ids = {e.id for e in found}
-        neighbours: dict[str, str] = {}
-        for r in rels:
-            for nid, nname in ((r.source_id, r.source), (r.destination_id, r.destination)):
-                if nid not in ids:
-                    neighbours[nid] = nname
-        return EntityView(entities=found, neighbours=sorted(set(neighbours.values())), relations=rels)
+        """``reads.entity_view`` on this graph. Raises ``InvalidInputError``."""
+        return entity_view(self.store, name, scope, depth, as_of=as_of)
 
     def get_entity(self, name: str, scope: Scope, depth: int = 1, as_of: str | None = None) -> Json:
         """``entity`` as the get_entity tool's JSON."""
@@ -543,29 +530,8 @@ class GraphMemory:
         return self.entity(name, scope, depth, as_of=as_of).model_dump()
 
     def path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> GraphPath:
-        """The shortest chain of valid relations between two named entities, either direction;
-        when none, ``found`` is false with the reason. Raises ``InvalidInputError``."""
-        s_norm = normalize_name(check_name("source", source))
-        t_norm = normalize_name(check_name("target", target))
-        if isinstance(max_hops, bool) or not isinstance(max_hops, int) or not 1 <= max_hops <= MAX_HOPS:
-            raise InvalidInputError("max_hops", f"must be an integer from 1 to {MAX_HOPS}")
-        with self.store.burst():
-            starts = self.store.named(scope, s_norm)
-            ends = self.store.named(scope, t_norm)
-            for a in starts:
-                for b in ends:
-                    if a.id == b.id:
-                        continue
-                    found = self.store.find_path(scope, a.id, b.id, max_hops)
-                    if found:
-                        return GraphPath(found=True, hops=len(found), relations=found)
-        missing = [n for n, hits in ((source, starts), (target, ends)) if not hits]
-        why = (
-            f"no entity named {', '.join(map(repr, missing))} in this scope"
-            if missing
-            else (f"no chain of valid relations within {max_hops} hops")
-        )
-        return GraphPath(found=False, hops=0, relations=[], reason=why)
+        """``reads.shortest_path`` on this graph. Raises ``InvalidInputError``."""
+        return shortest_path(self.store, source, target, scope, max_hops)
 
     def find_path(self, source: str, target: str, scope: Scope, max_hops: int = 3) -> Json:
         """``path`` as the find_path tool's JSON."""
