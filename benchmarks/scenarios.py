@@ -577,7 +577,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--embedder", choices=("bundled", "fake"), default="bundled")
-    parser.add_argument("--mode", action="append", choices=MODES, help="repeat for several (default all three)")
+    parser.add_argument(
+        "--mode", action="append", choices=MODES, help="repeat for several (default all three)"
+    )
     parser.add_argument("--scenario", action="append", help="only these scenario ids (repeatable)")
     parser.add_argument("--limit", type=int, help="only the first N scenarios")
     parser.add_argument(

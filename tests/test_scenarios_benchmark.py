@@ -98,7 +98,16 @@ def test_llm_mode_runs_the_graph_beside_a_graph_off_row(tmp_path: Path) -> None:
     # say little (tests/test_graph_retrieval.py checks the ranking itself); here: the graph
     # extraction is asked on each add, and the graph never costs a question.
     picked = ["graph-sister-husband", "refine-sister", "job-stripe-anthropic"]
-    argv = ["--embedder", "fake", "--out", str(tmp_path / "s.json"), "--mode", "llm", "--mode", "llm-no-graph"]
+    argv = [
+        "--embedder",
+        "fake",
+        "--out",
+        str(tmp_path / "s.json"),
+        "--mode",
+        "llm",
+        "--mode",
+        "llm-no-graph",
+    ]
     report = scenarios.main([*argv, "--threshold", "0", *(a for s in picked for a in ("--scenario", s))])
     # llm is the server's default with an LLM: graph_enabled=auto, so the graph is on.
     llm, graph = report["modes"]["llm-no-graph"], report["modes"]["llm"]
