@@ -6,7 +6,8 @@ paraphrases of one (``same_as``), refinements that replace nothing; then questio
 expected current answer (a substring of the memory that should rank first) and the stale answers
 that must not rank above it, or no answer at all (off-topic: nothing stored is relevant).
 
-Two modes, each on its own server (``create_server``) and an in-memory MCP client:
+Three modes (issue #13's two, agent and llm, and llm without the graph), each on its own server
+(``create_server``) and an in-memory MCP client:
 
 - ``agent``: no server LLM. A scripted agent follows ``memory_guide``: it adds each text with
   ``add_memory`` (and its ``timestamp``) and reads ``related``; when the scenario says the add
@@ -14,22 +15,23 @@ Two modes, each on its own server (``create_server``) and an in-memory MCP clien
   tool showed it), it adds the same text again with ``supersedes=[id]``: the repeat is answered
   NONE with the new memory's id, and the old one is marked superseded by it. A replaced memory
   missing from ``related`` is a miss of the product.
-- ``llm``: the server's LLM memory manager (adds infer by default) with a scripted LLM: extraction
-  returns the add's text as the one fact; the decision answers DELETE (a change) or UPDATE (a
-  correction) for the stored memory the add replaces, NONE for the one it repeats, else ADD. It
-  acts only on memories the pipeline showed it; a replaced memory not shown is a miss. The graph
-  is off (graph_enabled=false).
-- ``graph``: ``llm`` with the graph on (graph_enabled=true): the scripted graph extraction answers
-  each add's ``relations`` (our own writing, "I" for the user), the contradiction call retires
-  nothing, and search_memory fuses the graph retriever. ``llm`` and ``graph`` in one run give the
-  graph retriever's effect.
+- ``llm``: the server's LLM memory manager in its default configuration with an LLM: adds infer
+  by default (infer_default=auto) and the graph is on (graph_enabled=auto turns it on whenever an
+  LLM is configured). A scripted LLM answers: extraction returns the add's text as the one fact;
+  the decision answers DELETE (a change) or UPDATE (a correction) for the stored memory the add
+  replaces, NONE for the one it repeats, else ADD. It acts only on memories the pipeline showed
+  it; a replaced memory not shown is a miss. The scripted graph extraction answers each add's
+  ``relations`` (our own writing, "I" for the user), the contradiction call retires nothing, and
+  search_memory fuses the graph retriever.
+- ``llm-no-graph``: ``llm`` with the graph off (graph_enabled=false), for comparison: ``llm`` and
+  ``llm-no-graph`` in one run give the graph retriever's effect.
 
 Per mode: top-1 current-answer accuracy, share of questions with a stale answer above the current
 one, repeats stored as new memories, off-topic rejection (no result, at the server's default
 threshold unless --threshold), replaced memories not offered (agent: not in ``related``; llm: not
 shown to the model). Targets (issue #13): >= 90% top-1, <= 5% stale-above-current.
 
-    python -m benchmarks.scenarios [--embedder bundled|fake] [--mode agent --mode llm]
+    python -m benchmarks.scenarios [--embedder bundled|fake] [--mode agent|llm|llm-no-graph ...]
         [--scenario ID ...] [--limit N] [--threshold T] [--out benchmarks/results/scenarios.json]
 
 MEM0_MCP_MODEL_CACHE_DIR may point at a ready ONNX export of the bundled model (else ~40 s).
@@ -58,7 +60,7 @@ from mem0_mcp.llm.base import ChatMessage, LLMError, LLMResponse
 
 DATA = Path(__file__).resolve().parent / "data" / "scenarios.json"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scenarios.json"
-MODES = ("agent", "llm", "graph")
+MODES = ("agent", "llm", "llm-no-graph")
 KINDS = ("fact", "change", "correction", "refinement", "duplicate", "paraphrase")
 REPLACING = ("change", "correction")
 REPEATING = ("duplicate", "paraphrase")
@@ -439,13 +441,14 @@ async def run_mode(
     from mem0_mcp.engine.memory import Memory
     from mem0_mcp.server.app import create_server
 
-    llm = ScriptedLLM() if mode in ("llm", "graph") else None
+    llm = ScriptedLLM() if mode in ("llm", "llm-no-graph") else None
     settings = Settings(  # type: ignore[call-arg]
         data_dir=data_dir,
         llm_provider="none",
         user_id="scenarios",
         llm_single_call=not two_call,
-        graph_enabled="true" if mode == "graph" else "false",
+        # llm: the server's default with an LLM (graph_enabled=auto, so the graph is on).
+        graph_enabled="false" if mode == "llm-no-graph" else "auto",
     )
     server = create_server(settings, memory_factory=lambda s: Memory(s, embedder=embedder, llm=llm))
     tally = Tally(mode)
@@ -529,13 +532,13 @@ def pct(value: float | None) -> str:
 
 def table(modes: dict[str, dict[str, Any]]) -> str:
     head = (
-        f"{'mode':<6} {'top-1':>12} {'stale>cur':>10} {'dups stored':>12} {'paraphr. stored':>16} "
+        f"{'mode':<12} {'top-1':>12} {'stale>cur':>10} {'dups stored':>12} {'paraphr. stored':>16} "
         f"{'off-topic rejected':>19} {'replaced not offered':>21}"
     )
     lines = [head, "-" * len(head)]
     for mode, m in modes.items():
         lines.append(
-            f"{mode:<6} {m['top1_correct']:>3}/{m['questions']:<3} {pct(m['top1']):>4} "
+            f"{mode:<12} {m['top1_correct']:>3}/{m['questions']:<3} {pct(m['top1']):>4} "
             f"{m['stale_above']:>2}/{m['stale_questions']:<2} {pct(m['stale_above_current']):>4} "
             f"{m['duplicates_stored']:>5}/{m['duplicate_adds']:<6} "
             f"{m['paraphrases_stored']:>8}/{m['paraphrase_adds']:<7} "
@@ -574,7 +577,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--embedder", choices=("bundled", "fake"), default="bundled")
-    parser.add_argument("--mode", action="append", choices=MODES, help="repeat for both (default both)")
+    parser.add_argument(
+        "--mode", action="append", choices=MODES, help="repeat for several (default all three)"
+    )
     parser.add_argument("--scenario", action="append", help="only these scenario ids (repeatable)")
     parser.add_argument("--limit", type=int, help="only the first N scenarios")
     parser.add_argument(

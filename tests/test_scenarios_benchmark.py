@@ -1,4 +1,4 @@
-"""benchmarks/scenarios.py on three scenarios with the fake embedder, both modes, through the MCP
+"""benchmarks/scenarios.py on three scenarios with the fake embedder, every mode, through the MCP
 tools; and the checks that keep the scenario data scoreable."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_main_on_three_scenarios_in_both_modes(tmp_path: Path) -> None:
     assert json.loads(out.read_text(encoding="utf-8")) == report
     assert report["scenarios"] == 3 and report["questions"] == 7
     assert report["embedder"] == "fake-bow" and isinstance(report["threshold"], str | float)
-    assert set(report["modes"]) == {"agent", "llm", "graph"}
+    assert set(report["modes"]) == {"agent", "llm", "llm-no-graph"}
     for mode, m in report["modes"].items():
         for name, kind in FIGURES.items():
             assert isinstance(m[name], kind), (mode, name, m[name])
@@ -93,14 +93,24 @@ def test_unscoreable_data_is_refused(tmp_path: Path) -> None:
         scenarios.load(path)
 
 
-def test_graph_mode_runs_beside_llm_mode(tmp_path: Path) -> None:
+def test_llm_mode_runs_the_graph_beside_a_graph_off_row(tmp_path: Path) -> None:
     # The same scripted LLM with and without the graph, in one run. The fake embedder's cosines
     # say little (tests/test_graph_retrieval.py checks the ranking itself); here: the graph
     # extraction is asked on each add, and the graph never costs a question.
     picked = ["graph-sister-husband", "refine-sister", "job-stripe-anthropic"]
-    argv = ["--embedder", "fake", "--out", str(tmp_path / "s.json"), "--mode", "llm", "--mode", "graph"]
+    argv = [
+        "--embedder",
+        "fake",
+        "--out",
+        str(tmp_path / "s.json"),
+        "--mode",
+        "llm",
+        "--mode",
+        "llm-no-graph",
+    ]
     report = scenarios.main([*argv, "--threshold", "0", *(a for s in picked for a in ("--scenario", s))])
-    llm, graph = report["modes"]["llm"], report["modes"]["graph"]
+    # llm is the server's default with an LLM: graph_enabled=auto, so the graph is on.
+    llm, graph = report["modes"]["llm-no-graph"], report["modes"]["llm"]
     assert graph["questions"] == llm["questions"] == 4
     assert graph["top1_correct"] >= llm["top1_correct"] and graph["stale_above"] <= llm["stale_above"]
     assert graph["llm_calls"] > llm["llm_calls"]

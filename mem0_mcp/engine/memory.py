@@ -306,6 +306,7 @@ class Memory:
             include_superseded=include_superseded,
             filters=filters,
             as_of=when,
+            where_all=where(scope, actor_id=actor, filters=filters, include_superseded=True),
         )
         graph = self.graph if (self.graph_on() if use_graph is None else use_graph) else None
         if graph is None:

@@ -86,6 +86,7 @@ def fuse(
     query: str | None = None,
     linked: Mapping[str, float] | None = None,
     linked_rows: Sequence[dict[str, Any]] = (),
+    live_frame: bool = False,
 ) -> list[Candidate]:
     """Normalized score fusion: a weighted sum of normalized cosine and max-normalized BM25.
 
@@ -102,19 +103,29 @@ def fuse(
     ``linked``: memory id -> the graph retriever's score, adding GRAPH_WEIGHT of it;
     ``linked_rows``: rows it links that neither other retriever found. Without links the
     ranking is exactly the two retrievers'.
+
+    ``live_frame``: the hits include superseded rows, read only to pass their evidence on
+    (pass_to_successors); the normalization is taken over the live rows alone and the superseded
+    ones are scored in that frame, clipped to [0, 1], so the live rows rank as without them.
     """
     by_id: dict[str, Candidate] = {}
     sims = [1.0 - float(hit.get("_distance", 1.0)) for hit in dense_hits]
-    lo, hi = (min(sims), max(sims)) if sims else (0.0, 0.0)
+    framing = [
+        s for h, s in zip(dense_hits, sims, strict=True) if not (live_frame and h.get("superseded_at"))
+    ]
+    lo, hi = (min(framing), max(framing)) if framing else (min(sims), max(sims)) if sims else (0.0, 0.0)
     for hit, sim in zip(dense_hits, sims, strict=True):
         cand = by_id.setdefault(hit["id"], Candidate(row=hit))
         cand.cosine = sim
-        cand.dense = (sim - lo) / (hi - lo) if hi > lo else 1.0
+        cand.dense = min(1.0, max(0.0, (sim - lo) / (hi - lo))) if hi > lo else 1.0
         cand.sources.add("vector")
-    top_text = max((float(h.get("_score", 0.0)) for h in text_hits), default=0.0)
+    top_text = max(
+        (float(h.get("_score", 0.0)) for h in text_hits if not (live_frame and h.get("superseded_at"))),
+        default=0.0,
+    ) or max((float(h.get("_score", 0.0)) for h in text_hits), default=0.0)
     for hit in text_hits:
         cand = by_id.setdefault(hit["id"], Candidate(row=hit))
-        cand.text = float(hit.get("_score", 0.0)) / top_text if top_text > 0 else 0.0
+        cand.text = min(1.0, float(hit.get("_score", 0.0)) / top_text) if top_text > 0 else 0.0
         cand.coverage = float(hit.get("_coverage", 0.0))
         cand.sources.add("text")
     links = linked or {}
@@ -141,6 +152,37 @@ def fuse(
         # Divided back into [0, 1] so a caller's threshold keeps its meaning.
         boosts = NAME_BOOST * cand.named + TIME_BOOST * cand.dated
         cand.score = (base + boosts) / (1.0 + graph_weight + NAME_BOOST + (TIME_BOOST if cues else 0.0))
+    return sorted(by_id.values(), key=lambda c: (-c.score, c.row["id"]))
+
+
+def pass_to_successors(
+    ranked: Sequence[Candidate], successors: Mapping[str, dict[str, Any]]
+) -> list[Candidate]:
+    """The ranking without superseded memories, each having passed its evidence to the live
+    memory that replaced it.
+
+    A memory superseded by another (an agent's ``supersedes``, the LLM manager's DELETE with a
+    replacement) was the same fact in its earlier state, so the questions it answered are now
+    the replacement's: "Which company does the user work for?" matches "Works at Stripe", not
+    "Started a new job at Anthropic" (cosine 0.09 with MiniLM). The replacement takes the higher
+    of its own score and relevance and its predecessor's; no weight to tune, and a store without
+    superseded memories (LoCoMo) ranks exactly as before. ``successors``: superseded id -> the
+    row of the live memory at the end of its chain; a superseded memory without one (its
+    replacement was deleted) just leaves the list.
+    """
+    by_id = {str(c.row["id"]): c for c in ranked if not c.row.get("superseded_at")}
+    for cand in ranked:
+        if not cand.row.get("superseded_at"):
+            continue
+        row = successors.get(str(cand.row["id"]))
+        if row is None:
+            continue
+        heir = by_id.get(str(row["id"]))
+        if heir is None:  # the replacement's own words did not make it a candidate
+            heir = by_id[str(row["id"])] = Candidate(row=dict(row))
+        heir.score = max(heir.score, cand.score)
+        heir.relevance = max(heir.relevance, cand.relevance)
+        heir.sources.add("replaced")
     return sorted(by_id.values(), key=lambda c: (-c.score, c.row["id"]))
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow.compute as pc
 
 from mem0_mcp.engine.current import asks_present, current_first
-from mem0_mcp.engine.ranking import dense_query, fuse, words
-from mem0_mcp.engine.rows import EmbedFn, to_item
+from mem0_mcp.engine.ranking import dense_query, fuse, pass_to_successors, words
+from mem0_mcp.engine.rows import EmbedFn, in_scope, to_item
 from mem0_mcp.engine.storage import CopyTicket, Storage
 from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, StoreError
 from mem0_mcp.models import MemoryItem, Scope, SearchResult
@@ -28,6 +28,11 @@ NAMES_REFRESH_SECONDS = 30.0
 LIGHT_COLUMNS = ("id", "name", "event_at")
 # What ``as_of`` reads of a candidate besides: when it was added and whether it was superseded.
 AS_OF_COLUMNS = (*LIGHT_COLUMNS, "created_at", "superseded_at", "superseded_by")
+# Whether a candidate was superseded, and by what: a default search passes a superseded
+# memory's evidence to its replacement (ranking.pass_to_successors).
+SUCCESSION_COLUMNS = (*LIGHT_COLUMNS, "superseded_at", "superseded_by")
+# Longest chain of replacements followed (A superseded by B superseded by C ...).
+MAX_CHAIN = 16
 
 # (query as asked, its vector, scope, k) -> a future of the graph's relations, or None
 GraphSearch = Callable[[str, np.ndarray, Scope, int], "Future[list[Any]] | None"]
@@ -49,6 +54,9 @@ class SearchRequest:
     include_superseded: bool
     filters: Mapping[str, Any] | None
     as_of: str | None = None  # stored time format: memories as they stood then
+    # ``where`` with superseded rows too: a default search reads them for their replacements
+    # (ranking.pass_to_successors); None: only the in-process copy reads them.
+    where_all: str | None = None
 
     @property
     def with_superseded(self) -> bool:
@@ -105,7 +113,9 @@ class Searcher:
         settings = self.storage.settings
         n = max(settings.search_candidates, req.limit)
         scope_values = req.scope.model_dump()
-        columns = AS_OF_COLUMNS if req.as_of is not None else LIGHT_COLUMNS
+        columns = AS_OF_COLUMNS if req.as_of is not None else SUCCESSION_COLUMNS
+        # Superseded rows are always read: shown when asked for, else for their replacements.
+        where = req.where_all or req.where
         # Needs no vector: starts first, to run beside the embedding and the vector search.
         links_future = submit_links(graph_links, req)
         # A plain scope search is served from the in-process copy: BM25 and dense scores in well
@@ -117,15 +127,13 @@ class Searcher:
                 req.query,
                 2 * n,
                 scope_values,
-                include_superseded=req.with_superseded,
+                include_superseded=True,
                 columns=columns,
             )
             if req.plain
             else None
         )
-        text_future = (
-            self.pool.submit(vectors.text_search, req.query, req.where, 2 * n) if text is None else None
-        )
+        text_future = self.pool.submit(vectors.text_search, req.query, where, 2 * n) if text is None else None
         graph_future = None
         try:
             semantic = dense_query(req.query, self.speaker_names())
@@ -137,17 +145,15 @@ class Searcher:
             if graph_search is not None:
                 graph_future = graph_search(req.query, graph_vector, req.scope, req.limit)
             dense = (
-                vectors.dense_search(
-                    vector, n, scope_values, include_superseded=req.with_superseded, columns=columns
-                )
+                vectors.dense_search(vector, n, scope_values, include_superseded=True, columns=columns)
                 if text_future is None
                 else None
             )
             from_copy = dense is not None
             if dense is None:
-                dense = vectors.vector_search(vector, req.where, n)
+                dense = vectors.vector_search(vector, where, n)
                 if text_future is None:  # the copy stopped serving between the two reads
-                    text = vectors.text_search(req.query, req.where, 2 * n)
+                    text = vectors.text_search(req.query, where, 2 * n)
             if text_future is not None:
                 text = text_future.result()
         except Exception as exc:
@@ -168,7 +174,10 @@ class Searcher:
             query=req.query,
             linked=linked,
             linked_rows=extra,
+            live_frame=not req.with_superseded,
         )
+        if not req.with_superseded:
+            ranked = pass_to_successors(ranked, self._successors(ranked, req, from_copy))
         if req.threshold:
             ranked = [c for c in ranked if c.relevance >= req.threshold]
         if req.gate and max((c.relevance for c in ranked), default=0.0) < req.gate:
@@ -201,6 +210,46 @@ class Searcher:
             logger.warning("graph: reading the memories it links failed, ranked without them: %s", exc)
             return []
         return rows
+
+    def _successors(
+        self, ranked: Sequence[Any], req: SearchRequest, from_copy: bool
+    ) -> dict[str, dict[str, Any]]:
+        """Superseded candidate id -> the row of the live memory its chain of replacements ends
+        at; a chain ending at a deleted memory or outside the scope is left out."""
+        rows: dict[str, Mapping[str, Any]] = {str(c.row["id"]): c.row for c in ranked}
+        pending = {str(c.row["id"]): c.row.get("superseded_by") for c in ranked if c.row.get("superseded_at")}
+        out: dict[str, dict[str, Any]] = {}
+        for _ in range(MAX_CHAIN):
+            missing = sorted({str(p) for p in pending.values() if p and str(p) not in rows})
+            if missing:
+                rows.update(self._rows_of(missing, req, from_copy))
+            ahead = {}
+            for old, by in pending.items():
+                row = rows.get(str(by)) if by else None
+                if row is None:
+                    continue
+                if row.get("superseded_at"):
+                    ahead[old] = row.get("superseded_by")
+                else:
+                    out[old] = dict(row)
+            pending = ahead
+            if not pending:
+                break
+        return out
+
+    def _rows_of(self, ids: Sequence[str], req: SearchRequest, from_copy: bool) -> dict[str, dict[str, Any]]:
+        """Rows of the scope by id, superseded or not (none when they cannot be read: a search
+        then ranks without the replacements, never fails for them)."""
+        vectors = self.storage.vectors
+        if from_copy:
+            return {k: r for k, r in vectors.cached_rows(ids).items() if in_scope(r, req.scope)}
+        in_list = ", ".join(sql_str(i) for i in ids)
+        try:
+            rows = vectors.query(f"({req.where_all or req.where}) AND id IN ({in_list})")
+        except Exception as exc:
+            logger.warning("reading the memories that replaced the candidates failed: %s", exc)
+            return {}
+        return {str(r["id"]): r for r in rows}
 
     def visible(self, rows: Sequence[dict[str, Any]], req: SearchRequest) -> list[dict[str, Any]]:
         """The rows as they stood at ``req.as_of``: none whose event (or, without one, whose add)
