@@ -430,3 +430,12 @@ def test_two_processes_share_the_graph(tmp_path: Path) -> None:
     finally:
         child.kill()
         m.close()
+
+
+def test_search_memory_as_of_leaves_out_relations_that_did_not_hold_yet(mem: Memory, llm: RoutingLLM) -> None:
+    llm.graph([("I", "works_at", "Anthropic")], {"Anthropic": "organization"})
+    mem.add("I started at Anthropic.", user_id="alice", infer=False, timestamp="2025-06-01")
+    now = mem.search("where does alice work", user_id="alice")
+    assert [(r.source, r.destination) for r in now.relations] == [("alice", "Anthropic")]
+    then = mem.search("where does alice work", user_id="alice", as_of="2024-01-01")
+    assert then.relations == [] and then.results == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from mem0_mcp.llm.prompts import PromptSet
 from mem0_mcp.models import (
     AddResult,
     DeleteResult,
+    GraphRelation,
     HistoryEntry,
     MemoryItem,
     MemoryPage,
@@ -312,9 +314,11 @@ class Memory:
         if graph is None:
             return self._searcher.search(req, None)
         pool = self._searcher.pool
-        return self._searcher.search(
-            req, graph.submit_search, lambda q, sc: pool.submit(graph.memory_links, q, sc)
-        )
+
+        def relations(query: str, vector: np.ndarray, sc: Scope, k: int) -> Future[list[GraphRelation]]:
+            return graph.submit_search(query, vector, sc, k, as_of=when)  # as things stood then, too
+
+        return self._searcher.search(req, relations, lambda q, sc: pool.submit(graph.memory_links, q, sc))
 
     def get(self, memory_id: str, *, scope: Scope | None = None) -> MemoryItem:
         """One memory by id. Raises NotFoundError when it does not exist in ``scope`` (None: any)."""
