@@ -56,9 +56,10 @@ class DenseCache:
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
         self._text = TextIndex()
-        # Ids of rows this process journaled (write-behind) and put here before they reach the
-        # table: reads served from the copy see them without moving the journal.
-        self._staged: set[str] = set()
+        # Journal seqs of this process's adds, updates and deletes (write-behind) applied here
+        # before they reach the table: reads served from the copy see them without moving the
+        # journal, as long as it holds nothing else (``holds``).
+        self._staged: set[int] = set()
 
     # --- loading
     def live_ids(self) -> list[str]:
@@ -239,30 +240,73 @@ class DenseCache:
             if self._n + len(rows) > self.max_rows:
                 self.version = None
                 return
-            # Rows staged at their add are here already, as the table now has them.
-            keep = [i for i, r in enumerate(rows) if r["id"] not in self._staged]
-            self._staged.difference_update(r["id"] for r in rows)
+            # Rows staged at their journaling are here already, as the table now has them.
+            keep = [i for i, r in enumerate(rows) if not self._holds_row_locked(r)]
             if keep:
                 self._append_locked(
                     [_prepared(rows[i]) for i in keep], np.asarray(vectors, dtype=np.float32)[keep]
                 )
             self.version = version
 
-    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> bool:
-        """Hold rows journaled by this process before they reach the table (write-behind), so
-        reads served from the copy see them. False when the copy is stale or full: then reads
-        move the journal first, as they must for any row the copy lacks."""
+    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, seqs: Sequence[int]) -> bool:
+        """Hold rows journaled by this process (journal entries ``seqs``) before they reach the
+        table (write-behind), so reads served from the copy see them. False when the copy is
+        stale or full: then reads move the journal first, as they must for any entry the copy
+        lacks."""
         with self._lock:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
             self._append_locked([_prepared(r) for r in rows], np.asarray(vectors, dtype=np.float32))
-            self._staged.update(r["id"] for r in rows)
+            self._staged.update(seqs)
             return True
 
-    def holds(self, ids: Sequence[str]) -> bool:
-        """Whether every one of ``ids`` is a row of the copy (live or superseded)."""
+    def stage_change(
+        self, memory_id: str, row: Mapping[str, Any] | None, vector: np.ndarray | None, seq: int | None
+    ) -> bool:
+        """Apply a journaled update (``row``, the row as it is to be; ``vector`` None keeps the
+        held one) or delete (``row`` None) of this process; ``seq``: its journal entry (None:
+        the delete dropped the entry of an add). The caller holds the journal lock and has
+        brought the copy up to the table's version: no older state of the row can arrive after.
+        False when the copy cannot (stale, or it lacks the row)."""
         with self._lock:
-            return self.version is not None and all(i in self._index for i in ids)
+            pos = self._index.get(memory_id)
+            if self.version is None or pos is None:
+                return False
+            self._changes += 1
+            if row is None:
+                self._index.pop(memory_id)
+                self._alive[pos] = False
+            else:
+                fresh = self._matrix[pos].copy() if vector is None else np.asarray(vector, dtype=np.float32)
+                self._alive[pos] = False
+                self._append_locked([_prepared(row)], fresh[None, :])
+            if seq is not None:
+                self._staged.add(seq)
+            return True
+
+    def holds(self, seqs: Sequence[int]) -> bool:
+        """Whether every one of the journal entries ``seqs`` is staged here (see ``stage``).
+
+        Entries staged here that are gone from ``seqs`` below its newest were moved into the
+        table (seqs grow with each commit) and are forgotten."""
+        with self._lock:
+            if seqs:
+                pending = set(seqs)
+                top = max(pending)
+                self._staged = {s for s in self._staged if s in pending or s > top}
+            return self.version is not None and all(s in self._staged for s in seqs)
+
+    def forget(self, seqs: Sequence[int]) -> None:
+        """Journal entries moved into the table (the table holds what they staged)."""
+        with self._lock:
+            self._staged.difference_update(seqs)
+
+    def _holds_row_locked(self, row: Mapping[str, Any]) -> bool:
+        pos = self._index.get(row["id"])
+        if pos is None or not self._alive[pos]:
+            return False
+        prepared = _prepared(row)
+        return all(self._cols[c][pos] == prepared.get(c) for c in COLUMNS)
 
     @property
     def generation(self) -> int:

@@ -1,0 +1,152 @@
+"""Updates and deletes through the write-behind journal (issue #16, load): acknowledged once in
+the journal with their history, seen at once by this process (its in-process copy) and by every
+other (which moves the journal first, as for journaled adds), applied to the table by the mover,
+never lost by a crash. Real stores in tmp_path; the crash kills a real child process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.errors import NotFoundError
+from mem0_mcp.stores.history import HistoryStore
+from tests.support.engine import FakeEmbedder, make_settings
+from tests.test_write_behind import child_script, frozen, journal_size
+
+
+def ids_listed(mem: Memory) -> dict[str, str]:
+    return {m.id: m.memory for m in mem.get_all(user_id="u", limit=100).results}
+
+
+def test_an_update_and_a_delete_wait_for_no_table_commit(tmp_path: Path) -> None:
+    mem = frozen(tmp_path / "d")
+    kept, gone = (mem.add(t, user_id="u").results[0].id for t in ("the gate code is 1234", "the dog is Rex"))
+    mem.flush()
+    version = mem.storage.vectors.table.version
+    with mem.storage.write_lock.hold():  # a move or compaction holds the table
+        assert mem.update(kept, text="the gate code is 4321").memory == "the gate code is 4321"
+        assert mem.delete(gone).deleted == 1
+    assert mem.storage.vectors.table.version == version
+    assert journal_size(mem) == 2
+    # This process reads them from its copy, without moving the journal.
+    assert ids_listed(mem) == {kept: "the gate code is 4321"}
+    assert gone not in [h.id for h in mem.search("dog Rex", user_id="u").results]
+    assert mem.get(kept).memory == "the gate code is 4321"
+    with pytest.raises(NotFoundError):
+        mem.get(gone)
+    assert journal_size(mem) == 2
+    assert mem.delete(gone).deleted == 0  # already deleted
+    mem.flush()
+    assert journal_size(mem) == 0
+    assert mem.storage.vectors.count() == 1
+    assert mem.storage.vectors.get(kept)["memory"] == "the gate code is 4321"  # type: ignore[index]
+    assert [e.event for e in mem.history(kept)] == ["ADD", "UPDATE"]
+    assert [e.event for e in mem.history(gone)] == ["ADD", "DELETE"]
+    mem.close()
+
+
+@pytest.mark.parametrize("read", ["get", "list", "search"])
+def test_another_process_sees_an_acknowledged_change_at_once(tmp_path: Path, read: str) -> None:
+    one = frozen(tmp_path / "d")
+    two = frozen(tmp_path / "d")
+    a, b = (one.add(t, user_id="u").results[0].id for t in ("tea at five", "coffee at nine"))
+    one.flush()
+    # two has read the table (its copy holds both rows as they were).
+    assert set(ids_listed(two)) == {a, b}
+    one.update(a, text="tea at six")
+    one.delete(b)
+    assert journal_size(one) == 2  # not moved: one's mover is stopped
+    if read == "get":
+        assert two.get(a).memory == "tea at six"
+        with pytest.raises(NotFoundError):
+            two.get(b)
+    elif read == "list":
+        assert ids_listed(two) == {a: "tea at six"}
+    else:
+        hits = {h.id: h.memory for h in two.search("tea coffee", user_id="u", limit=10).results}
+        assert hits == {a: "tea at six"}
+    one.close()
+    two.close()
+
+
+def test_acknowledged_updates_and_deletes_survive_a_crash(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    child = child_script(
+        data,
+        """
+        ids = [mem.add(t, user_id="u").results[0].id for t in ("red boat", "blue car", "green bike")]
+        mem.flush()
+        mem.storage.mover.close()
+        mem.update(ids[0], text="red boat with sails")
+        mem.delete(ids[1])
+        fresh = mem.add("yellow kite", user_id="u").results[0].id
+        mem.update(fresh, text="yellow kite with a tail", metadata={"k": 1})
+        print(" ".join([*ids, fresh]), flush=True)
+        os._exit(0)  # no close(): the changes are only in the journal
+        """,
+    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    red, blue, green, kite = out.stdout.strip().splitlines()[-1].split()
+    history = HistoryStore(data / "history.sqlite3")
+    assert sorted(p.op for p in history.pending(10)) == ["add", "delete", "update"]
+    history.close()
+
+    mem = Memory(make_settings(data), embedder=FakeEmbedder())
+    assert ids_listed(mem) == {
+        red: "red boat with sails",
+        green: "green bike",
+        kite: "yellow kite with a tail",
+    }
+    assert mem.get(kite).metadata == {"k": 1}
+    mem.flush()
+    assert journal_size(mem) == 0 and mem.storage.vectors.count() == 3
+    assert [e.event for e in mem.history(blue)] == ["ADD", "DELETE"]
+    mem.close()
+
+
+def test_an_update_of_an_add_a_crash_left_half_moved_is_not_lost(tmp_path: Path) -> None:
+    mem = frozen(tmp_path / "d")
+    added = mem.add("the meeting is at noon", user_id="u").results[0].id
+    # A move that marked its attempt and died before the append.
+    (pending,) = mem.storage.history.pending(10)
+    mem.storage.history.mark_attempt([pending.seq])
+    mem.update(added, text="the meeting is at one")
+    assert [p.op for p in mem.storage.history.pending(10)] == ["update"]
+    mem.flush()
+    assert mem.storage.vectors.count() == 1
+    assert mem.storage.vectors.get(added)["memory"] == "the meeting is at one"  # type: ignore[index]
+    mem.close()
+
+
+def test_an_add_of_a_text_another_process_just_deleted_or_changed_is_stored(tmp_path: Path) -> None:
+    one = frozen(tmp_path / "d")
+    two = frozen(tmp_path / "d")
+    gone = one.add("the wifi password is hunter2", user_id="u").results[0].id
+    changed = one.add("the printer is on floor two", user_id="u").results[0].id
+    one.flush()
+    assert set(ids_listed(two)) == {gone, changed}
+    one.delete(gone)
+    one.update(changed, text="the printer is on floor three")
+    again = two.add("the wifi password is hunter2", user_id="u").results[0]
+    assert again.event == "ADD" and again.id != gone
+    told = two.add("the printer is on floor two", user_id="u").results[0]
+    assert told.event == "ADD" and told.id != changed
+    # The journaled new text is a duplicate, as before.
+    assert two.add("the printer is on floor three", user_id="u").results[0].event == "NONE"
+    one.close()
+    two.close()
+
+
+def test_write_behind_off_writes_updates_and_deletes_to_the_table(tmp_path: Path) -> None:
+    mem = frozen(tmp_path / "d", write_behind=False)
+    a, b = (mem.add(t, user_id="u").results[0].id for t in ("one fact", "another fact"))
+    mem.update(a, text="one fact changed")
+    mem.delete(b)
+    assert journal_size(mem) == 0
+    assert mem.storage.vectors.count() == 1
+    mem.close()
