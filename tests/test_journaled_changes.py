@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mem0_mcp.engine.memory import Memory
+from mem0_mcp.engine.write_behind import move_journal
 from mem0_mcp.errors import NotFoundError
 from mem0_mcp.stores.history import HistoryStore
 from tests.support.engine import FakeEmbedder, make_settings
@@ -150,3 +153,102 @@ def test_write_behind_off_writes_updates_and_deletes_to_the_table(tmp_path: Path
     assert journal_size(mem) == 0
     assert mem.storage.vectors.count() == 1
     mem.close()
+
+
+def move_with(
+    mem: Memory,
+    during: Callable[[dict[str, int]], None],
+    after: Callable[[], None] = lambda: None,
+) -> None:
+    """A move of ``mem``'s journal as its mover does it, running ``during`` once a batch is
+    taken (the journal lock let go) and before it is written to the table, ``after`` once it
+    is written and dropped from the journal."""
+    storage = mem.storage
+    copy = storage.vectors.copy
+    assert copy is not None
+
+    def on_batch(seqs: dict[str, int]) -> None:
+        copy.moving(seqs)
+        during(seqs)
+
+    def on_dropped(seqs: list[int]) -> None:
+        copy.forget(seqs)
+        after()
+
+    with storage.write_lock.hold():
+        move_journal(
+            storage.history,
+            storage.vectors,
+            on_batch=on_batch,
+            on_dropped=on_dropped,
+            journal_lock=storage.journal_lock,
+        )
+
+
+def test_changes_journaled_while_a_move_writes_the_table_wait_for_none_of_it(tmp_path: Path) -> None:
+    mem = frozen(tmp_path / "d")
+    mem.add("a table to start from", user_id="v")
+    mem.flush()
+    assert mem.storage.vectors.wait_for_copy(30)
+    kept, gone = (mem.add(t, user_id="u").results[0].id for t in ("blue door", "green gate"))
+    assert journal_size(mem) == 2
+    mem.search("door", user_id="u")  # served by the copy: the journal stays
+    assert journal_size(mem) == 2
+    done: list[str] = []
+
+    def during(seqs: dict[str, int]) -> None:
+        if done:
+            return
+
+        # Another thread of the engine: it must not wait for this move (no journal lock held).
+        def change() -> None:
+            mem.update(kept, text="blue door with a bell")
+            mem.delete(gone)
+            mem.add("red window", user_id="u")
+            done.append("yes")
+
+        worker = threading.Thread(target=change)
+        worker.start()
+        worker.join(20)
+        assert done == ["yes"]
+
+    between: list[tuple[int, set[str]]] = []
+    move_with(mem, during, lambda: between.append((journal_size(mem), set(ids_listed(mem).values()))))
+    # The first batch wrote the adds as they were; the newer staged states are what reads saw
+    # (from the copy), then the next batch wrote them.
+    assert between[0] == (3, {"blue door with a bell", "red window"})
+    assert journal_size(mem) == 0
+    assert sorted(r["memory"] for r in mem.storage.vectors.query("user_id = 'u'")) == [
+        "blue door with a bell",
+        "red window",
+    ]
+    assert set(ids_listed(mem).values()) == {"blue door with a bell", "red window"}
+    mem.close()
+
+
+def test_another_process_appending_an_older_state_does_not_undo_a_staged_change(tmp_path: Path) -> None:
+    one = frozen(tmp_path / "d")
+    one.add("a table to start from", user_id="v")
+    one.flush()
+    two = frozen(tmp_path / "d")
+    assert one.storage.vectors.wait_for_copy(30)
+    key = one.add("the shop opens at nine", user_id="u").results[0].id
+    gone = one.add("the shop closes at six", user_id="u").results[0].id
+    assert set(ids_listed(one)) == {key, gone}  # staged in one's copy, served from it
+    assert journal_size(one) == 2
+
+    def during(seqs: dict[str, int]) -> None:
+        if key in seqs:
+            one.update(key, text="the shop opens at ten")
+            one.delete(gone)
+
+    move_with(two, during)  # two appends both adds as they were when it took them
+    assert ids_listed(one) == {key: "the shop opens at ten"}
+    hits = {h.id: h.memory for h in one.search("shop opens closes", user_id="u", limit=5).results}
+    assert hits == {key: "the shop opens at ten"}
+    assert ids_listed(two) == {key: "the shop opens at ten"}
+    one.flush()
+    assert ids_listed(one) == ids_listed(two) == {key: "the shop opens at ten"}
+    assert one.storage.vectors.count() == 2
+    one.close()
+    two.close()

@@ -22,11 +22,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import numpy as np
 
 from mem0_mcp.stores.filters import sql_str
 from mem0_mcp.stores.history import HistoryStore, PendingRow
+from mem0_mcp.stores.locks import WriteLock
 from mem0_mcp.stores.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
@@ -45,29 +47,40 @@ def move_journal(
     vectors: VectorStore,
     *,
     on_moved: Callable[[int], None] | None = None,
+    on_batch: Callable[[dict[str, int]], None] | None = None,
     on_dropped: Callable[[list[int]], None] | None = None,
+    journal_lock: WriteLock | None = None,
 ) -> int:
     """Apply every journal entry to the memory table; the caller holds the write lock.
 
     The journal holds one entry per memory (its state to reach), so a batch is applied in up to
     three commits whatever its order: the adds appended, the updates rewritten by id, the
-    deletes deleted. Returns how many rows were written. Raises whatever the stores raise:
-    entries not applied stay in the journal for the next attempt (applying one twice is
-    harmless: an add tried before is checked against the table by id, updates and deletes by id
-    are the same the second time).
+    deletes deleted. ``journal_lock`` (when the caller does not hold it) is taken while a batch
+    is read and marked as attempted, and let go while it is written: a change journaled
+    meanwhile replaces its memory's entry by a newer one (an attempted add is then updated, not
+    appended again), and the batch's own entries are dropped by seq. ``on_batch`` gets the
+    batch's ids and seqs before it is written, ``on_dropped`` its seqs after.
+
+    Returns how many rows were written. Raises whatever the stores raise: entries not applied
+    stay in the journal for the next attempt (applying one twice is harmless: an add tried
+    before is checked against the table by id, updates and deletes by id are the same the
+    second time).
     """
     moved = 0
     while True:
-        batch = history.pending(MOVE_BATCH)
-        if not batch:
-            return moved
+        with journal_lock.hold() if journal_lock is not None else nullcontext():
+            batch = history.pending(MOVE_BATCH)
+            if not batch:
+                return moved
+            history.mark_attempt([p.seq for p in batch])
+        if on_batch is not None:
+            on_batch({p.row["id"]: p.seq for p in batch})
         adds = [p for p in batch if p.op == "add"]
         updates = [p for p in batch if p.op == "update"]
         deletes = [p.row["id"] for p in batch if p.op == "delete"]
         # Tried before (a crash mid-move), or an add tried before and updated since.
         retried = [p.row["id"] for p in batch if p.attempts and p.op != "delete"]
         present = vectors.existing_ids(retried) if retried else set()
-        history.mark_attempt([p.seq for p in batch])
         todo = [p for p in adds if p.row["id"] not in present]
         # An update of an add that never reached the table: the updated row is the add.
         lost = [p for p in updates if p.attempts and p.row["id"] not in present]

@@ -60,6 +60,12 @@ class DenseCache:
         # before they reach the table: reads served from the copy see them without moving the
         # journal, as long as it holds nothing else (``holds``).
         self._staged: set[int] = set()
+        # id -> the seq of its newest staged entry: the table may still bring an older state of
+        # the row (this process's mover applying an earlier entry without the journal lock,
+        # another process's append of its add), which must not replace the staged one.
+        self._latest: dict[str, int] = {}
+        # id -> seq of the entries this process's mover is applying now (see ``moving``).
+        self._moving: dict[str, int] = {}
 
     # --- loading
     def live_ids(self) -> list[str]:
@@ -110,6 +116,7 @@ class DenseCache:
             self._by_hash = {}
             self._text = TextIndex()
             self._staged = set()
+            self._latest = {}
             self._ivf = None
             self._generation += 1
             self._append_locked(found, vectors)
@@ -139,8 +146,10 @@ class DenseCache:
             if self.version != version:
                 return False  # a reload or an own write got there first
             for found, vectors in parts:
-                if found:
-                    self._append_locked(found, vectors)
+                # A row staged here is newer than any state of it another process appended.
+                keep = [i for i, r in enumerate(found) if r["id"] not in self._latest]
+                if keep:
+                    self._append_locked([found[i] for i in keep], vectors[keep])
             self.version = int(snapshot.version)
             self._fragments = current
         return True
@@ -241,15 +250,15 @@ class DenseCache:
                 self.version = None
                 return
             # Rows staged at their journaling are here already, as the table now has them.
-            keep = [i for i, r in enumerate(rows) if not self._holds_row_locked(r)]
+            keep = [i for i, r in enumerate(rows) if not self._holds_locked(r)]
             if keep:
                 self._append_locked(
                     [_prepared(rows[i]) for i in keep], np.asarray(vectors, dtype=np.float32)[keep]
                 )
             self.version = version
 
-    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, seqs: Sequence[int]) -> bool:
-        """Hold rows journaled by this process (journal entries ``seqs``) before they reach the
+    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, seqs: Mapping[str, int]) -> bool:
+        """Hold rows journaled by this process (``seqs``: id -> journal entry) before they reach the
         table (write-behind), so reads served from the copy see them. False when the copy is
         stale or full: then reads move the journal first, as they must for any entry the copy
         lacks."""
@@ -257,7 +266,8 @@ class DenseCache:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
             self._append_locked([_prepared(r) for r in rows], np.asarray(vectors, dtype=np.float32))
-            self._staged.update(seqs)
+            self._staged.update(seqs.values())
+            self._latest.update(seqs)
             return True
 
     def stage_change(
@@ -265,8 +275,8 @@ class DenseCache:
     ) -> bool:
         """Apply a journaled update (``row``, the row as it is to be; ``vector`` None keeps the
         held one) or delete (``row`` None) of this process; ``seq``: its journal entry (None:
-        the delete dropped the entry of an add). The caller holds the journal lock and has
-        brought the copy up to the table's version: no older state of the row can arrive after.
+        the delete dropped the entry of an add). The caller holds the journal lock. An older
+        state of the row the table brings later (``moving``, ``catch_up``) leaves it as staged.
         False when the copy cannot (stale, or it lacks the row)."""
         with self._lock:
             pos = self._index.get(memory_id)
@@ -282,6 +292,9 @@ class DenseCache:
                 self._append_locked([_prepared(row)], fresh[None, :])
             if seq is not None:
                 self._staged.add(seq)
+                self._latest[memory_id] = seq
+            else:
+                self._latest.pop(memory_id, None)
             return True
 
     def holds(self, seqs: Sequence[int]) -> bool:
@@ -294,12 +307,31 @@ class DenseCache:
                 pending = set(seqs)
                 top = max(pending)
                 self._staged = {s for s in self._staged if s in pending or s > top}
+                self._latest = {i: s for i, s in self._latest.items() if s in self._staged}
             return self.version is not None and all(s in self._staged for s in seqs)
 
-    def forget(self, seqs: Sequence[int]) -> None:
-        """Journal entries moved into the table (the table holds what they staged)."""
+    def moving(self, seqs: Mapping[str, int]) -> None:
+        """This process's mover is about to apply these entries (id -> seq) to the table: its
+        writes of a row staged here at a later seq leave the staged row as it is."""
         with self._lock:
-            self._staged.difference_update(seqs)
+            self._moving = dict(seqs)
+
+    def forget(self, seqs: Sequence[int]) -> None:
+        """Journal entries moved into the table (the table holds what they staged); the move
+        is over."""
+        with self._lock:
+            self._moving = {}
+            gone = set(seqs)
+            self._staged.difference_update(gone)
+            self._latest = {i: s for i, s in self._latest.items() if s not in gone}
+
+    def _newer_locked(self, memory_id: str) -> bool:
+        moving = self._moving.get(memory_id)
+        return moving is not None and self._latest.get(memory_id, -1) > moving
+
+    def _holds_locked(self, row: Mapping[str, Any]) -> bool:
+        """Whether a row the table now has is here already, or here in a newer staged state."""
+        return self._newer_locked(row["id"]) or self._holds_row_locked(row)
 
     def _holds_row_locked(self, row: Mapping[str, Any]) -> bool:
         pos = self._index.get(row["id"])
@@ -349,6 +381,8 @@ class DenseCache:
             if self.version is None:
                 return
             for memory_id in ids:
+                if self._newer_locked(memory_id):
+                    continue
                 pos = self._index.pop(memory_id, None)
                 if pos is not None:
                     self._alive[pos] = False
