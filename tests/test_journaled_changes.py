@@ -159,6 +159,7 @@ def move_with(
     mem: Memory,
     during: Callable[[dict[str, int]], None],
     after: Callable[[], None] = lambda: None,
+    through: int | None = None,
 ) -> None:
     """A move of ``mem``'s journal as its mover does it, running ``during`` once a batch is
     taken (the journal lock let go) and before it is written to the table, ``after`` once it
@@ -182,6 +183,7 @@ def move_with(
             on_batch=on_batch,
             on_dropped=on_dropped,
             journal_lock=storage.journal_lock,
+            through=through,
         )
 
 
@@ -252,3 +254,28 @@ def test_another_process_appending_an_older_state_does_not_undo_a_staged_change(
     assert one.storage.vectors.count() == 2
     one.close()
     two.close()
+
+
+def test_a_move_ends_once_what_was_journaled_before_it_is_moved(tmp_path: Path) -> None:
+    mem = frozen(tmp_path / "d")
+    mem.add("a table to start from", user_id="v")
+    mem.flush()
+    first = mem.add("first note", user_id="u").results[0].id
+    mark = mem.storage.history.pending_watermark()
+    assert mark is not None
+    # A change of a journaled memory replaces its entry (a newer seq) and keeps its place.
+    mem.update(first, text="first note, changed")
+    assert mem.storage.history.has_pending_through(mark)
+    batches: list[dict[str, int]] = []
+
+    def during(seqs: dict[str, int]) -> None:
+        batches.append(seqs)
+        if len(batches) < 20:  # changes keep coming while the move writes the table
+            mem.add(f"note number {len(batches)}", user_id="u")
+
+    move_with(mem, during, through=mark)
+    assert len(batches) == 1  # it did not chase them (readers wait for a move)
+    assert not mem.storage.history.has_pending_through(mark)
+    assert journal_size(mem) == 1
+    assert mem.storage.vectors.get(first)["memory"] == "first note, changed"  # type: ignore[index]
+    mem.close()

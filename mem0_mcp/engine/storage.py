@@ -123,11 +123,12 @@ class Storage:
             # written to the table: adds, updates and deletes journal meanwhile (they waited for
             # each LanceDB commit of the move before, 81 % of an add's time under load).
             with self.write_lock.hold():
-                self.move_journal_locked(between=self.journal_lock)
+                self.move_journal_locked(between=self.journal_lock, through=mark)
 
-    def move_journal_locked(self, between: WriteLock | None = None) -> None:
+    def move_journal_locked(self, between: WriteLock | None = None, through: int | None = None) -> None:
         """The same, for a caller that holds both locks (or the write lock, and gives the
-        journal lock as ``between`` to take around each batch's read)."""
+        journal lock as ``between`` to take around each batch's read, and the newest seq it
+        must see moved as ``through``)."""
         with between.hold() if between is not None else nullcontext():
             if not self.history.has_pending():
                 return
@@ -141,6 +142,7 @@ class Storage:
                 on_batch=copy.moving if copy is not None else None,
                 on_dropped=self._forget,
                 journal_lock=between,
+                through=through,
             )
         except Exception as exc:
             raise StoreError(

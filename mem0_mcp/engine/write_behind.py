@@ -50,6 +50,7 @@ def move_journal(
     on_batch: Callable[[dict[str, int]], None] | None = None,
     on_dropped: Callable[[list[int]], None] | None = None,
     journal_lock: WriteLock | None = None,
+    through: int | None = None,
 ) -> int:
     """Apply every journal entry to the memory table; the caller holds the write lock.
 
@@ -59,7 +60,10 @@ def move_journal(
     is read and marked as attempted, and let go while it is written: a change journaled
     meanwhile replaces its memory's entry by a newer one (an attempted add is then updated, not
     appended again), and the batch's own entries are dropped by seq. ``on_batch`` gets the
-    batch's ids and seqs before it is written, ``on_dropped`` its seqs after.
+    batch's ids and seqs before it is written, ``on_dropped`` its seqs after. ``through``: a
+    seq; the move ends once every change journaled up to it is in the table (changes keep coming
+    while the journal lock is let go, and moving until the journal is empty could go on as long
+    as they do, every reader waiting).
 
     Returns how many rows were written. Raises whatever the stores raise: entries not applied
     stay in the journal for the next attempt (applying one twice is harmless: an add tried
@@ -69,7 +73,8 @@ def move_journal(
     moved = 0
     while True:
         with journal_lock.hold() if journal_lock is not None else nullcontext():
-            batch = history.pending(MOVE_BATCH)
+            done = through is not None and not history.has_pending_through(through)
+            batch = [] if done else history.pending(MOVE_BATCH)
             if not batch:
                 return moved
             history.mark_attempt([p.seq for p in batch])

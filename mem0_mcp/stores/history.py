@@ -78,9 +78,11 @@ MIGRATIONS: tuple[str, ...] = (
     )
     """,
     # What a journal entry does to the table: 'add' (append), 'update' (rewrite the row by id; an
-    # empty vector keeps the stored one), 'delete' (its row is the memory as it was).
+    # empty vector keeps the stored one), 'delete' (its row is the memory as it was); and the
+    # seq of the entry it replaced first (NULL: its own), where it stands in the journal's order.
     """
-    ALTER TABLE pending_rows ADD COLUMN op TEXT NOT NULL DEFAULT 'add'
+    ALTER TABLE pending_rows ADD COLUMN op TEXT NOT NULL DEFAULT 'add';
+    ALTER TABLE pending_rows ADD COLUMN first_seq INTEGER
     """,
 )
 QUARANTINE = "quarantined_rows"
@@ -329,9 +331,12 @@ class HistoryStore:
         return int(found[0]) if found and found[0] is not None else None
 
     def has_pending_through(self, seq: int) -> bool:
-        """Whether a row journaled at or before ``seq`` is still in the journal."""
+        """Whether a change journaled at or before ``seq`` is still in the journal (also when a
+        later change of the same memory replaced its entry since)."""
         with self._lock:
-            found = self._conn.execute("SELECT 1 FROM pending_rows WHERE seq <= ? LIMIT 1", (seq,))
+            found = self._conn.execute(
+                "SELECT 1 FROM pending_rows WHERE COALESCE(first_seq, seq) <= ? LIMIT 1", (seq,)
+            )
             return found.fetchone() is not None
 
     def pending_row(self, memory_id: str) -> dict[str, Any] | None:
@@ -372,7 +377,9 @@ class HistoryStore:
             for change in changes:
                 memory_id = change.row["id"]
                 old = conn.execute(
-                    "SELECT seq, op, attempts, vector FROM pending_rows WHERE memory_id = ?", (memory_id,)
+                    "SELECT seq, op, attempts, vector, COALESCE(first_seq, seq) FROM pending_rows "
+                    "WHERE memory_id = ?",
+                    (memory_id,),
                 ).fetchone()
                 fresh_add = old is not None and old[1] == "add" and old[2] == 0
                 if old is not None:
@@ -387,8 +394,8 @@ class HistoryStore:
                     vector = old[3] or b""
                 op = "add" if change.op == "update" and fresh_add else change.op
                 cur = conn.execute(
-                    "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at, op, attempts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at, op, attempts, "
+                    "first_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         memory_id,
                         change.row.get("hash") or "",
@@ -397,6 +404,7 @@ class HistoryStore:
                         now,
                         op,
                         old[2] if old is not None and op == "update" else 0,
+                        old[4] if old is not None else None,
                     ),
                 )
                 seqs.append(cur.lastrowid)
