@@ -307,7 +307,7 @@ class DenseCache:
                 pending = set(seqs)
                 top = max(pending)
                 self._staged = {s for s in self._staged if s in pending or s > top}
-                self._latest = {i: s for i, s in self._latest.items() if s in self._staged}
+                self._latest = {i: s for i, s in self._latest.items() if s in pending or s > top}
             return self.version is not None and all(s in self._staged for s in seqs)
 
     def moving(self, seqs: Mapping[str, int]) -> None:
@@ -318,11 +318,11 @@ class DenseCache:
 
     def forget(self, seqs: Sequence[int]) -> None:
         """Journal entries moved into the table (the table holds what they staged); the move
-        is over."""
+        is over. They stay staged until ``holds`` finds them gone from the journal: a reader
+        may have read the journal before they were dropped."""
         with self._lock:
             self._moving = {}
             gone = set(seqs)
-            self._staged.difference_update(gone)
             self._latest = {i: s for i, s in self._latest.items() if s not in gone}
 
     def _newer_locked(self, memory_id: str) -> bool:
