@@ -97,8 +97,10 @@ def test_any_other_foreign_write_reloads_the_copy(tmp_path: Path, change: str) -
     copy = one.storage.vectors.copy
     if change == "delete":
         two.delete(ids[0])
+        two.flush()  # journaled: written to the table by two, not by one's move
     elif change == "update":
         two.update(ids[0], text="kiwi fact changed")
+        two.flush()
     else:
         two.add("kiwi fact extra", user_id="u")
         two.optimize()

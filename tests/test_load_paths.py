@@ -22,15 +22,18 @@ def test_add_update_delete_of_one_id_while_the_journal_is_unmoved(tmp_path: Path
     other = mem.add("the car is parked on level two", user_id="u").results[0].id
     fresh = mem.add("the bike is locked at the station", user_id="u").results[0].id
     assert journal_size(mem) == 2
-    # A row already in the table is changed without moving the others' adds.
+    # A row already in the table is changed in the journal, without moving the others' adds.
     assert mem.update(stored, text="the boat is moored at pier five").memory == (
         "the boat is moored at pier five"
     )
-    assert journal_size(mem) == 2
-    # A journaled row is moved first, then changed, then deleted: in that order.
+    assert journal_size(mem) == 3
+    # A journaled add is changed in its entry, then deleted (its entry dropped: never moved).
     assert mem.update(fresh, text="the bike is locked at home", metadata={"k": 1}).metadata == {"k": 1}
+    assert journal_size(mem) == 3
     mem.delete(fresh)
+    assert journal_size(mem) == 2
     mem.delete(stored)
+    assert journal_size(mem) == 2
     with pytest.raises(NotFoundError):
         mem.get(fresh)
     with pytest.raises(NotFoundError):
@@ -188,7 +191,7 @@ def test_another_process_journal_or_a_reloaded_copy_is_moved_before_reading(tmp_
 
 
 # ---------------------------------------------------------------- updates and deletes in groups
-def test_waiting_updates_and_deletes_share_one_commit(tmp_path: Path) -> None:
+def test_updates_and_deletes_do_not_wait_for_the_table_and_move_in_one_batch(tmp_path: Path) -> None:
     mem, ids = moved_then_journaled(tmp_path, 8, 0)
     mem.optimize()
     version = mem.storage.vectors.table.version
@@ -204,15 +207,25 @@ def test_waiting_updates_and_deletes_share_one_commit(tmp_path: Path) -> None:
     jobs += [lambda i=i: mem.delete(ids[i]) for i in range(4, 7)]
     jobs.append(lambda: mem.delete("no-such-id"))
     threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    with mem.storage.write_lock.hold():  # they all queue behind it
+    with mem.storage.write_lock.hold():  # the table is busy (a move, a compaction): they go on
         for t in threads:
             t.start()
-        time.sleep(0.5)
-    for t in threads:
-        t.join()
-    assert len(errors) == 1 and isinstance(errors[0], NotFoundError)  # only its own change failed
-    # The first waiter wrote alone; the rest went in one commit for updates, one for deletes.
-    assert mem.storage.vectors.table.version - version <= 4
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads)
+        assert len(errors) == 1 and isinstance(errors[0], NotFoundError)  # only its own change failed
+        assert mem.storage.vectors.table.version == version
+        # Acknowledged: durable in the journal, and this process's reads see them.
+        assert journal_size(mem) == 7
+        listed = {m.id: m.memory for m in mem.get_all(user_id="u", limit=100).results}
+        changed = {ids[i]: f"ferry note {i} changed" for i in range(4)}
+        assert listed == {**changed, ids[7]: mem.get(ids[7]).memory}
+        with pytest.raises(NotFoundError):
+            mem.get(ids[5])
+    mem.flush()
+    # One move: the updates rewritten in one commit, the deletes in one more.
+    assert mem.storage.vectors.table.version - version <= 2
+    assert journal_size(mem) == 0
     listed = {m.id: m.memory for m in mem.get_all(user_id="u", limit=100).results}
     assert listed == {**{ids[i]: f"ferry note {i} changed" for i in range(4)}, ids[7]: mem.get(ids[7]).memory}
     assert [e.event for e in mem.history(ids[0])] == ["ADD", "UPDATE"]

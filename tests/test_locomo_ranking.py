@@ -123,6 +123,7 @@ def test_full_text_index_weighs_the_own_words_and_reaches_two_messages_out(memor
     )
     # An edit keeps the wider window of the row.
     memory.update(middle["id"], text="A beagle called Max.")
+    memory.flush()  # the update is journaled: the table has it once moved
     row = memory.storage.vectors.get(middle["id"])
     assert row["search_text"].endswith("What breed?\nCute!\nWe adopted a puppy.\nHe loves walks.")
     assert row["search_text"].startswith("A beagle called Max.\nA beagle called Max.\n")

@@ -128,7 +128,8 @@ def _history_findings(settings: Settings, vectors: VectorStore, history: History
         shown = ", ".join(orphans[:3]) + (", ..." if len(orphans) > 3 else "")
         problem = f"{len(orphans)} memories of the table have no history in {path} ({shown})"
         found.append(Finding("history", problem, fix, repairable=True))
-    unrecorded = unrecorded_changes(rows, texts)
+    journaled = set(history.pending_ids())  # their table row is still the one before the change
+    unrecorded = [r for r in unrecorded_changes(rows, texts) if r["id"] not in journaled]
     if unrecorded:
         shown = ", ".join(r["id"] for r in unrecorded[:3]) + (", ..." if len(unrecorded) > 3 else "")
         problem = (

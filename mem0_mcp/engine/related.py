@@ -62,7 +62,7 @@ def related_candidates(
             )
     if storage.history.has_pending():
         # Adds of the last moments, still on their way to the table.
-        for pending in storage.history.pending(1000):
+        for pending in storage.history.pending(1000, changes=False):
             row = pending.row
             if not in_scope(row, scope) or row.get("superseded_at"):
                 continue

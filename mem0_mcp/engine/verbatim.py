@@ -93,8 +93,7 @@ def add_verbatim(
         # A fact told again later is the same fact; a turn of a conversation ("Yes.", "Thanks!")
         # said again in another session is another turn.
         any_time = len(rows) == 1
-        existing = storage.vectors.existing_hashes(hashes, scope.model_dump(), event_at, any_time=any_time)
-        existing.update(storage.journaled_hashes(hashes, scope, event_at, any_time=any_time))
+        existing = storage.known_hashes(hashes, scope, event_at, any_time=any_time)
         keep: list[int] = []
         for i, row in enumerate(rows):
             dup_id = existing.get(row["hash"])

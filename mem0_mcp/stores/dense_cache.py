@@ -56,9 +56,16 @@ class DenseCache:
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
         self._text = TextIndex()
-        # Ids of rows this process journaled (write-behind) and put here before they reach the
-        # table: reads served from the copy see them without moving the journal.
-        self._staged: set[str] = set()
+        # Journal seqs of this process's adds, updates and deletes (write-behind) applied here
+        # before they reach the table: reads served from the copy see them without moving the
+        # journal, as long as it holds nothing else (``holds``).
+        self._staged: set[int] = set()
+        # id -> the seq of its newest staged entry: the table may still bring an older state of
+        # the row (this process's mover applying an earlier entry without the journal lock,
+        # another process's append of its add), which must not replace the staged one.
+        self._latest: dict[str, int] = {}
+        # id -> seq of the entries this process's mover is applying now (see ``moving``).
+        self._moving: dict[str, int] = {}
 
     # --- loading
     def live_ids(self) -> list[str]:
@@ -109,6 +116,7 @@ class DenseCache:
             self._by_hash = {}
             self._text = TextIndex()
             self._staged = set()
+            self._latest = {}
             self._ivf = None
             self._generation += 1
             self._append_locked(found, vectors)
@@ -138,8 +146,10 @@ class DenseCache:
             if self.version != version:
                 return False  # a reload or an own write got there first
             for found, vectors in parts:
-                if found:
-                    self._append_locked(found, vectors)
+                # A row staged here is newer than any state of it another process appended.
+                keep = [i for i, r in enumerate(found) if r["id"] not in self._latest]
+                if keep:
+                    self._append_locked([found[i] for i in keep], vectors[keep])
             self.version = int(snapshot.version)
             self._fragments = current
         return True
@@ -239,30 +249,96 @@ class DenseCache:
             if self._n + len(rows) > self.max_rows:
                 self.version = None
                 return
-            # Rows staged at their add are here already, as the table now has them.
-            keep = [i for i, r in enumerate(rows) if r["id"] not in self._staged]
-            self._staged.difference_update(r["id"] for r in rows)
+            # Rows staged at their journaling are here already, as the table now has them.
+            keep = [i for i, r in enumerate(rows) if not self._holds_locked(r)]
             if keep:
                 self._append_locked(
                     [_prepared(rows[i]) for i in keep], np.asarray(vectors, dtype=np.float32)[keep]
                 )
             self.version = version
 
-    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> bool:
-        """Hold rows journaled by this process before they reach the table (write-behind), so
-        reads served from the copy see them. False when the copy is stale or full: then reads
-        move the journal first, as they must for any row the copy lacks."""
+    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, seqs: Mapping[str, int]) -> bool:
+        """Hold rows journaled by this process (``seqs``: id -> journal entry) before they reach the
+        table (write-behind), so reads served from the copy see them. False when the copy is
+        stale or full: then reads move the journal first, as they must for any entry the copy
+        lacks."""
         with self._lock:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
             self._append_locked([_prepared(r) for r in rows], np.asarray(vectors, dtype=np.float32))
-            self._staged.update(r["id"] for r in rows)
+            self._staged.update(seqs.values())
+            self._latest.update(seqs)
             return True
 
-    def holds(self, ids: Sequence[str]) -> bool:
-        """Whether every one of ``ids`` is a row of the copy (live or superseded)."""
+    def stage_change(
+        self, memory_id: str, row: Mapping[str, Any] | None, vector: np.ndarray | None, seq: int | None
+    ) -> bool:
+        """Apply a journaled update (``row``, the row as it is to be; ``vector`` None keeps the
+        held one) or delete (``row`` None) of this process; ``seq``: its journal entry (None:
+        the delete dropped the entry of an add). The caller holds the journal lock. An older
+        state of the row the table brings later (``moving``, ``catch_up``) leaves it as staged.
+        False when the copy cannot (stale, or it lacks the row)."""
         with self._lock:
-            return self.version is not None and all(i in self._index for i in ids)
+            pos = self._index.get(memory_id)
+            if self.version is None or pos is None:
+                return False
+            self._changes += 1
+            if row is None:
+                self._index.pop(memory_id)
+                self._alive[pos] = False
+            else:
+                fresh = self._matrix[pos].copy() if vector is None else np.asarray(vector, dtype=np.float32)
+                self._alive[pos] = False
+                self._append_locked([_prepared(row)], fresh[None, :])
+            if seq is not None:
+                self._staged.add(seq)
+                self._latest[memory_id] = seq
+            else:
+                self._latest.pop(memory_id, None)
+            return True
+
+    def holds(self, seqs: Sequence[int]) -> bool:
+        """Whether every one of the journal entries ``seqs`` is staged here (see ``stage``).
+
+        Entries staged here that are gone from ``seqs`` below its newest were moved into the
+        table (seqs grow with each commit) and are forgotten."""
+        with self._lock:
+            if seqs:
+                pending = set(seqs)
+                top = max(pending)
+                self._staged = {s for s in self._staged if s in pending or s > top}
+                self._latest = {i: s for i, s in self._latest.items() if s in pending or s > top}
+            return self.version is not None and all(s in self._staged for s in seqs)
+
+    def moving(self, seqs: Mapping[str, int]) -> None:
+        """This process's mover is about to apply these entries (id -> seq) to the table: its
+        writes of a row staged here at a later seq leave the staged row as it is."""
+        with self._lock:
+            self._moving = dict(seqs)
+
+    def forget(self, seqs: Sequence[int]) -> None:
+        """Journal entries moved into the table (the table holds what they staged); the move
+        is over. They stay staged until ``holds`` finds them gone from the journal: a reader
+        may have read the journal before they were dropped."""
+        with self._lock:
+            self._moving = {}
+            gone = set(seqs)
+            self._latest = {i: s for i, s in self._latest.items() if s not in gone}
+
+    def _newer_locked(self, memory_id: str) -> bool:
+        moving = self._moving.get(memory_id)
+        return moving is not None and self._latest.get(memory_id, -1) > moving
+
+    def _holds_locked(self, row: Mapping[str, Any]) -> bool:
+        """Whether a row the table now has is here already, or here in a newer staged state."""
+        return self._newer_locked(row["id"]) or self._holds_row_locked(row)
+
+    def _holds_row_locked(self, row: Mapping[str, Any]) -> bool:
+        pos = self._index.get(row["id"])
+        if pos is None or not self._alive[pos]:
+            return False
+        prepared = _prepared(row)
+        return all(self._cols[c][pos] == prepared.get(c) for c in COLUMNS)
 
     @property
     def generation(self) -> int:
@@ -305,6 +381,8 @@ class DenseCache:
             if self.version is None:
                 return
             for memory_id in ids:
+                if self._newer_locked(memory_id):
+                    continue
                 pos = self._index.pop(memory_id, None)
                 if pos is not None:
                     self._alive[pos] = False

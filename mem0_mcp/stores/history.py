@@ -2,9 +2,11 @@
 
 Rows are never deleted when a memory is: the history outlives the memory.
 
-The same database holds the write-behind journal of verbatim adds (``pending_rows``): a new
-memory's row and vector are committed here together with its ADD event, in one transaction, and
-moved into the LanceDB table right after (see ``mem0_mcp.engine.write_behind``).
+The same database holds the write-behind journal (``pending_rows``): a new memory's row and
+vector, an update's new row or a delete's marker are committed here together with their history
+event, in one transaction, and moved into the LanceDB table right after (see
+``mem0_mcp.engine.write_behind``). The journal holds at most one entry per memory: the state it
+must reach in the table (a change of a journaled memory replaces its entry, with a new seq).
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ MIGRATIONS: tuple[str, ...] = (
         quarantined_at TEXT NOT NULL
     )
     """,
+    # What a journal entry does to the table: 'add' (append), 'update' (rewrite the row by id; an
+    # empty vector keeps the stored one), 'delete' (its row is the memory as it was); and the
+    # seq of the entry it replaced first (NULL: its own), where it stands in the journal's order.
+    """
+    ALTER TABLE pending_rows ADD COLUMN op TEXT NOT NULL DEFAULT 'add';
+    ALTER TABLE pending_rows ADD COLUMN first_seq INTEGER
+    """,
 )
 QUARANTINE = "quarantined_rows"
 
@@ -103,9 +112,20 @@ class PendingRow:
 
     seq: int
     row: dict[str, Any]
-    vector: np.ndarray
+    vector: np.ndarray  # empty: an update that keeps the stored vector, or a delete
     # Moves started for it: past 0, a crash may have left it in the table already.
     attempts: int
+    op: str = "add"
+
+
+@dataclass(frozen=True)
+class JournalChange:
+    """An update (the row as it is to be; ``vector`` None keeps the stored one) or a delete
+    (the row as it was) to journal."""
+
+    op: str
+    row: Mapping[str, Any]
+    vector: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +151,12 @@ class QuarantinedRow:
 # Why a journal row cannot be replayed (NULL: it can); ?1 is the table's dimension (or NULL).
 _UNREPLAYABLE = """
     SELECT seq, memory_id, CASE
+        WHEN op NOT IN ('add', 'update', 'delete') THEN 'its operation is not add, update or delete'
+        WHEN op = 'delete' AND json_valid(row) AND json_type(row, '$.id') IS 'text' THEN NULL
+        WHEN op = 'update' AND vector IS NOT NULL AND length(vector) = 0 AND json_valid(row)
+            AND json_type(row, '$.id') IS 'text' AND json_type(row, '$.memory') IS 'text'
+            AND json_type(row, '$.hash') IS 'text' AND json_type(row, '$.search_text') IS 'text'
+            THEN NULL
         WHEN row IS NULL OR NOT json_valid(row) THEN 'its row is not valid JSON'
         WHEN json_type(row) != 'object' THEN 'its row is not a JSON object'
         WHEN json_type(row, '$.id') IS NOT 'text' OR json_type(row, '$.memory') IS NOT 'text'
@@ -153,8 +179,12 @@ class HistoryStore:
         self.path = path
         self.read_only = read_only
         self._lock = threading.Lock()
+        # What a journal read selects (a read-only database of an older schema has no op column).
+        self._entry = _ENTRY
         if read_only:
             self._conn = connect_read_only(path, "the history database")
+            if self.schema_version < len(MIGRATIONS):
+                self._entry = _ENTRY.replace(", op", ", 'add'")
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0, isolation_level=None)
@@ -208,13 +238,7 @@ class HistoryStore:
         now: str = "",
     ) -> None:
         """Record events; ``pending`` (row, vector) pairs join the journal in the same transaction."""
-        rows = [
-            (
-                *(e.get(c) if c != "is_deleted" else int(bool(e.get(c))) for c in COLUMNS),
-                json.dumps(e[SNAPSHOT], separators=(",", ":"), default=str) if e.get(SNAPSHOT) else None,
-            )
-            for e in entries
-        ]
+        entries = list(entries)
         journal = [
             (
                 row["id"],
@@ -225,10 +249,8 @@ class HistoryStore:
             )
             for row, vector in pending
         ]
-        if not rows and not journal:
+        if not entries and not journal:
             return
-        names = (*COLUMNS, SNAPSHOT)
-        sql = f"INSERT INTO history ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         with self._transaction() as conn:
             if journal:
                 conn.executemany(
@@ -236,7 +258,20 @@ class HistoryStore:
                     "VALUES (?, ?, ?, ?, ?)",
                     journal,
                 )
-            conn.executemany(sql, rows)
+            self._insert_history(conn, entries)
+
+    @staticmethod
+    def _insert_history(conn: sqlite3.Connection, entries: Iterable[Mapping[str, Any]]) -> None:
+        rows = [
+            (
+                *(e.get(c) if c != "is_deleted" else int(bool(e.get(c))) for c in COLUMNS),
+                json.dumps(e[SNAPSHOT], separators=(",", ":"), default=str) if e.get(SNAPSHOT) else None,
+            )
+            for e in entries
+        ]
+        names = (*COLUMNS, SNAPSHOT)
+        sql = f"INSERT INTO history ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        conn.executemany(sql, rows)
 
     def is_empty(self) -> bool:
         """No event recorded at all (a new store, or a history file deleted or emptied)."""
@@ -248,24 +283,28 @@ class HistoryStore:
         with self._lock:
             return self._conn.execute("SELECT 1 FROM pending_rows LIMIT 1").fetchone() is not None
 
-    def pending(self, limit: int) -> list[PendingRow]:
-        """The oldest journaled rows, every process's."""
+    def pending(self, limit: int, *, changes: bool = True) -> list[PendingRow]:
+        """The oldest journal entries, every process's (adds alone without ``changes``)."""
+        only = "" if changes else "WHERE op = 'add' "
         with self._lock:
             found = self._conn.execute(
-                "SELECT seq, row, vector, attempts FROM pending_rows ORDER BY seq LIMIT ?", (limit,)
+                f"SELECT {self._entry} FROM pending_rows {only}ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
-        return [
-            PendingRow(seq, json.loads(row), np.frombuffer(vector, dtype=np.float32), attempts)
-            for seq, row, vector, attempts in found
-        ]
+        return [_entry(*f) for f in found]
 
     def pending_ids(self) -> list[str]:
-        """The ids of every journaled row, every process's."""
+        """The ids of every journaled memory, every process's."""
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT memory_id FROM pending_rows").fetchall()]
 
-    def pending_of(self, ids: Sequence[str]) -> list[PendingRow]:
-        """The journaled rows of these ids (those still in the journal)."""
+    def pending_seqs(self) -> list[int]:
+        """The seq of every journal entry, every process's."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT seq FROM pending_rows").fetchall()]
+
+    def pending_of(self, ids: Sequence[str], *, changes: bool = False) -> list[PendingRow]:
+        """The journaled rows of these ids that carry a vector (adds, updates of the text); every
+        entry of them with ``changes``."""
         unique = sorted(set(ids))
         found = []
         with self._lock:
@@ -273,13 +312,18 @@ class HistoryStore:
                 chunk = unique[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
                 found += self._conn.execute(
-                    f"SELECT seq, row, vector, attempts FROM pending_rows WHERE memory_id IN ({marks})",
-                    chunk,
+                    f"SELECT {self._entry} FROM pending_rows WHERE memory_id IN ({marks})", chunk
                 ).fetchall()
-        return [
-            PendingRow(seq, json.loads(row), np.frombuffer(vector, dtype=np.float32), attempts)
-            for seq, row, vector, attempts in found
-        ]
+        entries = [_entry(*f) for f in found]
+        return entries if changes else [e for e in entries if e.vector.size]
+
+    def pending_entry(self, memory_id: str) -> PendingRow | None:
+        """The journal entry of a memory (its add, update or delete still on the way)."""
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT {self._entry} FROM pending_rows WHERE memory_id = ?", (memory_id,)
+            ).fetchone()
+        return _entry(*found) if found else None
 
     def pending_watermark(self) -> int | None:
         """The newest journaled row's sequence number (None when the journal is empty)."""
@@ -288,18 +332,18 @@ class HistoryStore:
         return int(found[0]) if found and found[0] is not None else None
 
     def has_pending_through(self, seq: int) -> bool:
-        """Whether a row journaled at or before ``seq`` is still in the journal."""
+        """Whether a change journaled at or before ``seq`` is still in the journal (also when a
+        later change of the same memory replaced its entry since)."""
         with self._lock:
-            found = self._conn.execute("SELECT 1 FROM pending_rows WHERE seq <= ? LIMIT 1", (seq,))
+            found = self._conn.execute(
+                "SELECT 1 FROM pending_rows WHERE COALESCE(first_seq, seq) <= ? LIMIT 1", (seq,)
+            )
             return found.fetchone() is not None
 
     def pending_row(self, memory_id: str) -> dict[str, Any] | None:
-        """The journaled row of a memory, when its add is still in the journal."""
-        with self._lock:
-            found = self._conn.execute(
-                "SELECT row FROM pending_rows WHERE memory_id = ?", (memory_id,)
-            ).fetchone()
-        return json.loads(found[0]) if found else None
+        """The journaled row of a memory, when its add or update is still in the journal."""
+        entry = self.pending_entry(memory_id)
+        return entry.row if entry is not None and entry.op != "delete" else None
 
     def pending_with_hashes(self, hashes: Sequence[str]) -> list[dict[str, Any]]:
         """Journaled rows whose text hash is one of ``hashes`` (for duplicate checks)."""
@@ -315,10 +359,58 @@ class HistoryStore:
                 found += [
                     json.loads(r)
                     for (r,) in self._conn.execute(
-                        f"SELECT row FROM pending_rows WHERE hash IN ({marks})", chunk
+                        f"SELECT row FROM pending_rows WHERE hash IN ({marks}) AND op != 'delete'", chunk
                     ).fetchall()
                 ]
         return found
+
+    def journal_changes(
+        self, entries: Iterable[Mapping[str, Any]], changes: Sequence[JournalChange], now: str
+    ) -> list[int | None]:
+        """Journal updates and deletes with their history events, in one transaction; the seq of
+        each change's entry (None: a delete of an add that never reached the table, dropped).
+
+        A change of a journaled memory replaces its entry: an add not yet tried stays an add
+        (with the new row), a tried one becomes an update (the mover checks the table for it).
+        """
+        seqs: list[int | None] = []
+        with self._transaction() as conn:
+            for change in changes:
+                memory_id = change.row["id"]
+                old = conn.execute(
+                    "SELECT seq, op, attempts, vector, COALESCE(first_seq, seq) FROM pending_rows "
+                    "WHERE memory_id = ?",
+                    (memory_id,),
+                ).fetchone()
+                fresh_add = old is not None and old[1] == "add" and old[2] == 0
+                if old is not None:
+                    conn.execute("DELETE FROM pending_rows WHERE seq = ?", (old[0],))
+                if change.op == "delete" and fresh_add:
+                    seqs.append(None)
+                    continue
+                vector = b""
+                if change.vector is not None:
+                    vector = np.ascontiguousarray(change.vector, dtype=np.float32).tobytes()
+                elif change.op == "update" and old is not None:
+                    vector = old[3] or b""
+                op = "add" if change.op == "update" and fresh_add else change.op
+                cur = conn.execute(
+                    "INSERT INTO pending_rows (memory_id, hash, row, vector, created_at, op, attempts, "
+                    "first_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        memory_id,
+                        change.row.get("hash") or "",
+                        json.dumps(change.row, separators=(",", ":"), default=str),
+                        vector,
+                        now,
+                        op,
+                        old[2] if old is not None and op == "update" else 0,
+                        old[4] if old is not None else None,
+                    ),
+                )
+                seqs.append(cur.lastrowid)
+            self._insert_history(conn, entries)
+        return seqs
 
     def mark_attempt(self, seqs: Sequence[int]) -> None:
         with self._transaction() as conn:
@@ -417,9 +509,12 @@ class HistoryStore:
 
     def unreplayable(self, dimension: int | None) -> list[JournalProblem]:
         """Journal rows that cannot be moved into a table of ``dimension`` (None: not known yet)."""
+        query = _UNREPLAYABLE
+        if self._entry != _ENTRY:  # an older schema, read-only: every entry is an add
+            query = query.replace("FROM pending_rows", "FROM (SELECT *, 'add' AS op FROM pending_rows)")
         with self._lock:
             found = self._conn.execute(
-                f"SELECT * FROM ({_UNREPLAYABLE}) WHERE reason IS NOT NULL ORDER BY seq", (dimension,)
+                f"SELECT * FROM ({query}) WHERE reason IS NOT NULL ORDER BY seq", (dimension,)
             ).fetchall()
         return [JournalProblem(seq, memory_id, reason) for seq, memory_id, reason in found]
 
@@ -437,7 +532,7 @@ class HistoryStore:
 
     def quarantined(self) -> list[QuarantinedRow]:
         """Every quarantined journal row, oldest first (none in a database of an older schema)."""
-        if self.schema_version < len(MIGRATIONS):
+        if self.schema_version < 4:  # the migration that made the table
             return []
         with self._lock:
             found = self._conn.execute(
@@ -462,3 +557,10 @@ class HistoryStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_ENTRY = "seq, row, vector, attempts, op"
+
+
+def _entry(seq: int, row: str, vector: bytes | None, attempts: int, op: str) -> PendingRow:
+    return PendingRow(seq, json.loads(row), np.frombuffer(vector or b"", dtype=np.float32), attempts, op)
