@@ -37,6 +37,18 @@ def mem(tmp_path: Path, llm: RoutingLLM) -> Iterator[Memory]:
     m.close()
 
 
+def held_extraction(llm: RoutingLLM) -> threading.Event:
+    """The next extraction (alice works_at Google) waits until the returned event is set: the add
+    must not wait for it."""
+    release = threading.Event()
+    reply = {
+        "entities": [{"name": "Google", "type": "organization"}],
+        "relations": [{"source": "I", "relation": "works_at", "destination": "Google"}],
+    }
+    llm.push(EXTRACTION, lambda _system: reply if release.wait(10) else {})
+    return release
+
+
 def relation_names(mem: Memory, name: str) -> set[tuple[str, str, str]]:
     assert mem.graph is not None
     view = mem.graph.get_entity(name, ALICE)
@@ -44,13 +56,7 @@ def relation_names(mem: Memory, name: str) -> set[tuple[str, str, str]]:
 
 
 def test_the_add_returns_first_and_the_graph_tools_see_its_relations(mem: Memory, llm: RoutingLLM) -> None:
-    release = threading.Event()
-    reply = {
-        "entities": [{"name": "Google", "type": "organization"}],
-        "relations": [{"source": "I", "relation": "works_at", "destination": "Google"}],
-    }
-    # The extraction call waits for the test: the add must not.
-    llm.push(EXTRACTION, lambda _system: reply if release.wait(10) else {})
+    release = held_extraction(llm)
     r = mem.add("I work at Google.", user_id="alice", infer=False)
     assert r.graph_pending and r.relations == [] and not r.warnings
     [event] = r.results
@@ -110,12 +116,7 @@ def test_closing_lets_queued_work_finish(tmp_path: Path, llm: RoutingLLM) -> Non
 def test_a_delete_right_after_the_add_leaves_no_relation_behind(mem: Memory, llm: RoutingLLM) -> None:
     """The add's graph part is still queued when the memory is deleted: it is written first, then
     removed with the memory, not written after the delete."""
-    release = threading.Event()
-    reply = {
-        "entities": [{"name": "Google", "type": "organization"}],
-        "relations": [{"source": "I", "relation": "works_at", "destination": "Google"}],
-    }
-    llm.push(EXTRACTION, lambda _system: reply if release.wait(10) else {})
+    release = held_extraction(llm)
     r = mem.add("I work at Google.", user_id="alice", infer=False)
     assert r.graph_pending
     threading.Timer(0.2, release.set).start()
@@ -130,12 +131,7 @@ def test_queued_work_skips_a_memory_another_process_deleted(tmp_path: Path, llm:
     written: the queued work does not write the memory's relations back."""
     data_dir = tmp_path / "data"
     one = open_memory(data_dir, llm)
-    release = threading.Event()
-    reply = {
-        "entities": [{"name": "Google", "type": "organization"}],
-        "relations": [{"source": "I", "relation": "works_at", "destination": "Google"}],
-    }
-    llm.push(EXTRACTION, lambda _system: reply if release.wait(10) else {})
+    release = held_extraction(llm)
     r = one.add("I work at Google.", user_id="alice", infer=False)
     two = open_memory(data_dir, RoutingLLM())
     two.delete(r.results[0].id)

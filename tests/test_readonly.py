@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,13 @@ def read_only_store(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
     mem.update(item.results[0].id, text="Keeps bees on the roof and in the garden")
     mem.add("Plays the cello on Sundays", user_id="u")
     mem.close()
-    view = tmp_path / "ro"
+    with read_only_view(source, tmp_path / "ro") as view:
+        yield make_settings(view), item.results[0].id
+
+
+@contextmanager
+def read_only_view(source: Path, view: Path) -> Iterator[Path]:
+    """``source`` bind-mounted read-only at ``view``; the test is skipped where that cannot be done."""
     view.mkdir()
     done = _run("mount", "--bind", str(source), str(view))
     if done.returncode != 0:
@@ -46,7 +53,7 @@ def read_only_store(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
         done = _run("mount", "-o", "remount,ro,bind", str(view))
         if done.returncode != 0:
             pytest.skip(f"cannot remount a bind mount read-only here: {done.stderr.strip()}")
-        yield make_settings(view), item.results[0].id
+        yield view
     finally:
         _run("umount", "-l", str(view))
 
@@ -114,15 +121,7 @@ def test_the_graph_reads_and_refuses_writes_on_a_read_only_data_dir(tmp_path: Pa
     assert mem.graph is not None
     mem.graph.add_relation("Alice", "works_at", "Acme", Scope(user_id="u"))
     mem.close()
-    view = tmp_path / "ro"
-    view.mkdir()
-    done = _run("mount", "--bind", str(source), str(view))
-    if done.returncode != 0:
-        pytest.skip(f"cannot bind-mount a directory here (needs root on Linux): {done.stderr.strip()}")
-    try:
-        done = _run("mount", "-o", "remount,ro,bind", str(view))
-        if done.returncode != 0:
-            pytest.skip(f"cannot remount a bind mount read-only here: {done.stderr.strip()}")
+    with read_only_view(source, tmp_path / "ro") as view:
         before = _listing(view)
         mem = Memory(make_settings(view, graph_enabled="true"), embedder=FakeEmbedder())
         try:
@@ -134,5 +133,3 @@ def test_the_graph_reads_and_refuses_writes_on_a_read_only_data_dir(tmp_path: Pa
         finally:
             mem.close()
         assert _listing(view) == before
-    finally:
-        _run("umount", "-l", str(view))
