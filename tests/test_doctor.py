@@ -272,3 +272,27 @@ def test_a_change_whose_history_event_was_never_written_is_found_and_recorded(
     assert [e.event for e in mem.history(kept)] == ["ADD"]
     mem.close()
     assert run_doctor(settings) == (0, CLEAN + "\n")
+
+
+def test_a_set_aside_change_of_a_stored_memory_keeps_its_text(tmp_path: Path) -> None:
+    """A journaled change (an update) set aside for a bad vector, of a memory the table holds: the
+    repair does not drop it as an add of an id already there; its text is saved for a person."""
+    settings = make_settings(tmp_path / "data")
+    [kept] = store_with(settings, "Keeps bees on the roof")
+    changed = {
+        "id": kept,
+        "memory": "Keeps bees on the roof and in the garden",
+        "hash": "h-changed",
+        "search_text": "Keeps bees on the roof and in the garden",
+        "user_id": "u",
+        "metadata": {},
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-02T00:00:00Z",
+    }
+    _journal(settings, kept, json.dumps(changed), np.ones(8, np.float32).tobytes(), changed["memory"])
+    open_memory(settings).close()  # the start check sets the row aside
+    status, report = run_doctor(settings, repair=True)
+    saved = settings.data_dir / "quarantine" / "journal-rows.jsonl"
+    assert str(saved) in report, report
+    records = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert any(r["memory_id"] == kept and "in the garden" in (r["row"] or "") for r in records)

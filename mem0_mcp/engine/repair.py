@@ -117,6 +117,18 @@ def _put_back(storage: Storage, rows: list[QuarantinedRow], embedder: EmbedderFa
         if todo:
             vectors = embed_inputs([EmbedInput.of_row(r) for r in todo], emb.embed, settings.context_vectors)
             storage.vectors.add(todo, np.asarray(vectors, dtype=np.float32))
+        # A set-aside change of a memory the table holds (a journaled update, or an add already
+        # moved) is not applied blindly: its text is saved beside the others, never dropped.
+        changed = [q for q in rows if q.seq in readable and readable[q.seq]["id"] in present]
+        if changed:
+            path = _save(settings.data_dir / QUARANTINE_FILE, changed, storage)
+            done.append(
+                Repair(
+                    "journal",
+                    f"{len(changed)} set-aside rows of memories the table already holds were saved to "
+                    f"{path} with their text: apply a change from there with update_memory if it is newer",
+                )
+            )
         storage.history.release_quarantined(list(readable))
         done.append(Repair("journal", f"{len(todo)} set-aside memories re-embedded and added to the table"))
     unreadable = [q for q in rows if q.seq not in readable]
