@@ -291,7 +291,7 @@ def test_a_set_aside_change_of_a_stored_memory_keeps_its_text(tmp_path: Path) ->
     }
     _journal(settings, kept, json.dumps(changed), np.ones(8, np.float32).tobytes(), changed["memory"])
     open_memory(settings).close()  # the start check sets the row aside
-    status, report = run_doctor(settings, repair=True)
+    _, report = run_doctor(settings, repair=True)
     saved = settings.data_dir / "quarantine" / "journal-rows.jsonl"
     assert str(saved) in report, report
     records = [json.loads(line) for line in saved.read_text().splitlines()]
