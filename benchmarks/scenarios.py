@@ -450,7 +450,13 @@ async def run_mode(
         # llm: the server's default with an LLM (graph_enabled=auto, so the graph is on).
         graph_enabled="false" if mode == "llm-no-graph" else "auto",
     )
-    server = create_server(settings, memory_factory=lambda s: Memory(s, embedder=embedder, llm=llm))
+    opened: list[Memory] = []
+
+    def open_memory(s: Settings) -> Memory:
+        opened.append(Memory(s, embedder=embedder, llm=llm))
+        return opened[-1]
+
+    server = create_server(settings, memory_factory=open_memory)
     tally = Tally(mode)
     async with Client(server) as client:
         tools = Tools(client)
@@ -472,6 +478,11 @@ async def run_mode(
                         tally.paraphrases_stored += stored
                     if stored:
                         tally.repeats_stored.append({"scenario": scen.id, "kind": add.kind, "add": add.text})
+            # The graph part of an add is written after the add returns (graph_background): the
+            # questions come once it is written, as a later conversation would.
+            for mem in opened:
+                if mem.graph is not None:
+                    mem.graph.queue.settle()
             for q in scen.questions:
                 await ask(tools, scen, q, threshold, tally)
     if llm is not None:
