@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
 import httpx2
 import pytest
 from mcp.client import Client
@@ -20,7 +19,14 @@ from starlette.routing import Route
 
 from mem0_mcp.errors import ConfigError
 from mem0_mcp.server.http_app import build_http_app
-from tests.support.server import TOKEN_ALICE, fake_server, http_settings, running_http, structured
+from tests.support.server import (
+    TOKEN_ALICE,
+    fake_server,
+    http_settings,
+    running_app,
+    running_http,
+    structured,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -46,24 +52,6 @@ def round_robin(backends: list[str], seen: list[str]) -> Starlette:
 
 
 @asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    userver = uvicorn.Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(userver._serve)
-        with anyio.fail_after(20):
-            while not userver.started:
-                await anyio.sleep(0.02)
-        port = userver.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            userver.should_exit = True
-
-
-@asynccontextmanager
 async def client_via(base: str, mode: str) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {TOKEN_ALICE}"}
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
@@ -83,7 +71,7 @@ async def test_two_stateless_servers_behind_a_round_robin_balancer(tmp_path: Pat
     async with (
         running_http(one, "http") as a,
         running_http(two, "http") as b,
-        serving(round_robin([a, b], seen)) as balancer,
+        running_app(round_robin([a, b], seen), lifespan="off") as balancer,
         client_via(balancer, mode) as client,
     ):
         added = []
@@ -109,7 +97,7 @@ async def test_without_stateless_a_balancer_needs_affinity(tmp_path: Path) -> No
     async with (
         running_http(fake_server(http_settings(data_dir)), "http") as a,
         running_http(fake_server(http_settings(data_dir)), "http") as b,
-        serving(round_robin([a, b], seen)) as balancer,
+        running_app(round_robin([a, b], seen), lifespan="off") as balancer,
     ):
         with pytest.raises(Exception):  # noqa: B017 (the SDK's error type is its own)
             async with client_via(balancer, "legacy") as client:

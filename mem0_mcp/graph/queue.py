@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
@@ -158,6 +157,5 @@ class GraphQueue:
         """Let queued work finish (bounded), then stop the writer thread; what is left stays queued
         in the log, for this data dir's next process."""
         self._closed.set()
-        deadline = time.monotonic() + timeout
-        self.settle(max(0.0, deadline - time.monotonic()))
+        self.settle(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -72,11 +72,17 @@ def error_text(result: CallToolResult) -> str:
 @asynccontextmanager
 async def running_http(server: MemoryServer, transport: str) -> AsyncIterator[str]:
     """Serve the real Starlette app with uvicorn on an ephemeral 127.0.0.1 port; yield the base URL."""
+    async with running_app(build_http_app(server, transport=transport)) as base:
+        yield base
+
+
+@asynccontextmanager
+async def running_app(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
+    """Serve any ASGI app with uvicorn on an ephemeral 127.0.0.1 port; yield the base URL."""
     import uvicorn
 
-    app = build_http_app(server, transport=transport)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, lifespan="on", timeout_graceful_shutdown=2
+        app, host="127.0.0.1", port=0, log_config=None, lifespan=lifespan, timeout_graceful_shutdown=2
     )
     userver = uvicorn.Server(config)
     async with anyio.create_task_group() as tg:
