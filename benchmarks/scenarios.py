@@ -10,10 +10,12 @@ Three modes (issue #13's two, agent and llm, and llm without the graph), each on
 (``create_server``) and an in-memory MCP client:
 
 - ``agent``: no server LLM. A scripted agent follows ``memory_guide``: it adds each text with
-  ``add_memory`` (and its ``timestamp``) and reads ``related``; when the scenario says the add
-  replaces an earlier one and that memory's id is in ``related`` (the agent acts only on what the
-  tool showed it), it adds the same text again with ``supersedes=[id]``: the repeat is answered
-  NONE with the new memory's id, and the old one is marked superseded by it. A replaced memory
+  ``add_memory`` (and its ``timestamp``), passing the add's ``relations`` (the same the scripted
+  graph extraction answers in llm mode: the agent is the extractor) and reads ``related``; when
+  the scenario says the add replaces an earlier one and that memory's id is in ``related`` (the
+  agent acts only on what the tool showed it), it adds the same text again with
+  ``supersedes=[id]``: the repeat is answered NONE with the new memory's id, and the old one is
+  marked superseded by it. A replaced memory
   missing from ``related`` is a miss of the product.
 - ``llm``: the server's LLM memory manager in its default configuration with an LLM: adds infer
   by default (infer_default=auto) and the graph is on (graph_enabled=auto turns it on whenever an
@@ -344,7 +346,16 @@ async def agent_add(tools: Tools, scen: Scenario, k: int, ids: dict[int, str], t
     """One add by the scripted agent; returns the first add_memory result."""
     add = scen.adds[k]
     args = {"text": add.text, "user_id": scen.user_id, "timestamp": add.at}
-    res = await tools.call("add_memory", args)
+    # memory_guide step 4: the relations the agent reads in the text (the same ones the scripted
+    # graph extraction answers in llm mode), "user" for the user.
+    types = dict(add.types)
+    stated = [
+        {"source": "user" if a == "I" else a, "relationship": r, "destination": "user" if b == "I" else b}
+        | ({"source_type": types[a]} if a in types else {})
+        | ({"destination_type": types[b]} if b in types else {})
+        for a, r, b in add.relations
+    ]
+    res = await tools.call("add_memory", {**args, "relations": stated} if stated else args)
     ids[k] = res["results"][0]["id"]
     if add.kind == "paraphrase" and add.same_as is not None:
         # memory_guide: the same fact in other words, stored twice, supersedes the older wording.
@@ -639,8 +650,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "threshold": args.threshold if args.threshold is not None else default_threshold(),
         "llm_call": "extraction, then a decision call" if args.llm_two_call else "server default",
         "targets": TARGETS,
-        "agent_policy": "add; if the replaced memory is in `related`, add the same text again with "
-        "supersedes=[its id] (answered NONE, the old one superseded); repeats and refinements: nothing",
+        "agent_policy": "add with the text's relations; if the replaced memory is in `related`, "
+        "add the same text again with supersedes=[its id] "
+        "(answered NONE, the old one superseded); repeats and refinements: nothing",
         "modes": results,
     }
     print(table(results))

@@ -185,6 +185,20 @@ class RelatedMemory(BaseModel):
     created_at: str | None = None
 
 
+class StatedRelation(BaseModel):
+    """A relation the caller read in the text it adds (the host agent as extractor): written to
+    the graph with the added memory as its source, so a later question that names one end by its
+    role ("my sister's husband") finds the memory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description='One end: a name, or "user" for the user ("I", "me" also work).')
+    relationship: str = Field(description="How source relates to destination, e.g. has_sister, works_at.")
+    destination: str = Field(description="The other end: a name.")
+    source_type: str | None = Field(None, description="What source is: person, dog, city, organization ...")
+    destination_type: str | None = Field(None, description="What destination is.")
+
+
 class AddResult(BaseModel):
     results: list[AddEvent] = Field(default_factory=list)
     relations: list[GraphRelation] = Field(default_factory=list)

@@ -86,16 +86,20 @@ def test_graph_on_follows_the_one_llm_rule(
         mem.close()
 
 
-def test_auto_without_llm_keeps_explicit_relations_out_of_search(tmp_path: Path) -> None:
+def test_auto_without_llm_searches_the_graph_the_agent_wrote(tmp_path: Path) -> None:
+    """No LLM extracts (graph_on is false), but relations the agent wrote (add_relation, add's
+    ``relations``) are read by search once there: before any, search never opens the graph."""
     mem = engine(tmp_path, "auto")
     try:
-        assert not mem.graph_on() and mem.graph is not None
-        mem.graph.add_relation("alice", "has_sister", "Lena", ALICE)
+        assert not mem.graph_on() and not mem.graph_reads()
         mem.add("Lena lives in Vienna", user_id="alice")
+        assert mem.search("Where does my sister live?", user_id="alice").relations == []
+        assert mem.graph is not None
+        mem.graph.add_relation("alice", "has_sister", "Lena", ALICE)
+        assert mem.graph_reads()
         found = mem.search("Where does my sister live?", user_id="alice")
-        assert found.relations == [] and [r.memory for r in found.results] == ["Lena lives in Vienna"]
-        # The graph tools still read it.
-        assert mem.graph.find_relations("Lena", ALICE, 5)[0].relation == "has_sister"
+        assert [r.memory for r in found.results] == ["Lena lives in Vienna"]
+        assert [r.relation for r in found.relations] == ["has_sister"]
     finally:
         mem.close()
 
@@ -198,3 +202,17 @@ def test_without_links_fusion_ranks_as_before() -> None:
     )
     assert [c.row["id"] for c in linked][:1] == ["a"] and "graph" in linked[0].sources
     assert {c.row["id"] for c in linked} == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize(("role", "answer"), [("a", "z"), ("z", "a")])
+def test_a_tie_with_the_memory_naming_the_role_goes_to_the_link(role: str, answer: str) -> None:
+    """The answer is the lowest cosine of three (dense share 0) and shares no word: linked, it
+    ties exactly with the memory naming the role (tops both retrievers). The link wins whatever
+    the ids (the ids decided it before: a coin flip between runs)."""
+    dense = [{"id": role, "_distance": 0.6}, {"id": "m", "_distance": 0.7}, {"id": answer, "_distance": 0.8}]
+    text = [{"id": role, "_score": 2.0, "_coverage": 0.5}]
+    ranked = fuse(
+        dense, text, vector_weight=0.4, query="Where did the user's partner grow up?", linked={answer: 1.0}
+    )
+    assert ranked[0].score == ranked[1].score
+    assert [c.row["id"] for c in ranked[:2]] == [answer, role]

@@ -1,13 +1,16 @@
-"""Reads for a person browsing the store (the local page): which scopes hold memories, and which
-memories of a scope were deleted (they live on in the history only)."""
+"""Reads for a person browsing the store (the local page): which scopes hold memories, which
+memories of a scope were deleted (they live on in the history only), and pages of a listing."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from mem0_mcp.engine.rows import to_item
 from mem0_mcp.engine.storage import Storage
-from mem0_mcp.models import HistoryEntry, Scope
+from mem0_mcp.models import HistoryEntry, MemoryPage, Scope
 
 _SCOPE_COLUMNS = ("user_id", "agent_id", "run_id")
 
@@ -51,3 +54,28 @@ def deleted_memories(storage: Storage, scope: Scope, limit: int = 100) -> list[H
     entries = storage.history.latest_deletes(scope.as_dict(), limit)
     alive = storage.vectors.existing_ids([e.memory_id for e in entries])
     return [e for e in entries if e.memory_id not in alive]
+
+
+def page_of(
+    keys: list[tuple[str, str]],
+    rows_of: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]],
+    k: int,
+    offset: int,
+    mark: tuple[str, str] | None,
+) -> MemoryPage:
+    """The page of ``keys`` ((created_at, id) of every row listed) at ``offset`` after ``mark``."""
+    keys.sort(reverse=True)
+    rest = keys if mark is None else [key for key in keys if key < mark]
+    window = rest[offset : offset + k]
+    page_ids = [key[1] for key in window]
+    rows = rows_of(page_ids) if page_ids else {}
+    items = [to_item(rows[i]) for i in page_ids if i in rows]
+    more = offset + k < len(rest)
+    last = window[-1] if window else None
+    return MemoryPage(
+        results=items,
+        total=len(keys),
+        offset=offset,
+        next_offset=offset + k if more and mark is None else None,
+        next_after=[last[0], last[1]] if more and last is not None else None,
+    )

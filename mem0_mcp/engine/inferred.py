@@ -195,3 +195,46 @@ def inferred_result(plan: Plan, events: list[AddEvent], warnings: list[str]) -> 
     if not plan.actions:
         all_warnings.append("the LLM found nothing worth remembering in these messages; nothing was stored")
     return AddResult(results=events, inferred=True, reason=None, usage=plan.usage, warnings=all_warnings)
+
+
+def add_inferred(
+    pipeline: MemoryPipeline,
+    storage: Storage,
+    embed: EmbedFn,
+    msgs: list[Message],
+    scope: Scope,
+    *,
+    actor_id: str | None,
+    metadata: dict[str, Any],
+    memory_type: str | None,
+    event_at: str | None,
+    warnings: list[str],
+    progress: ProgressFn | None,
+    on_stored: Callable[[list[MemoryRow]], None],
+) -> AddResult:
+    """An add through the LLM pipeline: plan, then apply. A result with ``inferred=False`` and a
+    reason means: store verbatim. Planning (LLM calls, embedding, neighbour lookups) runs outside
+    the write lock: it takes seconds and must not block other writers."""
+    if progress:
+        progress(0.0, None, "extracting facts")
+    plan = plan_add(pipeline, storage, embed, msgs, scope, memory_type)
+    if not plan.inferred:
+        extra = [w for w in plan.warnings if "image" not in w and w not in warnings]
+        return AddResult(inferred=False, reason=plan.reason, usage=plan.usage, warnings=[*warnings, *extra])
+    if progress:
+        progress(0.0, float(len(plan.actions)), "applying")
+    events = apply_plan(
+        plan,
+        storage,
+        embed,
+        msgs,
+        scope,
+        actor_id=actor_id,
+        metadata=metadata,
+        memory_type=memory_type,
+        event_at=event_at,
+        on_stored=on_stored,
+    )
+    if progress:
+        progress(float(len(plan.actions)), float(len(plan.actions)), "stored")
+    return inferred_result(plan, events, warnings)

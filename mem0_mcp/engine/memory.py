@@ -21,9 +21,10 @@ from mem0_mcp.clock import now_iso, parse_time
 from mem0_mcp.config import Settings
 from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine import validation as check
+from mem0_mcp.engine.browse import page_of
 from mem0_mcp.engine.changes import Change, ChangeGroups
 from mem0_mcp.engine.identity import EmbedderIdentity
-from mem0_mcp.engine.inferred import apply_plan, inferred_result, plan_add
+from mem0_mcp.engine.inferred import add_inferred
 from mem0_mcp.engine.restore import restore
 from mem0_mcp.engine.rows import ChangeSource, embed_inputs, history_record, in_scope, text_change, to_item
 from mem0_mcp.engine.search import Searcher, SearchRequest, store_error
@@ -31,6 +32,8 @@ from mem0_mcp.engine.storage import Storage, where
 from mem0_mcp.engine.supersede import check_supersedes, mark_superseded
 from mem0_mcp.engine.verbatim import add_verbatim
 from mem0_mcp.errors import InvalidInputError, NotFoundError, StoreError
+from mem0_mcp.graph.extraction import Extraction, self_name
+from mem0_mcp.graph.validation import stated_extraction
 from mem0_mcp.llm import LLM, build_llm
 from mem0_mcp.llm.pipeline import MemoryPipeline
 from mem0_mcp.llm.prompts import PromptSet
@@ -45,6 +48,7 @@ from mem0_mcp.models import (
     RestoreResult,
     Scope,
     SearchResult,
+    StatedRelation,
     Stats,
     UpdateResult,
 )
@@ -114,6 +118,7 @@ class Memory:
         supersedes: Sequence[str] | None = None,
         source: ChangeSource = "api",
         use_graph: bool | None = None,
+        relations: Sequence[StatedRelation] | None = None,
     ) -> AddResult:
         """Remember a text or a conversation in a scope.
 
@@ -126,7 +131,9 @@ class Memory:
         ``supersedes``: ids of live memories of the scope the new text replaces; they are marked
         superseded by it (out of default search, kept for history). ``source`` says in the
         history who made the change (the memory manager's own changes say "llm"). ``use_graph``:
-        extract the add's relations into the graph (None: ``graph_on()``).
+        extract the add's relations into the graph (None: ``graph_on()``). ``relations``: ones the
+        caller read in the text (an agent with no server LLM is the extractor), written to the
+        graph with the add's memory as their source.
 
         Returns an AddResult: one event per memory touched (ADD, UPDATE, DELETE, or NONE with the
         id already stored), LLM usage, warnings; a verbatim add also lists ``related`` stored
@@ -142,6 +149,7 @@ class Memory:
         event_at = parse_time(timestamp, "timestamp") if timestamp is not None else None
         memory_type = check.check_memory_type(memory_type, scope)
         replaced = check_supersedes(self.storage, scope, supersedes)
+        stated = self._check_stated(relations, scope)
         infer = self.default_infer() if infer is None else bool(infer)
         # Graph extraction starts now, in a thread: it overlaps the vector work of the same add.
         graph = self.graph if (self.graph_on() if use_graph is None else use_graph) else None
@@ -155,7 +163,7 @@ class Memory:
             if result.inferred:
                 if replaced and result.results:
                     result.superseded = self._supersede(scope, replaced, result.results[0].id, source)
-                return self._finish_graph(graph_job, result)
+                return self._finish_graph(graph_job, self._write_stated(stated, scope, event_at, result))
             reason, warnings = result.reason, result.warnings
         out = add_verbatim(
             self.storage,
@@ -177,7 +185,32 @@ class Memory:
         if result is not None:
             out.usage = result.usage  # calls spent before falling back still cost tokens
         # The graph is derived: its failures become warnings, never a failed add.
-        return self._finish_graph(graph_job, out)
+        return self._finish_graph(graph_job, self._write_stated(stated, scope, event_at, out))
+
+    def _check_stated(self, relations: Sequence[StatedRelation] | None, scope: Scope) -> Extraction | None:
+        if not relations:
+            return None
+        if self.settings.graph_enabled == "false":
+            raise InvalidInputError(
+                "relations",
+                "the graph is off (graph_enabled=false): leave relations out, or set "
+                "MEM0_MCP_GRAPH_ENABLED=auto",
+            )
+        return stated_extraction(relations, self_name(scope))
+
+    def _write_stated(
+        self, stated: Extraction | None, scope: Scope, event_at: str | None, result: AddResult
+    ) -> AddResult:
+        """The caller's relations, sourced from the memories the add stored or found stored."""
+        ids = [e.id for e in result.results if e.event != "DELETE"]
+        if stated is None or not ids or self.graph is None:
+            return result
+        try:
+            result.relations.extend(self.graph.write_stated(stated, scope, ids, event_at))
+        except StoreError as exc:
+            logger.exception("graph: the stated relations of memory %s were not written", ids[0])
+            result.warnings.append(f"graph: the relations were not written ({exc}); the memory was stored")
+        return result
 
     def _finish_graph(self, job: GraphJob | None, result: AddResult) -> AddResult:
         if job is None:
@@ -194,6 +227,14 @@ class Memory:
         """Whether an add that does not say runs the LLM memory manager (``infer_default``)."""
         mode = self.settings.infer_default
         return self.has_llm(sampling_client=sampling_client) if mode == "auto" else mode == "true"
+
+    def graph_reads(self, *, sampling_client: bool = False) -> bool:
+        """Whether search reads the graph: ``graph_on``, or 'auto' without an LLM once relations
+        were written to it (add_relation, add's ``relations``: the agent built it)."""
+        written = self.settings.graph_enabled == "auto" and (
+            self._graph is not None or self.settings.graph_on_disk
+        )
+        return self.graph_on(sampling_client=sampling_client) or written
 
     def graph_on(self, *, sampling_client: bool = False) -> bool:
         """Whether adds extract relations and search reads the graph (``graph_enabled``); the
@@ -220,11 +261,7 @@ class Memory:
         warnings: list[str],
         progress: ProgressFn | None,
     ) -> AddResult:
-        """The LLM pipeline; a result with ``inferred=False`` and a reason means: store verbatim.
-
-        Planning (LLM calls, embedding, neighbour lookups) runs outside the write lock: it takes
-        seconds and must not block other writers.
-        """
+        """``add_inferred`` with this engine's pipeline (made again when the LLM changed)."""
         if self._llm is None:
             return AddResult(inferred=False, reason=NO_LLM_REASON, warnings=warnings)
         if self._pipeline is None or self._pipeline.llm is not self._llm:
@@ -237,18 +274,8 @@ class Memory:
                 max_facts=self.settings.max_facts_per_add,
                 max_fact_bytes=self.settings.max_text_bytes,
             )
-        if progress:
-            progress(0.0, None, "extracting facts")
-        plan = plan_add(self._pipeline, self.storage, self._embed, msgs, scope, memory_type)
-        if not plan.inferred:
-            extra = [w for w in plan.warnings if "image" not in w and w not in warnings]
-            return AddResult(
-                inferred=False, reason=plan.reason, usage=plan.usage, warnings=[*warnings, *extra]
-            )
-        if progress:
-            progress(0.0, float(len(plan.actions)), "applying")
-        events = apply_plan(
-            plan,
+        return add_inferred(
+            self._pipeline,
             self.storage,
             self._embed,
             msgs,
@@ -257,11 +284,10 @@ class Memory:
             metadata=metadata,
             memory_type=memory_type,
             event_at=event_at,
+            warnings=warnings,
+            progress=progress,
             on_stored=self._searcher.note_names,
         )
-        if progress:
-            progress(float(len(plan.actions)), float(len(plan.actions)), "stored")
-        return inferred_result(plan, events, warnings)
 
     # ------------------------------------------------------------------ search and reads
     def search(
@@ -286,7 +312,7 @@ class Memory:
         under it are dropped; without one, nothing is returned when even the best result scores
         under ``settings.search_threshold``) and whether superseded memories count. ``as_of``
         (ISO 8601 or epoch seconds): as things stood then (Searcher.visible). ``use_graph``: the
-        graph's relations and memory links (None: ``graph_on()``). Returns a SearchResult, best
+        graph's relations and memory links (None: ``graph_reads()``). Returns a SearchResult, best
         first, each with its score (cosine to the query or share of its words, the same scale
         for every query), and the graph's relations when the graph is on. Raises
         ScopeRequiredError, InvalidInputError (``as_of`` too), StoreError.
@@ -310,7 +336,7 @@ class Memory:
             as_of=when,
             where_all=where(scope, actor_id=actor, filters=filters, include_superseded=True),
         )
-        graph = self.graph if (self.graph_on() if use_graph is None else use_graph) else None
+        graph = self.graph if (self.graph_reads() if use_graph is None else use_graph) else None
         if graph is None:
             return self._searcher.search(req, None)
         pool = self._searcher.pool
@@ -361,7 +387,7 @@ class Memory:
         # A plain listing served by the in-process copy sees journaled adds there (see search).
         ticket = self.storage.copy_with_journal() if not filters and not actor else None
         if ticket is not None:
-            page = self._page(
+            page = page_of(
                 ticket.copy.listing(scope.model_dump(), include_superseded), ticket.copy.rows, k, offset, mark
             )
             if self.storage.copy_unchanged(ticket):
@@ -379,32 +405,7 @@ class Memory:
         def rows_of(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
             return {r["id"]: r for r in vectors.query(f"id IN ({', '.join(sql_str(i) for i in ids)})")}
 
-        return self._page(keys, rows_of, k, offset, mark)
-
-    @staticmethod
-    def _page(
-        keys: list[tuple[str, str]],
-        rows_of: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]],
-        k: int,
-        offset: int,
-        mark: tuple[str, str] | None,
-    ) -> MemoryPage:
-        """The page of ``keys`` ((created_at, id) of every row listed) at ``offset`` after ``mark``."""
-        keys.sort(reverse=True)
-        rest = keys if mark is None else [key for key in keys if key < mark]
-        window = rest[offset : offset + k]
-        page_ids = [key[1] for key in window]
-        rows = rows_of(page_ids) if page_ids else {}
-        items = [to_item(rows[i]) for i in page_ids if i in rows]
-        more = offset + k < len(rest)
-        last = window[-1] if window else None
-        return MemoryPage(
-            results=items,
-            total=len(keys),
-            offset=offset,
-            next_offset=offset + k if more and mark is None else None,
-            next_after=[last[0], last[1]] if more and last is not None else None,
-        )
+        return page_of(keys, rows_of, k, offset, mark)
 
     def history(self, memory_id: str, *, scope: Scope | None = None) -> list[HistoryEntry]:
         """Every ADD / UPDATE / DELETE of a memory, oldest first (also after it was deleted).

@@ -152,7 +152,15 @@ def fuse(
         # Divided back into [0, 1] so a caller's threshold keeps its meaning.
         boosts = NAME_BOOST * cand.named + TIME_BOOST * cand.dated
         cand.score = (base + boosts) / (1.0 + graph_weight + NAME_BOOST + (TIME_BOOST if cues else 0.0))
-    return sorted(by_id.values(), key=lambda c: (-c.score, c.row["id"]))
+    return sorted(by_id.values(), key=rank_key)
+
+
+def rank_key(c: Candidate) -> tuple[float, float, str]:
+    """Best first. A tie between a linked memory and the one that tops both word retrievers (the
+    one naming the role: "Lives with their partner Noor" for "Where did the user's partner grow
+    up?") goes to the link, the evidence the words cannot give; the ids decided it before (a coin
+    flip between runs)."""
+    return (-c.score, -c.graph, str(c.row["id"]))
 
 
 def pass_to_successors(
@@ -183,7 +191,7 @@ def pass_to_successors(
         heir.score = max(heir.score, cand.score)
         heir.relevance = max(heir.relevance, cand.relevance)
         heir.sources.add("replaced")
-    return sorted(by_id.values(), key=lambda c: (-c.score, c.row["id"]))
+    return sorted(by_id.values(), key=rank_key)
 
 
 _MONTHS = {

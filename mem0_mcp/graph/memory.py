@@ -30,6 +30,7 @@ from mem0_mcp.clock import now_iso
 from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.graph.extraction import (
     EXPLICIT_SOURCE,
+    Extraction,
     GraphExtractor,
     Triple,
     load_graph_prompts,
@@ -377,6 +378,17 @@ class GraphMemory:
             ids = materialize(self.store, resolved, scope, now)
             made = upsert(self.store, scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
             return with_merges(made, resolved[src], resolved[dst])
+
+    def write_stated(
+        self, extraction: Extraction, scope: Scope, memory_ids: Sequence[str], event_at: str | None
+    ) -> list[GraphRelation]:
+        """Write relations the caller stated for the memories ``memory_ids`` (``add_memory``'s
+        ``relations``, checked by ``stated_extraction``): sourced from those memories, so graph
+        links find them; names match stored entities exactly (as ``relate``). Raises
+        ``StoreError``."""
+        with self.store.burst():
+            resolved = self._resolve(extraction.entities, scope, by_embedding=False)
+        return self.apply(PreparedAdd(extraction, resolved, [], {}), scope, memory_ids, event_at)
 
     def add_relation(
         self,

@@ -7,9 +7,18 @@ Each check raises ``InvalidInputError`` naming the field, so a tool can tell the
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from mem0_mcp.errors import InvalidInputError
-from mem0_mcp.graph.extraction import clean_name
+from mem0_mcp.graph.extraction import (
+    SELF_WORDS,
+    Extraction,
+    Triple,
+    clean_name,
+    normalize_name,
+    normalize_relation,
+)
+from mem0_mcp.models import StatedRelation
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _NUMBER = re.compile(r"\d+", re.UNICODE)
@@ -37,6 +46,37 @@ def entity_type(value: str | None) -> str:
     if value is None or not str(value).strip():
         return "entity"
     return " ".join(str(value).casefold().split())[:40]
+
+
+def stated_extraction(relations: Sequence[StatedRelation], self_name: str) -> Extraction:
+    """The relations a caller read in the text it adds, as an extraction the graph writes: names
+    cleaned, "user" / "I" / "me" as ``self_name`` (the scope's own entity), repeats dropped.
+    Raises ``InvalidInputError`` naming ``relations[i].<field>`` before anything is written."""
+    entities: dict[str, str] = {}
+    triples: list[Triple] = []
+    seen: set[tuple[str, str, str]] = set()
+    for i, r in enumerate(relations):
+        at = f"relations[{i}]"
+        ends = []
+        for field, end, kind in (
+            ("source", r.source, r.source_type),
+            ("destination", r.destination, r.destination_type),
+        ):
+            name = check_name(f"{at}.{field}", end)
+            if normalize_name(name) in SELF_WORDS or normalize_name(name) == normalize_name(self_name):
+                name, kind = self_name, "person"
+            entities.setdefault(name, entity_type(kind))
+            ends.append(name)
+        rel = normalize_relation(check_str(f"{at}.relationship", r.relationship))
+        if not rel:
+            raise InvalidInputError(f"{at}.relationship", "needs a letter or digit, e.g. has_sister")
+        if normalize_name(ends[0]) == normalize_name(ends[1]):
+            raise InvalidInputError(f"{at}.destination", "must differ from source")
+        key = (normalize_name(ends[0]), rel, normalize_name(ends[1]))
+        if key not in seen:
+            seen.add(key)
+            triples.append(Triple(ends[0], rel, ends[1]))
+    return Extraction(entities, triples)
 
 
 def may_merge_by_embedding(mention: str, stored: str) -> bool:

@@ -42,6 +42,8 @@ call add_memory with that fact as `text`, or the relevant `messages`.
 home, partner or preference that changed; a correction), call add_memory next time with \
 supersedes=[that id], or update_memory / delete_memory it now. With `inferred: true` the \
 server's LLM already reconciled them.
+- Without a server LLM, pass `relations` when the fact names someone or something by its \
+relation to the user (sister Lena, dog Juno, manager Priya): memory_guide shows how.
 - When a remembered fact is wrong or outdated, update_memory or delete_memory it by id.
 - Memories are scoped by user_id / agent_id / run_id; leave them out to use your own default \
 scope. list_memories pages with `next_cursor`; never try to read everything at once.

@@ -27,6 +27,7 @@ from mem0_mcp.models import (
     Message,
     RestoreResult,
     SearchResult,
+    StatedRelation,
     UpdateResult,
 )
 from mem0_mcp.server.sampling import RequestSamplingLLM, client_supports_sampling
@@ -68,6 +69,17 @@ Infer = Annotated[
         description="true: let an LLM extract facts and reconcile them with stored memories; "
         "false: store the text verbatim. Leave out: the server decides (it infers when it has "
         "an LLM; the result's `inferred` and `reason` say what happened)."
+    ),
+]
+Relations = Annotated[
+    list[StatedRelation] | None,
+    Field(
+        max_length=20,
+        description='Relations you read in this fact, e.g. [{"source": "user", "relationship": '
+        '"has_sister", "destination": "Lena"}] for "Has a sister named Lena": written to the '
+        'graph with this memory as their source, so a question naming Lena by her role ("my '
+        'sister") finds it. Pass them when the server has no LLM (without `inferred: true` '
+        'nobody else extracts them). "user" stands for the user.',
     ),
 ]
 Supersedes = Annotated[
@@ -161,6 +173,7 @@ def add_memory_tool(state: ServerState) -> Tool:
         memory_type: MemoryType = None,
         timestamp: Timestamp = None,
         supersedes: Supersedes = None,
+        relations: Relations = None,
     ) -> AddResult:
         if (text is None) == (messages is None):
             raise ToolError("text/messages: give exactly one of text (one fact) or messages (a conversation)")
@@ -201,6 +214,7 @@ def add_memory_tool(state: ServerState) -> Tool:
                 timestamp=timestamp,
                 progress=progress,
                 supersedes=supersedes,
+                relations=relations,
                 source="agent",
                 use_graph=memory.graph_on(sampling_client=sampling),
             )
@@ -214,7 +228,8 @@ def add_memory_tool(state: ServerState) -> Tool:
         "one fact or `messages` for conversation turns. With a server LLM the facts are extracted "
         "and reconciled with stored ones (ADD / UPDATE / DELETE / NONE); without one the text is "
         "stored verbatim and `related` lists stored memories it may duplicate, refine or "
-        "contradict: if it replaces one, pass that id in `supersedes` (or update/delete it). "
+        "contradict: if it replaces one, pass that id in `supersedes` (or update/delete it); "
+        "pass `relations` for the people, pets and places it names by their relation to the user. "
         "Returns the event per memory with its id (NONE: already stored). Do not store secrets.",
         annotations=tool_hints(read_only=False),
     )
@@ -246,7 +261,7 @@ def search_memory_tool(state: ServerState) -> Tool:
             threshold=threshold,
             include_superseded=include_superseded,
             as_of=as_of,
-            use_graph=memory.graph_on(sampling_client=sampling_client(memory, ctx)),
+            use_graph=memory.graph_reads(sampling_client=sampling_client(memory, ctx)),
         )
 
     search_memory.__annotations__["limit"] = bounded_limit(state.settings, "Most results to return")

@@ -34,6 +34,13 @@ Anthropic", supersedes=["<id of 'Works at Stripe'>"]); it leaves default search,
 the same fact in other words was stored a second time: pass the older one's id in `supersedes` \
 (add the new wording again with supersedes=[id]) so one memory remains.
    - It refines one without replacing it, or is unrelated: nothing to do.
+4. When the fact names a person, pet, place or organization by how it relates to the user or to \
+someone else, pass those relations in `relations` (with no server LLM nobody else reads them): \
+add_memory(text="Has a sister named Lena", relations=[{"source": "user", "relationship": \
+"has_sister", "destination": "Lena", "destination_type": "person"}]), and later \
+add_memory(text="Lena married Tom", relations=[{"source": "Lena", "relationship": "married_to", \
+"destination": "Tom"}]). Then "Where does my sister's husband work?" finds the memories about \
+Tom. Use the same name for the same one each time, and "user" for the user.
 
 When to change:
 - A memory is wrong or outdated: update_memory with the corrected text (history is kept).
