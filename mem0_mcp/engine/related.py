@@ -48,6 +48,9 @@ def related_candidates(
 
     k = MAX_RELATED + spare
     values = scope.model_dump()
+    # A copy holding every journal entry (this process staged its own adds there) serves the
+    # journaled rows too: reading them back from SQLite cost ~0.5 ms of a ~1.7 ms add at 10k.
+    ticket = storage.copy_with_journal()
     for vector in vectors:
         hits = storage.vectors.dense_search(vector, k, values, include_superseded=False, columns=COLUMNS)
         if hits is None:
@@ -60,7 +63,8 @@ def related_candidates(
                 hit.get("event_at"),
                 hit.get("created_at"),
             )
-    if storage.history.has_pending():
+    served = ticket is not None and storage.copy_unchanged(ticket)
+    if not served and storage.history.has_pending():
         # Adds of the last moments, still on their way to the table.
         for pending in storage.history.pending(1000, changes=False):
             row = pending.row
