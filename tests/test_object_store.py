@@ -206,3 +206,36 @@ def test_conflicts_are_retried_a_bounded_number_of_times() -> None:
         retry_conflicts(always, what="test", attempts=3)
     assert len(calls) == 3
     assert not is_conflict(ValueError("no such column"))
+
+
+async def test_health_names_the_store_without_credentials(
+    s3_env: S3Bucket, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx2
+
+    from tests.support.server import fake_server, http_settings, running_http
+
+    caplog.set_level(logging.DEBUG)
+    uri = s3_env.uri()
+    server = fake_server(http_settings(tmp_path / "d", store_uri=uri, store_refresh_seconds=REFRESH))
+    async with running_http(server, "http") as base, httpx2.AsyncClient(timeout=30) as http:
+        reply = await http.get(f"{base}/health")
+    assert reply.json()["store"] == uri
+    assert SECRET_KEY not in reply.text and SECRET_KEY not in caplog.text
+
+
+def test_store_metadata_is_shared_by_the_nodes(s3_env: S3Bucket, tmp_path: Path) -> None:
+    from mem0_mcp.engine.store_meta import read_meta
+    from mem0_mcp.errors import EmbedderMismatchError
+
+    uri = s3_env.uri()
+    a = node(tmp_path / "a", uri)
+    try:
+        a.add("the first memory records the embedder", user_id="u")
+        assert read_meta(a.settings) == {"embedder_model": "fake-bow", "dimension": 64}
+        assert not (tmp_path / "a" / "store.json").exists()
+    finally:
+        a.close()
+    settings = make_settings(tmp_path / "b", store_uri=uri, store_refresh_seconds=REFRESH)
+    with pytest.raises(EmbedderMismatchError, match="fake-other"):
+        Memory(settings, embedder=FakeEmbedder(name="fake-other"))

@@ -62,7 +62,7 @@ def journal_dimension(settings: Settings, vectors: VectorStore) -> int | None:
     if vectors.dimension is not None:
         return vectors.dimension
     try:
-        recorded = read_meta(settings.data_dir).get("dimension")
+        recorded = read_meta(settings).get("dimension")
     except StoreError:
         return None
     return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None
