@@ -13,7 +13,7 @@ import pytest
 
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.memory import Memory
-from mem0_mcp.errors import ConfigError
+from mem0_mcp.errors import ConfigError, NotFoundError
 from mem0_mcp.stores.object_store import is_conflict, retry_conflicts, storage_options
 from tests.support.engine import FakeEmbedder, make_settings
 from tests.support.s3 import SECRET_KEY, S3Bucket, s3_bucket
@@ -75,6 +75,13 @@ def test_round_trip_through_memory(s3_env: S3Bucket, tmp_path: Path) -> None:
     try:
         assert again.get(mid).memory == "I like black coffee in the morning"
         assert len(again.history(mid)) == 4
+        again.reset()
+        assert again.get_all(user_id="u").results == []
+        with pytest.raises(NotFoundError):
+            again.history(mid)
+        from mem0_mcp.engine.store_meta import read_meta
+
+        assert read_meta(again.settings) == {}
     finally:
         again.close()
 
@@ -239,3 +246,16 @@ def test_store_metadata_is_shared_by_the_nodes(s3_env: S3Bucket, tmp_path: Path)
     settings = make_settings(tmp_path / "b", store_uri=uri, store_refresh_seconds=REFRESH)
     with pytest.raises(EmbedderMismatchError, match="fake-other"):
         Memory(settings, embedder=FakeEmbedder(name="fake-other"))
+
+
+def test_doctor_and_reindex_say_they_need_a_data_dir(tmp_path: Path) -> None:
+    import io
+
+    from mem0_mcp.cli.doctor import doctor
+    from mem0_mcp.engine.reindex import reindex
+    from mem0_mcp.errors import StoreError
+
+    settings = make_settings(tmp_path, store_uri="s3://bucket/prefix")
+    assert doctor(settings, repair=False, out=io.StringIO()) == 2
+    with pytest.raises(StoreError, match="MEM0_MCP_STORE_URI"):
+        reindex(settings, embedder=FakeEmbedder())
