@@ -27,6 +27,8 @@ from mem0_mcp.errors import ConfigError
 ENV_PREFIX = "MEM0_MCP_"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
 DEFAULT_EMBEDDER_MODEL = "bundled:all-MiniLM-L6-v2"
+# Object stores STORE_URI may name (LanceDB reads and writes them).
+STORE_SCHEMES = ("s3", "gs", "az")
 _BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
 # HOST or HOST:PORT as a Host header carries it: a DNS name, IPv4, or a bracketed IPv6 address.
 _ALLOWED_HOST = re.compile(
@@ -59,6 +61,22 @@ class Settings(BaseSettings):
 
     # --- storage
     data_dir: Path = Field(default_factory=default_data_dir, description="Folder that holds all state.")
+    store_uri: str | None = Field(
+        None,
+        description="Where what every node shares lives: unset (the default), the data dir; "
+        "s3://bucket/prefix, gs://bucket/prefix or az://container/prefix: the memory table, its "
+        "history and the store metadata as LanceDB tables there, credentials from the provider's "
+        "usual variables (AWS_*, GOOGLE_*, AZURE_*). On object storage adds write the table "
+        "directly (write_behind is off) and there are no file locks; the model cache and the "
+        "graph stay in the data dir of each node.",
+    )
+    store_refresh_seconds: float = Field(
+        1.0,
+        ge=0.0,
+        le=3600.0,
+        description="On object storage (store_uri), the staleness bound: how long a node's reads "
+        "may miss other nodes' writes (it asks the store for a newer version at most this often).",
+    )
 
     # --- embeddings
     embedder: Literal["auto", "onnx", "sentence-transformers"] = Field(
@@ -256,6 +274,21 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else None
 
+    @field_validator("store_uri", mode="before")
+    @classmethod
+    def _store_uri(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        text = str(v).strip()
+        scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+        if scheme not in STORE_SCHEMES or not text.split("://", 1)[1].strip("/"):
+            raise ValueError(
+                f"{text!r} is not an object-store URI: {ENV_PREFIX}STORE_URI takes s3://bucket/prefix, "
+                "gs://bucket/prefix or az://container/prefix; leave it unset to keep the memories in "
+                f"the data dir ({ENV_PREFIX}DATA_DIR)"
+            )
+        return scheme + "://" + text.split("://", 1)[1].rstrip("/")
+
     @field_validator("graph_enabled", mode="before")
     @classmethod
     def _graph_mode(cls, v: Any) -> Any:
@@ -308,6 +341,10 @@ class Settings(BaseSettings):
                 f"setting 'default_limit' ({self.default_limit}) exceeds 'max_limit' ({self.max_limit}): "
                 f"lower {ENV_PREFIX}DEFAULT_LIMIT or raise {ENV_PREFIX}MAX_LIMIT"
             )
+        if self.store_uri is not None and self.write_behind:
+            # No journal on object storage: it is a local SQLite file, and a direct append
+            # there costs what journaling saved.
+            object.__setattr__(self, "write_behind", False)
         return self
 
     @classmethod
@@ -322,6 +359,20 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _ConfigFileSource(settings_cls))
 
     # --- derived paths
+    @property
+    def store_remote(self) -> bool:
+        """Whether the shared state lives on object storage (``store_uri``), not the data dir."""
+        return self.store_uri is not None
+
+    @property
+    def store_shown(self) -> str:
+        """Where the shared state lives, as it may be logged (an object-store URI without
+        credentials or query, else the data dir)."""
+        if self.store_uri is None:
+            return str(self.data_dir)
+        scheme, rest = self.store_uri.split("://", 1)
+        return f"{scheme}://{rest.rsplit('@', 1)[-1].split('?', 1)[0].split('#', 1)[0]}"
+
     @property
     def lance_dir(self) -> Path:
         return self.data_dir / "lancedb"

@@ -37,7 +37,12 @@ ANY_TEXT = {
     "auth_tokens_file",
 }
 # Text settings with rules of their own.
-BAD_TEXT = {"user_id": "   ", "http_path": "mcp", "allowed_hosts": "http://example.com/x"}
+BAD_TEXT = {
+    "user_id": "   ",
+    "http_path": "mcp",
+    "allowed_hosts": "http://example.com/x",
+    "store_uri": "ftp://bucket/prefix",
+}
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -56,6 +56,13 @@ def doctor(
     from mem0_mcp.engine.repair import repair_stores, restore_readable_version
 
     out = out or sys.stdout
+    if settings.store_remote:
+        print(
+            f"mem0-mcp doctor: checks a data dir, not yet a store on object storage "
+            f"({settings.store_shown}); unset MEM0_MCP_STORE_URI to check a data dir",
+            file=sys.stderr,
+        )
+        return 2
     if not settings.data_dir.is_dir():
         print(
             f"mem0-mcp doctor: {settings.data_dir} does not exist (is MEM0_MCP_DATA_DIR right?)",

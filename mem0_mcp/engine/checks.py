@@ -12,7 +12,8 @@ from typing import Any, Literal
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.store_meta import read_meta
 from mem0_mcp.errors import StoreError
-from mem0_mcp.stores.history import QUARANTINE, HistoryStore
+from mem0_mcp.stores.history import QUARANTINE
+from mem0_mcp.stores.history_api import History
 from mem0_mcp.stores.lance_recovery import missing_data_files
 from mem0_mcp.stores.vectors import VectorStore
 
@@ -39,7 +40,7 @@ class Finding:
 
 
 def check_stores(
-    settings: Settings, vectors: VectorStore, history: HistoryStore, read_only: str | None
+    settings: Settings, vectors: VectorStore, history: History, read_only: str | None
 ) -> list[Finding]:
     """Every inconsistency between the stores, most serious first; [] when they agree."""
     found: list[Finding] = []
@@ -61,7 +62,7 @@ def journal_dimension(settings: Settings, vectors: VectorStore) -> int | None:
     if vectors.dimension is not None:
         return vectors.dimension
     try:
-        recorded = read_meta(settings.data_dir).get("dimension")
+        recorded = read_meta(settings).get("dimension")
     except StoreError:
         return None
     return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None
@@ -101,7 +102,7 @@ def _table_findings(vectors: VectorStore) -> list[Finding]:
     return found
 
 
-def _history_findings(settings: Settings, vectors: VectorStore, history: HistoryStore) -> list[Finding]:
+def _history_findings(settings: Settings, vectors: VectorStore, history: History) -> list[Finding]:
     path = settings.history_path
     fix = (
         f"{REPAIR} rebuilds one ADD event per memory from the memory as it is now, marked "
@@ -150,7 +151,7 @@ def unrecorded_changes(rows: list[dict[str, Any]], texts: dict[str, str | None])
 
 
 def _journal_findings(
-    settings: Settings, vectors: VectorStore, history: HistoryStore, read_only: bool
+    settings: Settings, vectors: VectorStore, history: History, read_only: bool
 ) -> list[Finding]:
     path = settings.history_path
     found = []

@@ -81,7 +81,7 @@ class Memory:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._embedder: Embedder = embedder or BackgroundEmbedder.from_settings(settings)
         self._identity = EmbedderIdentity(
-            settings.data_dir,
+            settings,
             self._embedder.name,
             lambda: self.storage.vectors.dimension,
             writable=lambda: self.storage.read_only is None,

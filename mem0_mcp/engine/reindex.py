@@ -149,6 +149,11 @@ def reindex(
     message says what state the store is in). With the recorded model equal to the configured
     one, returns at once (``done=False``) unless ``force``.
     """
+    if settings.store_remote:
+        raise StoreError(
+            f"reindex works on a data dir, not yet on object storage ({settings.store_shown}): "
+            "unset MEM0_MCP_STORE_URI and reindex a local copy (`mem0-mcp export`, then import)"
+        )
     size = batch_size or settings.embedding_batch_size
     if size < 1:
         raise ValueError("batch_size must be at least 1")

@@ -101,7 +101,7 @@ def _put_back(storage: Storage, rows: list[QuarantinedRow], embedder: EmbedderFa
     readable = {q.seq: row for q in rows if (row := _row_of(q)) is not None}
     done = []
     if readable:
-        model = read_meta(settings.data_dir).get("embedder_model")
+        model = read_meta(settings).get("embedder_model")
         emb = embedder()
         if model is not None and model != emb.name:
             return [

@@ -24,7 +24,10 @@ from mem0_mcp.models import Scope
 from mem0_mcp.stores.dense_cache import DenseCache
 from mem0_mcp.stores.filters import compile_filters, scope_clause, sql_str
 from mem0_mcp.stores.history import HistoryStore
+from mem0_mcp.stores.history_api import History
+from mem0_mcp.stores.lance_history import LanceHistory
 from mem0_mcp.stores.locks import WriteLock
+from mem0_mcp.stores.object_store import remote_store
 from mem0_mcp.stores.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
@@ -53,12 +56,15 @@ class Storage:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # On object storage (store_uri): the table and the history there, no file locks, no
+        # journal (settings.write_behind is off), no checks of local files.
+        remote = remote_store(settings)
         # Why writes are refused (a read-only data dir, or a table served at an earlier version);
         # None when they are not. Reads never write, so they work either way.
-        self.read_only = read_only_reason(settings)
+        self.read_only = read_only_reason(settings) if remote is None else None
         unwritable = self.read_only is not None
         self.vectors = VectorStore(
-            settings.lance_dir,
+            remote or settings.lance_dir,
             read_consistency_seconds=settings.read_consistency_seconds,
             dense_cache_rows=settings.dense_cache_rows,
             ann_threshold=settings.ann_index_threshold,
@@ -73,9 +79,13 @@ class Storage:
                 "makes it the newest again"
             )
         # A table served at an earlier version leaves the history writable (the doctor repairs it).
-        self.history = HistoryStore(settings.history_path, read_only=unwritable)
-        self.write_lock = WriteLock(settings.data_dir / "write.lock", refuse=self.read_only)
-        self.journal_lock = WriteLock(settings.data_dir / "journal.lock", refuse=self.read_only)
+        self.history: History = (
+            LanceHistory(remote) if remote else HistoryStore(settings.history_path, read_only=unwritable)
+        )
+        # Threads of this process only on object storage: LanceDB's commits keep nodes apart.
+        locks = None if remote else settings.data_dir
+        self.write_lock = WriteLock(locks and locks / "write.lock", refuse=self.read_only)
+        self.journal_lock = WriteLock(locks and locks / "journal.lock", refuse=self.read_only)
         self._writes_since_optimize = 0
         self._commits_since_index = 0
         self._optimizing = threading.Lock()
@@ -84,7 +94,9 @@ class Storage:
         self.mover = JournalMover(self.move_journal)
         # The stores checked against each other, one warning line per problem (`mem0-mcp doctor`
         # prints the same and repairs what it can).
-        self.findings: list[Finding] = check_stores(settings, self.vectors, self.history, self.read_only)
+        self.findings: list[Finding] = (
+            [] if remote else check_stores(settings, self.vectors, self.history, self.read_only)
+        )
         log_findings(self.findings)
         if self.read_only is None and self.history.has_pending():
             # A process that stopped before moving its journaled adds into the table.

@@ -282,7 +282,7 @@ def export_memories(
         version=VERSION,
         exported_at=now_iso(),
         embedder=memory.embedder.name,
-        dimension=read_meta(memory.settings.data_dir).get("dimension") or storage.vectors.dimension,
+        dimension=read_meta(memory.settings).get("dimension") or storage.vectors.dimension,
         memories=counts.memories,
         deleted=counts.deleted,
         entities=counts.entities,
@@ -386,11 +386,12 @@ def _first_error(exc: ValidationError) -> str:
 
 def _embedder(memory: Memory) -> Callable[[Sequence[str]], np.ndarray]:
     """The engine's embedder, with the data dir's dimension checked (and recorded when new)."""
-    data_dir = memory.settings.data_dir
+    settings = memory.settings
+    data_dir = settings.store_shown
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         vectors = np.asarray(memory.embedder.embed(list(texts)), dtype=np.float32)
-        meta = read_meta(data_dir)
+        meta = read_meta(settings)
         stored = meta.get("dimension") or memory.storage.vectors.dimension
         if stored is not None and int(stored) != vectors.shape[1]:
             raise EmbedderMismatchError(
@@ -398,7 +399,7 @@ def _embedder(memory: Memory) -> Callable[[Sequence[str]], np.ndarray]:
                 f"{vectors.shape[1]}-d ones: import into another MEM0_MCP_DATA_DIR or configure its model"
             )
         if not meta:
-            write_meta(data_dir, {"embedder_model": memory.embedder.name, "dimension": int(vectors.shape[1])})
+            write_meta(settings, {"embedder_model": memory.embedder.name, "dimension": int(vectors.shape[1])})
         return vectors
 
     return embed

@@ -27,7 +27,8 @@ from contextlib import nullcontext
 import numpy as np
 
 from mem0_mcp.stores.filters import sql_str
-from mem0_mcp.stores.history import HistoryStore, PendingRow
+from mem0_mcp.stores.history import PendingRow
+from mem0_mcp.stores.history_api import History
 from mem0_mcp.stores.locks import WriteLock
 from mem0_mcp.stores.vectors import VectorStore
 
@@ -43,7 +44,7 @@ LINGER_SECONDS = 0.1
 
 
 def move_journal(
-    history: HistoryStore,
+    history: History,
     vectors: VectorStore,
     *,
     on_moved: Callable[[int], None] | None = None,

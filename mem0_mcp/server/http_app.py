@@ -39,7 +39,7 @@ def add_health_route(server: MemoryServer) -> None:
                 "engine": status,
                 "version": __version__,
                 # Which store this node serves, so a balancer's operator can tell nodes apart.
-                "store": str(settings.data_dir),
+                "store": settings.store_shown,
                 "stateless": settings.http_stateless,
             },
             status_code=200 if status != "failed" else 503,

@@ -15,11 +15,14 @@ from mem0_mcp.errors import StoreError
 
 class WriteLock:
     """``refuse``: a data dir that cannot be written (read-only): every ``hold()`` raises a
-    StoreError with that message instead, so a write fails before it has written anything."""
+    StoreError with that message instead, so a write fails before it has written anything.
 
-    def __init__(self, path: Path, *, refuse: str | None = None) -> None:
+    ``path`` None: threads of this process only (a store on object storage, where LanceDB's
+    commits are what keeps writers of several nodes apart)."""
+
+    def __init__(self, path: Path | None, *, refuse: str | None = None) -> None:
         self._refuse = refuse
-        if refuse is None:
+        if refuse is None and path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._thread_lock = threading.RLock()
@@ -31,7 +34,7 @@ class WriteLock:
         if self._refuse is not None:
             raise StoreError(self._refuse)
         with self._thread_lock:
-            if self._depth == 0:
+            if self._depth == 0 and self._path is not None:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
             self._depth += 1

@@ -20,14 +20,21 @@ from typing import Any
 
 import lancedb
 import numpy as np
-import pyarrow as pa
 from lancedb.index import FTS, BTree, IvfPq
 
 from mem0_mcp.errors import StoreError
-from mem0_mcp.stores.columns import RESULT_COLUMNS, ROW_COLUMNS, SCOPE_COLUMNS
+from mem0_mcp.stores.columns import (
+    NEIGHBOURS_FIELD,
+    RESULT_COLUMNS,
+    ROW_COLUMNS,
+    SCOPE_COLUMNS,
+    memory_schema,
+    rows_to_arrow,
+)
 from mem0_mcp.stores.dense_cache import DenseCache
 from mem0_mcp.stores.filters import sql_str
 from mem0_mcp.stores.lance_recovery import Fallback, close_view, missing_file_error, open_readable_version
+from mem0_mcp.stores.object_store import RemoteStore, retry_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -38,25 +45,10 @@ FULL_CHECK_SECONDS = 1.0
 SYNC_RELOAD_ROWS = 20_000
 
 
-# The texts of the messages beside a row in its add, as the row's vector was made from them.
-NEIGHBOURS_FIELD = pa.field("neighbours", pa.list_(pa.string()), nullable=True)
-
-
-def memory_schema(dimension: int) -> pa.Schema:
-    text = pa.string()
-    fields = [
-        pa.field(c, text, nullable=c not in ("id", "memory", "hash", "search_text")) for c in ROW_COLUMNS
-    ]
-    fields[ROW_COLUMNS.index("metadata")] = pa.field("metadata", pa.json_(pa.utf8()), nullable=True)
-    fields[ROW_COLUMNS.index("neighbours")] = NEIGHBOURS_FIELD
-    fields.append(pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False))
-    return pa.schema(fields)
-
-
 class VectorStore:
     def __init__(
         self,
-        path: Path,
+        path: Path | RemoteStore,
         *,
         read_consistency_seconds: float = 0.0,
         dense_cache_rows: int = 0,
@@ -64,13 +56,21 @@ class VectorStore:
         ann_nprobe: int = 32,
         read_only: bool = False,
     ) -> None:
-        """``read_only``: a data dir that cannot be written (no folder created, no column added)."""
+        """``read_only``: a data dir that cannot be written (no folder made, no column added);
+        ``path`` a RemoteStore: on object storage, read within its refresh bound."""
         self.read_only = read_only
-        if not read_only:
-            path.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(
-            str(path), read_consistency_interval=timedelta(seconds=read_consistency_seconds)
-        )
+        self.remote = path if isinstance(path, RemoteStore) else None
+        if isinstance(path, RemoteStore):
+            self._db = path.connect()
+            self._dataset_uri = f"{path.uri}/{TABLE}.lance"
+            path = Path(TABLE)  # never statted: _versions_stamp asks LanceDB on a remote store
+        else:
+            if not read_only:
+                path.mkdir(parents=True, exist_ok=True)
+            self._db = lancedb.connect(
+                str(path), read_consistency_interval=timedelta(seconds=read_consistency_seconds)
+            )
+            self._dataset_uri = str(path / f"{TABLE}.lance")
         self._table: Any = None
         self._create_lock = threading.Lock()
         self._dense_cache_rows = dense_cache_rows
@@ -103,8 +103,11 @@ class VectorStore:
             self._table = None
             return
         except Exception as exc:  # a damaged manifest: serve the newest readable version
+            if self.remote is not None:
+                raise StoreError(f"cannot open the memory table of {self.remote.shown}: {exc}") from exc
             tbl, self.fallback = open_readable_version(self.dataset_dir, TABLE, exc)
             self._versions_dir = self.fallback.view / "_versions"
+            self._dataset_uri = str(self.fallback.view)
             logger.warning(
                 "memory table: version %d of %s is unreadable (%s): serving version %d read-only "
                 "(writes are refused); `mem0-mcp doctor --repair` makes version %d the newest again",
@@ -203,7 +206,7 @@ class VectorStore:
     def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
         tbl = self.ensure_table(int(vectors.shape[1]))
         with self._cache_io:
-            after = _version_of(tbl.add(_arrow(rows, vectors)), tbl)
+            after = _version_of(tbl.add(rows_to_arrow(rows, vectors)), tbl)
             if self._cache is not None and self._cache.follows(after):
                 self._cache.add(rows, vectors, after)
                 self._note_own_write(after)
@@ -212,7 +215,10 @@ class VectorStore:
         """Rewrite whole rows by id (metadata a dict) in one commit."""
         tbl = self.table
         with self._cache_io:
-            merged = tbl.merge_insert("id").when_matched_update_all().execute(_arrow(rows, vectors))
+            data = rows_to_arrow(rows, vectors)
+            merged = retry_conflicts(
+                lambda: tbl.merge_insert("id").when_matched_update_all().execute(data), what="replace"
+            )
             after = _version_of(merged, tbl)
             if self._cache is not None and self._cache.follows(after):
                 self._cache.delete([r["id"] for r in rows], after)
@@ -228,7 +234,10 @@ class VectorStore:
             values["vector"] = np.asarray(values["vector"], dtype=np.float32).tolist()
         tbl = self.table
         with self._cache_io:
-            after = _version_of(tbl.update(where=f"id = {sql_str(memory_id)}", values=values), tbl)
+            done = retry_conflicts(
+                lambda: tbl.update(where=f"id = {sql_str(memory_id)}", values=values), what="update"
+            )
+            after = _version_of(done, tbl)
             if self._cache is not None and self._cache.follows(after):
                 self._cache.update(memory_id, cached, after)
                 self._note_own_write(after)
@@ -239,7 +248,7 @@ class VectorStore:
         if tbl is None:
             return
         with self._cache_io:
-            after = _version_of(tbl.delete(where), tbl)
+            after = _version_of(retry_conflicts(lambda: tbl.delete(where), what="delete"), tbl)
             if self._cache is not None:
                 if ids is not None and self._cache.follows(after):
                     self._cache.delete(ids, after)
@@ -262,9 +271,9 @@ class VectorStore:
         try:
             import lance
 
-            self._cache.note_fragments(
-                version, lance.dataset(str(self._versions_dir.parent), version=version)
-            )
+            options = dict(self.remote.options) if self.remote is not None else None
+            dataset = lance.dataset(self._dataset_uri, version=version, storage_options=options)
+            self._cache.note_fragments(version, dataset)
         except Exception as exc:  # the copy then reloads on another process's write, as before
             logger.debug("cannot read the fragments of version %s: %s", version, exc)
 
@@ -326,6 +335,9 @@ class VectorStore:
             return q.to_list()
 
     def _versions_stamp(self) -> tuple[int, int, int] | None:
+        if self.remote is not None:
+            # LanceDB asks the store for a newer version at most once per refresh bound.
+            return None
         try:
             st = os.stat(self._versions_dir)
         except OSError:
@@ -580,18 +592,6 @@ class VectorStore:
                 )
         except Exception as exc:
             logger.warning("optimizing the memory table failed (will retry later): %s", exc)
-
-
-def _arrow(rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> pa.Table:
-    # Our own schema, not the table's (which reports the JSON column in its storage type).
-    dimension = int(vectors.shape[1])
-    schema = memory_schema(dimension)
-    data = {c: [r.get(c) for r in rows] for c in ROW_COLUMNS}
-    data["metadata"] = [json.dumps(r.get("metadata") or {}) for r in rows]
-    arrays = [pa.array(data[c], type=schema.field(c).type) for c in ROW_COLUMNS]
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), type=pa.float32())
-    arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimension))
-    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _version_of(result: Any, tbl: Any) -> int:
