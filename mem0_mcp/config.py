@@ -397,6 +397,12 @@ class Settings(BaseSettings):
         return self.graph_log_path.exists() or self.graph_dir.exists()
 
     @property
+    def graph_may_exist(self) -> bool:
+        """Whether a graph may have been written: in this data dir, or on object storage by any
+        node (each node derives its graph from the shared feed, graph/shared.py)."""
+        return self.store_uri is not None or self.graph_on_disk
+
+    @property
     def models_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
 

@@ -232,7 +232,7 @@ class Memory:
         """Whether search reads the graph: ``graph_on``, or 'auto' without an LLM once relations
         were written to it (add_relation, add's ``relations``: the agent built it)."""
         written = self.settings.graph_enabled == "auto" and (
-            self._graph is not None or self.settings.graph_on_disk
+            self._graph is not None or self.settings.graph_may_exist
         )
         return self.graph_on(sampling_client=sampling_client) or written
 
@@ -552,7 +552,7 @@ class Memory:
 
     def _graph_kept(self) -> GraphMemory | None:
         """``graph`` for deletes to clean, unless 'auto' without an LLM never wrote one to disk."""
-        on = self.graph_on() or self._graph is not None or self.settings.graph_on_disk
+        on = self.graph_on() or self._graph is not None or self.settings.graph_may_exist
         return self.graph if on else None
 
     # ------------------------------------------------------------------ misc

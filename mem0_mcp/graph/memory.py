@@ -32,7 +32,6 @@ from mem0_mcp.graph.extraction import (
     EXPLICIT_SOURCE,
     Extraction,
     GraphExtractor,
-    Triple,
     load_graph_prompts,
     normalize_name,
     normalize_relation,
@@ -40,9 +39,18 @@ from mem0_mcp.graph.extraction import (
     transcript,
 )
 from mem0_mcp.graph.links import memory_links
-from mem0_mcp.graph.prepared import Mention, PreparedAdd, materialize, resolve_mentions, upsert, with_merges
+from mem0_mcp.graph.prepared import (
+    Mention,
+    PreparedAdd,
+    materialize,
+    prepare_add,
+    resolve_mentions,
+    upsert,
+    with_merges,
+)
 from mem0_mcp.graph.queue import GraphQueue, QueuedAdd
 from mem0_mcp.graph.reads import entity_view, shortest_path
+from mem0_mcp.graph.shared import SharedGraph, relations_body
 from mem0_mcp.graph.store import GraphStore, QueryRow, open_graph_store
 from mem0_mcp.graph.timeline import read_as_of, relations_at
 from mem0_mcp.graph.validation import (
@@ -62,8 +70,8 @@ from mem0_mcp.models import (
     Message,
     Scope,
     UpdateResult,
-    Usage,
 )
+from mem0_mcp.stores.object_store import remote_store
 
 if TYPE_CHECKING:
     from mem0_mcp.config import Settings
@@ -162,6 +170,8 @@ class GraphMemory:
         self._extractor: GraphExtractor | None = None
         self._extractor_lock = threading.Lock()
         self.queue = GraphQueue(store, self._do_queued)
+        # On object storage: the feed other nodes publish their graph changes to (graph/shared).
+        self.shared: SharedGraph | None = None
 
     @classmethod
     def open(
@@ -171,8 +181,13 @@ class GraphMemory:
         written; graph writes then raise ``StoreError``). In the background it reads the graph in
         and takes over queued work a stopped process left."""
         graph = cls(settings, open_graph_store(settings, read_only=read_only), embed=embed, llm=llm)
+        remote = remote_store(settings)
+        if remote is not None:
+            graph.shared = SharedGraph.open(remote, settings.data_dir, settings.store_refresh_seconds)
         if not read_only:
             graph.warm_up()
+            if graph.shared is not None:
+                graph.shared.start(graph)
         return graph
 
     def warm_up(self) -> None:
@@ -211,12 +226,16 @@ class GraphMemory:
         """Let queued graph work finish (bounded; the rest stays queued), stop the worker threads
         and close the store."""
         self.queue.close()
+        if self.shared is not None:
+            self.shared.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
     def reset(self) -> None:
-        """Delete the whole graph (every scope)."""
+        """Delete the whole graph (every scope; every node's, on object storage)."""
         self.store.reset()
+        if self.shared is not None:
+            self.shared.reset()
 
     def extractor(self) -> GraphExtractor | None:
         """The extractor for the current LLM backend; None when there is none."""
@@ -250,43 +269,14 @@ class GraphMemory:
         return GraphJob(self, scope, future=self._pool.submit(run), event_at=event_at, text=text)
 
     def prepare(self, extractor: GraphExtractor, text: str, scope: Scope) -> PreparedAdd:
-        """Extract from ``text``, resolve the mentions against the stored entities and ask which
-        stored relations the new ones contradict; writes nothing. Raises ``LLMError``."""
-        extraction = extractor.extract(text, self_name(scope))
-        usage = Usage(**extraction.usage.model_dump())
-        if not extraction.relations:
-            return PreparedAdd(extraction, {}, [], {}, usage)
-        with self.store.burst():
-            resolved = self._resolve(extraction.entities, scope)
-            known = [r.entity.id for r in resolved.values() if r.entity is not None]
-            existing = self.store.relations(scope, known, depth=1) if known else []
-        existing = [r for r in existing if _same_scope(r, scope)]
-        invalidate: dict[str, str] = {}
-        new_keys = {self._key(t, resolved) for t in extraction.relations}
-        # A stored relation the new ones repeat cannot be contradicted by them.
-        candidates = [r for r in existing if (r.source_id, r.relation, r.destination_id) not in new_keys]
-        if candidates:
-            triples = [Triple(r.source, r.relation, r.destination) for r in candidates]
-            try:
-                picked = extractor.contradicted(triples, extraction.relations, text, usage)
-            except Exception as exc:
-                logger.warning("graph: contradiction check failed, nothing invalidated: %s", exc)
-                picked = {}
-            invalidate = {candidates[i].id: reason for i, reason in picked.items()}
-        return PreparedAdd(extraction, resolved, existing, invalidate, usage)
+        """``prepare_add`` on this graph. Raises ``LLMError``."""
+        return prepare_add(self.store, self.resolve, extractor, text, scope)
 
-    @staticmethod
-    def _key(t: Triple, resolved: dict[str, Mention]) -> tuple[str | None, str, str | None]:
-        s, d = resolved.get(t.source), resolved.get(t.destination)
-        return (
-            s.entity.id if s and s.entity else None,
-            t.relation,
-            d.entity.id if d and d.entity else None,
-        )
-
-    def _resolve(
+    def resolve(
         self, entities: dict[str, str], scope: Scope, *, by_embedding: bool = True
     ) -> dict[str, Mention]:
+        """The stored entities ``entities`` (name -> type) stand for in the scope (by name or
+        alias; by name embedding unless ``by_embedding`` is false), or to be created."""
         names = list(entities)
         vectors = np.asarray(self._embed(names), dtype=np.float32)
         return resolve_mentions(
@@ -305,11 +295,13 @@ class GraphMemory:
         event_at: str | None = None,
         *,
         job: int | None = None,
+        publish: bool = True,
     ) -> list[GraphRelation]:
         """Write a prepared extraction in one burst, ``memory_ids`` as the relations' sources and
         ``event_at`` (when those memories happened; None: now) as when the new relations began
         and the contradicted ones ended; ``job``: the queued work this is, marked done in the same
-        write. Returns the relations touched, each with its event. Raises ``StoreError``."""
+        write; ``publish``: tell the other nodes (false: it came from them). Returns the
+        relations touched, each with its event. Raises ``StoreError``."""
         out: list[GraphRelation] = []
         if not prepared.extraction.relations and not prepared.invalidate:
             if job is not None:
@@ -318,12 +310,13 @@ class GraphMemory:
         now = now_iso()  # the write time: created_at of what is new
         when = event_at or now
         with self.store.burst(write=True):
-            if job is not None:
-                # Queued work: a memory deleted meanwhile (by any process) is not written back.
+            if job is not None or not publish:
+                # Queued or another node's work: a memory deleted meanwhile is not written back.
                 gone = self.store.deleted_memories(memory_ids)
                 memory_ids = [m for m in memory_ids if m not in gone]
                 if not memory_ids:
-                    self.store.finish_job(job)
+                    if job is not None:
+                        self.store.finish_job(job)
                     return out
             ids = materialize(self.store, prepared.resolved, scope, now)
             for t in prepared.extraction.relations:
@@ -347,6 +340,8 @@ class GraphMemory:
                 )
             if job is not None:
                 self.store.finish_job(job)
+        if publish:
+            self._publish("relations", relations_body(prepared, scope, memory_ids, event_at))
         return out
 
     # ------------------------------------------------------------------ explicit writes (no LLM)
@@ -359,6 +354,7 @@ class GraphMemory:
         *,
         source_type: str | None = None,
         destination_type: str | None = None,
+        publish: bool = True,
     ) -> GraphRelation:
         """Write source -relation-> destination into the scope (no LLM); the relation with event
         ADD (new) or NONE (already there), and ``merged`` when a name was an alias of an entity of
@@ -374,10 +370,13 @@ class GraphMemory:
         entities = {src: entity_type(source_type), dst: entity_type(destination_type)}
         now = now_iso()
         with self.store.burst(write=True):
-            resolved = self._resolve(entities, scope, by_embedding=False)
+            resolved = self.resolve(entities, scope, by_embedding=False)
             ids = materialize(self.store, resolved, scope, now)
             made = upsert(self.store, scope, ids[src], rel, ids[dst], [EXPLICIT_SOURCE], now)
-            return with_merges(made, resolved[src], resolved[dst])
+        if publish:
+            ends = {"source": src, "relation": rel, "destination": dst, "scope": scope.as_dict()}
+            self._publish("relate", ends | {"source_type": source_type, "destination_type": destination_type})
+        return with_merges(made, resolved[src], resolved[dst])
 
     def write_stated(
         self, extraction: Extraction, scope: Scope, memory_ids: Sequence[str], event_at: str | None
@@ -387,8 +386,8 @@ class GraphMemory:
         links find them; names match stored entities exactly (as ``relate``). Raises
         ``StoreError``."""
         with self.store.burst():
-            resolved = self._resolve(extraction.entities, scope, by_embedding=False)
-        return self.apply(PreparedAdd(extraction, resolved, [], {}), scope, memory_ids, event_at)
+            resolved = self.resolve(extraction.entities, scope, by_embedding=False)
+        return self.apply(PreparedAdd(extraction, resolved, [], {}, exact=True), scope, memory_ids, event_at)
 
     def add_relation(
         self,
@@ -405,7 +404,9 @@ class GraphMemory:
             source, relation, destination, scope, source_type=source_type, destination_type=destination_type
         ).model_dump()
 
-    def delete_relation(self, source: str, relation: str, destination: str, scope: Scope) -> int:
+    def delete_relation(
+        self, source: str, relation: str, destination: str, scope: Scope, *, publish: bool = True
+    ) -> int:
         """Delete the valid relation(s) source -relation-> destination of the scope; the count.
         The names match by normalized name or alias only, never by embedding (as ``relate``).
         Raises ``InvalidInputError``, ``StoreError``."""
@@ -420,7 +421,14 @@ class GraphMemory:
                 if found is not None:
                     self.store.delete_relation(found.id)
                     deleted = 1
+        if deleted and publish:
+            names = {"source": src, "relation": rel, "destination": dst}
+            self._publish("unrelate", names | {"scope": scope.as_dict()})
         return deleted
+
+    def _publish(self, op: str, body: dict[str, object]) -> None:
+        if self.shared is not None:
+            self.shared.publish(op, body)
 
     # ------------------------------------------------------------------ deletes from the engine
     def forget_memory(self, memory_id: str) -> None:
@@ -431,6 +439,7 @@ class GraphMemory:
             n = self.store.forget_source(memory_id, deleted=True)
             if n:
                 logger.info("graph: %d relation(s) sourced only from memory %s removed", n, memory_id)
+            self._publish("forget", {"memory_id": memory_id, "deleted": True})
         except Exception:
             logger.exception("graph: removing the relations of memory %s failed", memory_id)
 
@@ -448,6 +457,7 @@ class GraphMemory:
         try:
             self.queue.settle()  # the add's own queued graph part first, then its replacement
             self.store.forget_source(memory.id)
+            self._publish("forget", {"memory_id": memory.id, "deleted": False})
             prepared = self.prepare(extractor, memory.memory, scope)
             out.relations = self.apply(prepared, scope, [memory.id], memory.event_at or memory.created_at)
         except Exception as exc:
@@ -463,6 +473,7 @@ class GraphMemory:
         try:
             self.queue.settle()
             self.store.delete_scope(scope)
+            self._publish("delete_scope", {"scope": scope.as_dict()})
         except Exception:
             logger.exception("graph: clearing scope %s failed", scope.as_dict())
 
@@ -573,7 +584,3 @@ class GraphMemory:
         """``links.memory_links`` on this graph: memory id -> 1.0 for the memories about an entity
         the query names by its role ("my sister", "the user's dog"). Raises ``StoreError``."""
         return memory_links(self.store, scope, query)
-
-
-def _same_scope(r: GraphRelation, scope: Scope) -> bool:
-    return (r.user_id, r.agent_id, r.run_id) == (scope.user_id, scope.agent_id, scope.run_id)

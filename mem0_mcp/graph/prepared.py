@@ -1,19 +1,22 @@
 """Mentions become entities: resolved against the stored graph, created, related.
 
-An add's graph half is prepared before the memory ids exist (``PreparedAdd``) and written later;
+An add's graph half is prepared before the memory ids exist (``prepare_add``) and written later;
 ``add_relation`` resolves and writes at once. Both go through the functions here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mem0_mcp.graph.extraction import Extraction, normalize_name
+from mem0_mcp.graph.extraction import Extraction, GraphExtractor, Triple, normalize_name, self_name
 from mem0_mcp.graph.store import GraphStore
 from mem0_mcp.graph.validation import may_merge_by_embedding
 from mem0_mcp.models import EntityMerge, GraphEntity, GraphRelation, Scope, Usage
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class PreparedAdd:
     existing: list[GraphRelation]
     invalidate: dict[str, str]  # relation id -> reason
     usage: Usage = field(default_factory=Usage)
+    exact: bool = False  # names match stored entities by name or alias only (a caller's relations)
 
 
 def resolve_mentions(
@@ -124,3 +128,49 @@ def upsert(
         return found.model_copy(update={"sources": merged, "event": "NONE"})
     created = store.create_relation(scope, src, relation, dst, sources, now, valid_from)
     return created.model_copy(update={"event": "ADD"})
+
+
+def prepare_add(
+    store: GraphStore,
+    resolve: Callable[[dict[str, str], Scope], dict[str, Mention]],
+    extractor: GraphExtractor,
+    text: str,
+    scope: Scope,
+) -> PreparedAdd:
+    """Extract from ``text``, resolve the mentions against the stored entities (``resolve``) and
+    ask which stored relations the new ones contradict; writes nothing. Raises ``LLMError``."""
+    extraction = extractor.extract(text, self_name(scope))
+    usage = Usage(**extraction.usage.model_dump())
+    if not extraction.relations:
+        return PreparedAdd(extraction, {}, [], {}, usage)
+    with store.burst():
+        resolved = resolve(extraction.entities, scope)
+        known = [r.entity.id for r in resolved.values() if r.entity is not None]
+        existing = store.relations(scope, known, depth=1) if known else []
+    existing = [r for r in existing if _same_scope(r, scope)]
+    invalidate: dict[str, str] = {}
+    new_keys = {_key(t, resolved) for t in extraction.relations}
+    # A stored relation the new ones repeat cannot be contradicted by them.
+    candidates = [r for r in existing if (r.source_id, r.relation, r.destination_id) not in new_keys]
+    if candidates:
+        triples = [Triple(r.source, r.relation, r.destination) for r in candidates]
+        try:
+            picked = extractor.contradicted(triples, extraction.relations, text, usage)
+        except Exception as exc:
+            logger.warning("graph: contradiction check failed, nothing invalidated: %s", exc)
+            picked = {}
+        invalidate = {candidates[i].id: reason for i, reason in picked.items()}
+    return PreparedAdd(extraction, resolved, existing, invalidate, usage)
+
+
+def _key(t: Triple, resolved: dict[str, Mention]) -> tuple[str | None, str, str | None]:
+    s, d = resolved.get(t.source), resolved.get(t.destination)
+    return (
+        s.entity.id if s and s.entity else None,
+        t.relation,
+        d.entity.id if d and d.entity else None,
+    )
+
+
+def _same_scope(r: GraphRelation, scope: Scope) -> bool:
+    return (r.user_id, r.agent_id, r.run_id) == (scope.user_id, scope.agent_id, scope.run_id)
