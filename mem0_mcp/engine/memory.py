@@ -419,7 +419,7 @@ class Memory:
             if row is not None and in_scope(row, scope):
                 raise StoreError(
                     f"memory_id: memory {key} exists but has no history: "
-                    f"{self.settings.history_path} was deleted or emptied after it was stored; "
+                    f"the history of {self.settings.store_shown} lost it after it was stored; "
                     "changes from now on are recorded"
                 )
         # A deleted memory has no row: its history rows carry the scope instead.

@@ -154,7 +154,14 @@ class LanceHistory(NoJournal):
         row[SNAPSHOT] = json.dumps(snapshot, separators=(",", ":"), default=str) if snapshot else None
         return row
 
-    def _select(self, where: str | None, columns: Sequence[str], limit: int | None = None) -> list[dict]:
+    def _select(
+        self, where: str | None, columns: Sequence[str], limit: int | None = None, *, fresh: bool = False
+    ) -> list[dict]:
+        """Rows by ``seq``; ``fresh``: from the newest version, not the one read within the
+        refresh bound (a read that decides something about a memory another node just wrote:
+        its row may already be visible here, through the memory table, before its history is)."""
+        if fresh:
+            self._table.checkout_latest()
         q = self._table.search().select(list(columns))
         if where:
             q = q.where(where)
@@ -171,7 +178,8 @@ class LanceHistory(NoJournal):
         return int(self._table.count_rows()) == 0
 
     def get(self, memory_id: str) -> list[HistoryEntry]:
-        return [self._entry(r) for r in self._select(f"memory_id = {sql_str(memory_id)}", _ENTRY_COLUMNS)]
+        where = f"memory_id = {sql_str(memory_id)}"
+        return [self._entry(r) for r in self._select(where, _ENTRY_COLUMNS, fresh=True)]
 
     def events(self) -> list[tuple[HistoryEntry, dict[str, Any] | None]]:
         """Every event of every memory, oldest first, each with the row as it was before it."""
@@ -185,7 +193,7 @@ class LanceHistory(NoJournal):
         ids = {k: v for k, v in scope.items() if k in ("user_id", "agent_id", "run_id") and v}
         where = " AND ".join(f"{k} = {sql_str(v)}" for k, v in ids.items())
         clause = "event = 'DELETE'" + (f" AND {where}" if where else "")
-        deleted = {r["memory_id"] for r in self._select(clause, ["seq", "memory_id"])}
+        deleted = {r["memory_id"] for r in self._select(clause, ["seq", "memory_id"], fresh=True)}
         if not deleted:
             return []
         latest: dict[str, dict] = {}
@@ -199,7 +207,7 @@ class LanceHistory(NoJournal):
     def latest_change(self, memory_id: str) -> tuple[HistoryEntry, dict[str, Any] | None] | None:
         """The newest event of a memory other than its ADD, and the row as it was before it."""
         rows = self._select(
-            f"memory_id = {sql_str(memory_id)} AND event != 'ADD'", [*_ENTRY_COLUMNS, SNAPSHOT]
+            f"memory_id = {sql_str(memory_id)} AND event != 'ADD'", [*_ENTRY_COLUMNS, SNAPSHOT], fresh=True
         )
         if not rows:
             return None
