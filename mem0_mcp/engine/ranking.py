@@ -178,6 +178,8 @@ def pass_to_successors(
     row of the live memory at the end of its chain; a superseded memory without one (its
     replacement was deleted) just leaves the list.
     """
+    if not successors and not any(c.row.get("superseded_at") for c in ranked):
+        return list(ranked)  # nothing superseded among them: ranked as fused (the usual case)
     by_id = {str(c.row["id"]): c for c in ranked if not c.row.get("superseded_at")}
     for cand in ranked:
         if not cand.row.get("superseded_at"):

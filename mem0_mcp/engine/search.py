@@ -216,9 +216,11 @@ class Searcher:
     ) -> dict[str, dict[str, Any]]:
         """Superseded candidate id -> the row of the live memory its chain of replacements ends
         at; a chain ending at a deleted memory or outside the scope is left out."""
-        rows: dict[str, Mapping[str, Any]] = {str(c.row["id"]): c.row for c in ranked}
         pending = {str(c.row["id"]): c.row.get("superseded_by") for c in ranked if c.row.get("superseded_at")}
         out: dict[str, dict[str, Any]] = {}
+        if not pending:
+            return out
+        rows: dict[str, Mapping[str, Any]] = {str(c.row["id"]): c.row for c in ranked}
         for _ in range(MAX_CHAIN):
             missing = sorted({str(p) for p in pending.values() if p and str(p) not in rows})
             if missing:
