@@ -72,6 +72,7 @@ class GraphFeed:
         self._db = remote.connect()
         self._table: Any = None
         self._lock = threading.Lock()
+        self._read_version: int | None = None  # the table version the last ``after`` read
 
     def _open(self, *, create: bool) -> Any:
         with self._lock:
@@ -98,11 +99,17 @@ class GraphFeed:
 
     def after(self, seq: int) -> list[FeedRow]:
         """Rows from ``seq`` less the overlap on, oldest first (rows of every node, this one's
-        too: the caller skips what it applied). Raises ``StoreError``."""
+        too: the caller skips what it applied); none when nothing was committed since the last
+        call. Raises ``StoreError``."""
         try:
             table = self._open(create=False)
             if table is None:
                 return []
+            # Nothing committed since the last read: no scan (a node polls every refresh).
+            version = int(table.version)
+            if version == self._read_version:
+                return []
+            self._read_version = version
             floor = max(0, seq - (int(OVERLAP_SECONDS * 1e6) << 10))
             found = table.search().where(f"seq >= {floor}").limit(None).to_list()
         except Exception as exc:
