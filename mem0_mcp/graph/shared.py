@@ -220,6 +220,7 @@ class SharedGraph:
             while not self._stop.is_set():
                 try:
                     self.follow(graph)
+                    self.feed.compact_if_due()
                 except Exception:
                     logger.exception("graph feed: following failed; retrying")
                 self._stop.wait(self.every)

@@ -31,6 +31,8 @@ from mem0_mcp.stores.object_store import RemoteStore, retry_conflicts
 TABLE = "graph_feed"
 # How far back (by the writers' clocks) a reader looks again for rows committed after it read.
 OVERLAP_SECONDS = 120.0
+# Appends of this node between compactions of the table (each append is a small file of its own).
+COMPACT_EVERY = 256
 SCHEMA = pa.schema(
     [
         pa.field("seq", pa.int64(), nullable=False),
@@ -73,6 +75,7 @@ class GraphFeed:
         self._table: Any = None
         self._lock = threading.Lock()
         self._read_version: int | None = None  # the table version the last ``after`` read
+        self._appends = 0
 
     def _open(self, *, create: bool) -> Any:
         with self._lock:
@@ -92,6 +95,7 @@ class GraphFeed:
         try:
             table = self._open(create=True)
             retry_conflicts(lambda: table.add(pa.Table.from_pylist(data, schema=SCHEMA)), what="graph feed")
+            self._appends += 1
         except Exception as exc:
             where = self.remote.shown
             raise StoreError(f"graph feed on {where}: the change was not published ({exc})") from exc
@@ -116,6 +120,22 @@ class GraphFeed:
             raise StoreError(f"graph feed on {self.remote.shown}: cannot be read ({exc})") from exc
         rows = [FeedRow(r["seq"], r["id"], r["node"], r["op"], json.loads(r["body"])) for r in found]
         return sorted(rows, key=lambda r: (r.seq, r.id))
+
+    def compact_if_due(self) -> bool:
+        """Merge the table's small files once this node appended ``COMPACT_EVERY`` rows since the
+        last time (several nodes may; a lost commit race is retried); whether it ran. Raises
+        ``StoreError``."""
+        if self._appends < COMPACT_EVERY:
+            return False
+        table = self._open(create=False)
+        if table is None:
+            return False
+        try:
+            retry_conflicts(table.optimize, what="graph feed compaction")
+        except Exception as exc:
+            raise StoreError(f"graph feed on {self.remote.shown}: compaction failed ({exc})") from exc
+        self._appends = 0
+        return True
 
     def reset(self) -> None:
         """Delete every row (the whole graph of every node is being reset)."""
