@@ -116,20 +116,3 @@ def test_a_reset_reaches_every_node(uri: str, tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
-
-
-def test_the_feed_is_compacted_as_it_grows(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mem0_mcp.stores import graph_feed
-    from mem0_mcp.stores.object_store import remote_store
-
-    monkeypatch.setattr(graph_feed, "COMPACT_EVERY", 5)
-    remote = remote_store(make_settings(tmp_path, store_uri=uri))
-    assert remote is not None
-    feed = graph_feed.GraphFeed(remote, "node-1")
-    for i in range(4):
-        feed.append("relate", {"n": i})
-    assert not feed.compact_if_due()
-    for i in range(4, 6):
-        feed.append("relate", {"n": i})
-    assert feed.compact_if_due() and not feed.compact_if_due()
-    assert [r.body["n"] for r in graph_feed.GraphFeed(remote, "node-2").after(0)] == list(range(6))

@@ -11,6 +11,7 @@ is answered "nothing pending".
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -34,6 +35,9 @@ from mem0_mcp.stores.history import (
 from mem0_mcp.stores.object_store import RemoteStore, retry_conflicts
 
 TABLE = "history"
+# Appends of this node between compactions of the table (each append is a small file of its own,
+# and every history read lists them all).
+COMPACT_EVERY = 256
 _TEXT = [c for c in COLUMNS if c != "is_deleted"]
 SCHEMA = pa.schema(
     [
@@ -44,6 +48,7 @@ SCHEMA = pa.schema(
     ]
 )
 _ENTRY_COLUMNS = ["seq", *COLUMNS]
+logger = logging.getLogger(__name__)
 
 
 class NoJournal:
@@ -112,6 +117,8 @@ class LanceHistory(NoJournal):
         self._db = store.connect()
         self._lock = threading.Lock()
         self._last_seq = 0
+        self._appends = 0
+        self._compacting: threading.Thread | None = None
         try:
             self._table: Any = self._db.create_table(TABLE, schema=SCHEMA, exist_ok=True)
         except Exception as exc:
@@ -145,6 +152,28 @@ class LanceHistory(NoJournal):
                 f"the history table of {self.shown} could not be written: {exc}; nothing of this "
                 "change's history was stored"
             ) from exc
+        self._appends += 1
+        if self._appends >= COMPACT_EVERY:
+            self.compact_in_background()
+
+    def compact_in_background(self) -> threading.Thread:
+        """Merge the table's small files in a thread of its own (never in a caller's write);
+        the thread (the one already running, if any). A failure is logged: the next due append
+        tries again."""
+        with self._lock:
+            if self._compacting is not None and self._compacting.is_alive():
+                return self._compacting
+            self._appends = 0
+
+            def run() -> None:
+                try:
+                    retry_conflicts(self._table.optimize, what="history compaction")
+                except Exception:
+                    logger.exception("history compaction on %s failed", self.shown)
+
+            self._compacting = threading.Thread(target=run, name="mem0-history-compact", daemon=True)
+            self._compacting.start()
+            return self._compacting
 
     def _row(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {c: entry.get(c) for c in _TEXT}
