@@ -259,3 +259,61 @@ def test_doctor_and_reindex_say_they_need_a_data_dir(tmp_path: Path) -> None:
     assert doctor(settings, repair=False, out=io.StringIO()) == 2
     with pytest.raises(StoreError, match="MEM0_MCP_STORE_URI"):
         reindex(settings, embedder=FakeEmbedder())
+
+
+def test_nodes_recording_the_store_metadata_at_once_all_succeed(s3_env: S3Bucket, tmp_path: Path) -> None:
+    """The first adds of several nodes on a new store each record the embedder: their overwrites
+    of ``store_meta`` race (found by tests/test_object_store_load.py: the losers' adds failed with
+    "Retryable commit conflict")."""
+    from mem0_mcp.engine.store_meta import read_meta, write_meta
+
+    settings = make_settings(tmp_path, store_uri=s3_env.uri(), store_refresh_seconds=REFRESH)
+    meta = {"embedder_model": "fake-bow", "dimension": 64}
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def record() -> None:
+        try:
+            start.wait()
+            write_meta(settings, meta)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert read_meta(settings) == meta
+
+
+def test_first_adds_of_several_nodes_on_a_new_store_all_land(s3_env: S3Bucket, tmp_path: Path) -> None:
+    """Each node's first add creates what the store lacks (the memory and history tables, their
+    indexes, the metadata record): on a new store they all do it at once."""
+    uri = s3_env.uri()
+    nodes = [node(tmp_path / f"n{i}", uri) for i in range(4)]
+    errors: list[BaseException] = []
+    ids: list[str] = []
+    start = threading.Barrier(len(nodes))
+
+    def first_add(memory: Memory, i: int) -> None:
+        try:
+            start.wait()
+            ids.append(memory.add(f"node {i} writes its first memory", user_id="u").results[0].id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_add, args=(m, i)) for i, m in enumerate(nodes)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        for memory in nodes:
+            eventually(lambda m=memory: {r.id for r in m.get_all(user_id="u").results} == set(ids))
+            assert all(len(memory.history(i)) == 1 for i in ids)
+    finally:
+        for memory in nodes:
+            memory.close()
