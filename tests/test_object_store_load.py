@@ -301,7 +301,7 @@ async def test_three_nodes_on_one_bucket_sixteen_clients(tmp_path: Path) -> None
             httpx2.AsyncClient(timeout=120, limits=httpx2.Limits(max_connections=64)) as http,
             running_app(round_robin(bases, seen, http), lifespan="off") as balancer,
         ):
-            # The first add creates the table; the clients then start together.
+            # A search loads a node (nothing is created): the first adds race to create the store.
             async with AsyncExitStack() as stack:
                 first = await open_session(stack, bases[0], PROBE)
                 await call(first, "search_memory", {"query": "warm up"})

@@ -31,7 +31,7 @@ from mem0_mcp.stores.history import (
     PendingRow,
     QuarantinedRow,
 )
-from mem0_mcp.stores.object_store import RemoteStore, retry_conflicts
+from mem0_mcp.stores.object_store import RemoteStore, create_table_shared, retry_conflicts
 
 TABLE = "history"
 _TEXT = [c for c in COLUMNS if c != "is_deleted"]
@@ -113,7 +113,8 @@ class LanceHistory(NoJournal):
         self._lock = threading.Lock()
         self._last_seq = 0
         try:
-            self._table: Any = self._db.create_table(TABLE, schema=SCHEMA, exist_ok=True)
+            # Nodes starting together on a new store create it at the same moment.
+            self._table: Any = create_table_shared(self._db, TABLE, SCHEMA, what="history table")
         except Exception as exc:
             raise StoreError(f"cannot open the history table of {shown}: {exc}") from exc
 
