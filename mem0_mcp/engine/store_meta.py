@@ -14,7 +14,7 @@ from typing import Any
 
 from mem0_mcp.config import Settings
 from mem0_mcp.errors import StoreError
-from mem0_mcp.stores.object_store import RemoteStore, remote_store
+from mem0_mcp.stores.object_store import RemoteStore, is_conflict, remote_store, retry_conflicts
 
 STORE_META = "store.json"
 META_TABLE = "store_meta"
@@ -102,6 +102,33 @@ def _write_remote(store: RemoteStore, meta: dict[str, Any] | None) -> None:
             return
         data = pa.table({"meta": [json.dumps(meta)]})
         # One commit replaces the row: readers see the old record or the new one.
-        db.create_table(META_TABLE, data, mode="overwrite")
+        retry_conflicts(lambda: _overwrite(store, db, data, meta), what="store metadata")
     except Exception as exc:
         raise StoreError(f"cannot write the store metadata of {store.shown}: {exc}") from exc
+
+
+class _Raced(Exception):
+    """An overwrite of ``store_meta`` lost a race with another node's (retryable)."""
+
+    retryable = True
+
+    def __str__(self) -> str:
+        return "commit conflict: store_meta written concurrently (retryable)"
+
+
+def _overwrite(store: RemoteStore, db: Any, data: Any, meta: dict[str, Any]) -> None:
+    # The first adds of several nodes on a new store record the embedder at the same moment: the
+    # overwrites race, and LanceDB fails the losers with a commit conflict or, creating the
+    # table, a panic ("rust future panicked"). A loser whose record is what it meant to write is
+    # done; otherwise it writes again.
+    try:
+        db.create_table(META_TABLE, data, mode="overwrite")
+    except Exception as exc:
+        try:
+            if _read_remote(store) == meta:
+                return
+        except StoreError:
+            pass
+        if is_conflict(exc) or "panicked" in str(exc):
+            raise _Raced() from exc
+        raise

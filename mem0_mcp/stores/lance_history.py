@@ -32,7 +32,7 @@ from mem0_mcp.stores.history import (
     PendingRow,
     QuarantinedRow,
 )
-from mem0_mcp.stores.object_store import RemoteStore, retry_conflicts
+from mem0_mcp.stores.object_store import RemoteStore, create_table_shared, retry_conflicts
 
 TABLE = "history"
 # Appends of this node between compactions of the table (each append is a small file of its own,
@@ -120,7 +120,8 @@ class LanceHistory(NoJournal):
         self._appends = 0
         self._compacting: threading.Thread | None = None
         try:
-            self._table: Any = self._db.create_table(TABLE, schema=SCHEMA, exist_ok=True)
+            # Nodes starting together on a new store create it at the same moment.
+            self._table: Any = create_table_shared(self._db, TABLE, SCHEMA, what="history table")
         except Exception as exc:
             raise StoreError(f"cannot open the history table of {shown}: {exc}") from exc
 

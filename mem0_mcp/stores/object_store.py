@@ -82,6 +82,10 @@ def is_conflict(exc: BaseException) -> bool:
     if isinstance(exc, CommitConflictError):
         return bool(getattr(exc, "retryable", True))
     text = str(exc).lower()
+    if "incompatible transaction" in text:
+        # LanceDB cannot rebase this commit onto a concurrent one (an append beside another
+        # node's index creation): nothing was written, so the whole write may run again.
+        return True
     return "conflict" in text and ("commit" in text or "retryable" in text or "concurrent" in text)
 
 
@@ -99,6 +103,46 @@ def retry_conflicts(write: Callable[[], T], *, what: str, attempts: int = CONFLI
             logger.info("%s: commit conflict with another writer, retrying in %.2fs", what, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def is_race(exc: BaseException) -> bool:
+    """A conflict, or what LanceDB raises when several nodes create the same table at once: a
+    schema read while another node created it, a panic. Only for creating what is then shared."""
+    text = str(exc).lower()
+    return is_conflict(exc) or any(word in text for word in ("does not match existing table", "panicked"))
+
+
+def create_shared(create: Callable[[], T], existing: Callable[[], T | None], *, what: str) -> T:
+    """Create a table (or index) that other nodes may be creating at the same moment: when
+    ``create`` fails with a race and ``existing`` then returns what another node made, that;
+    otherwise ``create`` again, with backoff, up to ``CONFLICT_ATTEMPTS`` times. Other errors and
+    the last race are raised as they are."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return create()
+        except Exception as exc:
+            if not is_race(exc):
+                raise
+            try:
+                found = existing()
+            except Exception:  # not there yet either
+                found = None
+            if found is not None:
+                return found
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            delay = CONFLICT_BASE_SECONDS * (2 ** (attempt - 1)) * (0.5 + random.random())
+            logger.info("%s: created by another node at the same moment, retrying in %.2fs", what, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def create_table_shared(db: Any, name: str, schema: Any, *, what: str) -> Any:
+    """``db.create_table(name, schema=schema, exist_ok=True)`` where other nodes may be creating
+    the same table at the same moment (see ``create_shared``)."""
+    return create_shared(
+        lambda: db.create_table(name, schema=schema, exist_ok=True), lambda: db.open_table(name), what=what
+    )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from mem0_mcp.stores.columns import (
 from mem0_mcp.stores.dense_cache import DenseCache
 from mem0_mcp.stores.filters import sql_str
 from mem0_mcp.stores.lance_recovery import Fallback, close_view, missing_file_error, open_readable_version
-from mem0_mcp.stores.object_store import RemoteStore, retry_conflicts
+from mem0_mcp.stores.object_store import RemoteStore, create_shared, create_table_shared, retry_conflicts
 
 logger = logging.getLogger(__name__)
 
@@ -172,21 +172,19 @@ class VectorStore:
             tbl = self.table
             if tbl is not None:
                 return tbl
-            try:
-                tbl = self._db.create_table(TABLE, schema=memory_schema(dimension), exist_ok=True)
+            try:  # other nodes (on object storage) may be creating it and its indexes now
+                tbl = create_table_shared(self._db, TABLE, memory_schema(dimension), what="memory table")
+                create_shared(lambda: self.create_indexes(tbl), lambda: None, what="memory indexes")
             except Exception as exc:
                 raise StoreError(f"cannot create the memory table: {exc}") from exc
-            self._create_indexes(tbl)
             self._table = tbl
             return tbl
 
-    def create_indexes(self) -> None:
-        """Create the full-text and scalar indexes the table lacks (after a table is replaced)."""
-        if self.table is not None:
-            self._create_indexes(self.table)
-
-    @staticmethod
-    def _create_indexes(tbl: Any) -> None:
+    def create_indexes(self, tbl: Any = None) -> None:
+        """Create the full-text and scalar indexes the table (default: the memory table) lacks."""
+        if (tbl := tbl if tbl is not None else self.table) is None:
+            return
+        tbl.checkout_latest()  # another node's indexes, after a race
         existing = {idx.name for idx in tbl.list_indices()}
         if "search_text_idx" not in existing:
             # English stemming + stopwords: queries and memories are mostly natural language.
@@ -206,7 +204,9 @@ class VectorStore:
     def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
         tbl = self.ensure_table(int(vectors.shape[1]))
         with self._cache_io:
-            after = _version_of(tbl.add(rows_to_arrow(rows, vectors)), tbl)
+            after = _version_of(
+                retry_conflicts(lambda: tbl.add(rows_to_arrow(rows, vectors)), what="add"), tbl
+            )
             if self._cache is not None and self._cache.follows(after):
                 self._cache.add(rows, vectors, after)
                 self._note_own_write(after)
