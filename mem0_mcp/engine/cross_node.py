@@ -1,0 +1,94 @@
+"""Exact duplicates across nodes on object storage: first committed wins.
+
+On a data dir the file locks make the duplicate check and the append one step. On object storage
+(``store_uri``) nodes share no lock: two nodes adding the same text to a scope at the same moment
+both read the table before either appends, and both append. So after its append a node looks at
+the version just before its own commit, which holds exactly the rows committed before it: when a
+live memory of the scope with the same text (and time) is there, another node won the race, and
+this node deletes its own row and answers NONE with the earlier one's id.
+
+Why commit order and not created_at: of two racers, the one committing later always sees the
+other's row in that version, the one committing first never sees the later one, so exactly one of
+them keeps its row whatever the clocks and the timing (with more racers, every row but the first
+committed sees an earlier one). The answer names the earliest of the rows committed before (the
+lowest row address: appends take increasing fragment ids), the one its own writer keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from mem0_mcp.engine.rows import MemoryRow
+from mem0_mcp.models import Scope
+from mem0_mcp.stores.filters import sql_str
+from mem0_mcp.stores.object_store import RemoteStore
+from mem0_mcp.stores.vectors import TABLE
+
+logger = logging.getLogger(__name__)
+
+
+class EarlierRows:
+    """Reads of the memory table as it was just before a given commit (one dataset handle, its
+    caches reused across adds)."""
+
+    def __init__(self, remote: RemoteStore) -> None:
+        self.remote = remote
+        self._dataset: Any = None
+        self._lock = threading.Lock()
+
+    def winners(
+        self,
+        rows: Sequence[MemoryRow],
+        version: int,
+        scope: Scope,
+        event_at: str | None,
+        *,
+        any_time: bool,
+    ) -> dict[str, str]:
+        """Own row id -> id of the earlier memory that wins, for each of ``rows`` (committed
+        together as ``version``) whose text another node stored first in the scope: live, same
+        hash, same event time (any time with ``any_time``), committed before ``version``."""
+        if version <= 1 or not rows:
+            return {}
+        where = _same_text(sorted({r["hash"] for r in rows}), scope, event_at, any_time=any_time)
+        with self._lock:  # a dataset handle checks out one version at a time
+            dataset = self._at(version - 1)
+            found = dataset.to_table(columns=["id", "hash"], filter=where, with_row_address=True)
+        first: dict[str, tuple[int, str]] = {}
+        for rid, h, addr in zip(
+            found.column("id").to_pylist(),
+            found.column("hash").to_pylist(),
+            found.column("_rowaddr").to_pylist(),
+            strict=True,
+        ):
+            if h not in first or addr < first[h][0]:
+                first[h] = (addr, rid)
+        return {r["id"]: first[r["hash"]][1] for r in rows if r["hash"] in first}
+
+    def _at(self, version: int) -> Any:
+        import lance
+
+        if self._dataset is None:
+            self._dataset = lance.dataset(
+                f"{self.remote.uri}/{TABLE}.lance", version=version, storage_options=dict(self.remote.options)
+            )
+            return self._dataset
+        # A table dropped and made again (reset) starts its versions anew: open it afresh then.
+        try:
+            return self._dataset.checkout_version(version)
+        except Exception:
+            self._dataset = None
+            return self._at(version)
+
+
+def _same_text(hashes: list[str], scope: Scope, event_at: str | None, *, any_time: bool) -> str:
+    exact = " AND ".join(
+        f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.model_dump().items()
+    )
+    where = f"{exact} AND superseded_at IS NULL AND hash IN ({', '.join(sql_str(h) for h in hashes)})"
+    if not any_time:
+        where += f" AND event_at = {sql_str(event_at)}" if event_at else " AND event_at IS NULL"
+    return where
