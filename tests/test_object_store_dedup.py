@@ -123,3 +123,90 @@ def test_two_nodes_adding_the_same_texts_keep_one_each(
     finally:
         a.close()
         b.close()
+
+
+def stored_again(memory: Memory, mid: str) -> str:
+    """Append a copy of memory ``mid`` under a new id, with its ADD event, as a node does that
+    stops between its append and the cross-node check (or as an add from before the check)."""
+    import uuid
+
+    import numpy as np
+
+    from mem0_mcp.clock import now_iso
+    from mem0_mcp.engine.rows import history_record
+
+    row = memory.storage.vectors.get(mid)
+    assert row is not None
+    vector = np.asarray([row.pop("vector")], dtype=np.float32) if "vector" in row else None
+    if vector is None:
+        vector = np.asarray([FakeEmbedder().embed([row["memory"]])[0]], dtype=np.float32)
+    now = now_iso()
+    copy = {**row, "id": str(uuid.uuid4()), "created_at": now, "updated_at": now}
+    memory.storage.vectors.add([copy], vector)
+    memory.storage.history.add([history_record(copy, "ADD", None, copy["memory"], now, "api")])
+    return str(copy["id"])
+
+
+def run_doctor(memory: Memory, *, repair: bool) -> tuple[int, str]:
+    import io
+
+    from mem0_mcp.cli.doctor import doctor
+
+    out = io.StringIO()
+    code = doctor(memory.settings, repair=repair, out=out)
+    return code, out.getvalue()
+
+
+def test_doctor_lists_and_merges_duplicates_on_object_storage(s3_env: S3Bucket, tmp_path: Path) -> None:
+    uri = s3_env.uri()
+    a = node(tmp_path / "a", uri)
+    try:
+        keep = a.add("the spare key is under the flower pot", user_id="u").results[0].id
+        other = a.add("the spare key is under the flower pot", user_id="v").results[0].id  # another scope
+        a.add("unrelated: the bus leaves at nine", user_id="u")
+        dup = stored_again(a, keep)
+
+        code, text = run_doctor(a, repair=False)
+        assert code == 1
+        lines = text.strip().splitlines()
+        assert len(lines) == 1 and keep in lines[0] and dup in lines[0] and other not in lines[0]
+        assert "user_id=u" in lines[0] and "--repair" in lines[0]
+
+        code, text = run_doctor(a, repair=True)
+        assert code == 0, text
+        assert "found: " in text and "repaired memory table: 1 duplicate" in text and "still:" not in text
+
+        # The duplicate is superseded by the first stored, with history; the first is untouched
+        # (seen by node a within the staleness bound: the doctor wrote through its own handle).
+        eventually(lambda: (a.storage.vectors.get(dup) or {}).get("superseded_by") == keep)
+        eventually(lambda: len(a.history(dup)) == 2)
+        history = a.history(dup)
+        assert [h.event for h in history] == ["ADD", "DELETE"] and history[-1].source == "doctor"
+        assert [h.event for h in a.history(keep)] == ["ADD"]
+        assert a.storage.vectors.get(other)["superseded_at"] is None
+        assert run_doctor(a, repair=False) == (0, "no duplicate memories\n")
+    finally:
+        a.close()
+
+
+def test_doctor_cannot_open_a_missing_bucket(s3_env: S3Bucket, tmp_path: Path) -> None:
+    import io
+
+    from mem0_mcp.cli.doctor import doctor
+
+    settings = make_settings(tmp_path, store_uri="s3://no-such-bucket/prefix")
+    assert doctor(settings, repair=False, out=io.StringIO()) == 2
+
+
+def test_after_a_reset_the_same_text_is_added_again(s3_env: S3Bucket, tmp_path: Path) -> None:
+    # The table's versions start anew after a reset: the check reads the new table, not the old.
+    a = node(tmp_path / "a", s3_env.uri())
+    try:
+        for i in range(3):
+            a.add(f"the same words, time {i}", user_id="u")
+        a.reset()
+        added = a.add("the same words, time 2", user_id="u").results
+        assert [e.event for e in added] == ["ADD"]
+        assert a.get(added[0].id).memory == "the same words, time 2"
+    finally:
+        a.close()

@@ -17,7 +17,6 @@ lowest row address: appends take increasing fragment ids), the one its own write
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,13 +30,12 @@ logger = logging.getLogger(__name__)
 
 
 class EarlierRows:
-    """Reads of the memory table as it was just before a given commit (one dataset handle, its
-    caches reused across adds)."""
+    """Reads of the memory table on object storage as it was at a version, or is now."""
 
     def __init__(self, remote: RemoteStore) -> None:
         self.remote = remote
-        self._dataset: Any = None
-        self._lock = threading.Lock()
+        self._uri = f"{remote.uri}/{TABLE}.lance"
+        self._options = dict(remote.options)
 
     def winners(
         self,
@@ -54,9 +52,7 @@ class EarlierRows:
         if version <= 1 or not rows:
             return {}
         where = _same_text(sorted({r["hash"] for r in rows}), scope, event_at, any_time=any_time)
-        with self._lock:  # a dataset handle checks out one version at a time
-            dataset = self._at(version - 1)
-            found = dataset.to_table(columns=["id", "hash"], filter=where, with_row_address=True)
+        found = self._at(version - 1).to_table(columns=["id", "hash"], filter=where, with_row_address=True)
         first: dict[str, tuple[int, str]] = {}
         for rid, h, addr in zip(
             found.column("id").to_pylist(),
@@ -68,20 +64,26 @@ class EarlierRows:
                 first[h] = (addr, rid)
         return {r["id"]: first[r["hash"]][1] for r in rows if r["hash"] in first}
 
+    def live_rows(self, columns: Sequence[str]) -> list[dict[str, Any]]:
+        """``columns`` and ``_rowaddr`` (the commit order of appends) of every live memory, as
+        the table is now (an empty list when there is no table yet)."""
+        import lance
+
+        try:
+            dataset = lance.dataset(self._uri, storage_options=self._options)
+        except (FileNotFoundError, ValueError) as exc:
+            if "not found" in str(exc).lower():
+                return []
+            raise
+        found = dataset.to_table(columns=list(columns), filter="superseded_at IS NULL", with_row_address=True)
+        return list(found.to_pylist())
+
     def _at(self, version: int) -> Any:
         import lance
 
-        if self._dataset is None:
-            self._dataset = lance.dataset(
-                f"{self.remote.uri}/{TABLE}.lance", version=version, storage_options=dict(self.remote.options)
-            )
-            return self._dataset
-        # A table dropped and made again (reset) starts its versions anew: open it afresh then.
-        try:
-            return self._dataset.checkout_version(version)
-        except Exception:
-            self._dataset = None
-            return self._at(version)
+        # Opened afresh each time: after a reset (the table dropped and made again) version
+        # numbers start anew, and a handle kept across it could serve the old table's version.
+        return lance.dataset(self._uri, version=version, storage_options=self._options)
 
 
 def _same_text(hashes: list[str], scope: Scope, event_at: str | None, *, any_time: bool) -> str:
