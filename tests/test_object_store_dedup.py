@@ -36,8 +36,8 @@ def s3_env(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
     return bucket
 
 
-def node(data_dir: Path, uri: str) -> Memory:
-    settings = make_settings(data_dir, store_uri=uri, store_refresh_seconds=REFRESH)
+def node(data_dir: Path, uri: str, refresh: float = REFRESH) -> Memory:
+    settings = make_settings(data_dir, store_uri=uri, store_refresh_seconds=refresh)
     return Memory(settings, embedder=FakeEmbedder())
 
 
@@ -120,6 +120,35 @@ def test_two_nodes_adding_the_same_texts_keep_one_each(
         for mid in live.values():
             for memory in (a, b):
                 eventually(lambda memory=memory, mid=mid: events_of(memory, mid) == ["ADD"])
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_node_with_a_stale_view_answers_with_the_earlier_memory(s3_env: S3Bucket, tmp_path: Path) -> None:
+    """The race made deterministic: node b reads the table as it was a minute ago, so its check
+    before the append misses a's memory; the check after it finds a's row and b's goes."""
+    uri = s3_env.uri()
+    a, b = node(tmp_path / "a", uri), node(tmp_path / "b", uri, refresh=60.0)
+    try:
+        b.add("warm-up: b reads the table from now on", user_id="w")
+        first = a.add("the printer on floor 2 needs toner", user_id="u").results[0]
+        assert first.event == "ADD"
+        again = b.add("the printer on floor 2 needs toner", user_id="u").results
+        assert [(e.event, e.id) for e in again] == [("NONE", first.id)]
+        # In the other order too: a (current view) finds b's memory before it appends.
+        second = b.add("the lift is out of order", user_id="u").results[0]
+        assert second.event == "ADD"
+        assert [(e.event, e.id) for e in a.add("the lift is out of order", user_id="u").results] == [
+            ("NONE", second.id)
+        ]
+        reader = node(tmp_path / "c", uri)
+        try:
+            assert sorted(live_texts(reader).values()) == [1, 1]
+            assert [h.event for h in reader.history(first.id)] == ["ADD"]
+            assert reader.storage.history.ids_without_history([first.id, second.id]) == []
+        finally:
+            reader.close()
     finally:
         a.close()
         b.close()
