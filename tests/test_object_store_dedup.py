@@ -239,3 +239,29 @@ def test_after_a_reset_the_same_text_is_added_again(s3_env: S3Bucket, tmp_path: 
         assert a.get(added[0].id).memory == "the same words, time 2"
     finally:
         a.close()
+
+
+def test_the_version_read_is_the_new_tables_after_a_reset(s3_env: S3Bucket, tmp_path: Path) -> None:
+    # A LanceDB handle serves its own version from memory; a reset starts version numbers anew.
+    import pyarrow as pa
+
+    from mem0_mcp.engine.cross_node import EarlierRows
+    from mem0_mcp.stores.object_store import remote_store
+
+    remote = remote_store(make_settings(tmp_path, store_uri=s3_env.uri()))
+    assert remote is not None
+    db = remote.connect()
+
+    def made(prefix: str) -> None:
+        tbl = db.create_table("memories", pa.table({"id": [f"{prefix}1"]}), mode="overwrite")
+        for i in (2, 3):
+            tbl.add(pa.table({"id": [f"{prefix}{i}"]}))
+
+    made("old")
+    earlier = EarlierRows(remote)
+    assert [earlier.at_version(v).count_rows() for v in (3, 2)] == [3, 2]
+    db.drop_table("memories")
+    made("new")
+    for version in (3, 2, 3):
+        ids = earlier.at_version(version).to_table(columns=["id"]).column("id").to_pylist()
+        assert ids == [f"new{i}" for i in range(1, version + 1)]

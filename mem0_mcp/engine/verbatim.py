@@ -161,13 +161,15 @@ def _drop_lost_races(
         return rows
     try:
         winners = earlier.winners(rows, version, scope, event_at, any_time=any_time)
+        if winners:
+            storage.vectors.delete(f"id IN ({', '.join(sql_str(i) for i in winners)})", ids=list(winners))
     except Exception as exc:
-        # The rows stay: at worst a duplicate, which `mem0-mcp doctor --repair` merges.
+        # The rows stay (and get their history): at worst a duplicate, which
+        # `mem0-mcp doctor --repair` merges.
         logger.warning("cannot check the add against other nodes' adds (a duplicate may remain): %s", exc)
         return rows
     if not winners:
         return rows
-    storage.vectors.delete(f"id IN ({', '.join(sql_str(i) for i in winners)})", ids=list(winners))
     for i, event in enumerate(events):
         if event.id in winners:
             events[i] = AddEvent(id=winners[event.id], memory=event.memory, event="NONE")
