@@ -249,15 +249,12 @@ def test_store_metadata_is_shared_by_the_nodes(s3_env: S3Bucket, tmp_path: Path)
         Memory(settings, embedder=FakeEmbedder(name="fake-other"))
 
 
-def test_doctor_and_reindex_say_they_need_a_data_dir(tmp_path: Path) -> None:
-    import io
-
-    from mem0_mcp.cli.doctor import doctor
+def test_reindex_says_it_needs_a_data_dir(tmp_path: Path) -> None:
+    # (doctor works on object storage: tests/test_object_store_dedup.py)
     from mem0_mcp.engine.reindex import reindex
     from mem0_mcp.errors import StoreError
 
     settings = make_settings(tmp_path, store_uri="s3://bucket/prefix")
-    assert doctor(settings, repair=False, out=io.StringIO()) == 2
     with pytest.raises(StoreError, match="MEM0_MCP_STORE_URI"):
         reindex(settings, embedder=FakeEmbedder())
 

@@ -1,8 +1,9 @@
 """``mem0-mcp doctor``: check the stores of a data dir against each other, print one line per
-problem (or "all stores consistent"), and with ``--repair`` mend what can be mended.
+problem (or "all stores consistent"), and with ``--repair`` mend what can be mended. On object
+storage (MEM0_MCP_STORE_URI) it checks, and merges, same-text duplicates only.
 
 Exit status: 0 when the stores agree (after repairs), 1 when problems remain, 2 when the data dir
-cannot be opened.
+(or the store) cannot be opened.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ if TYPE_CHECKING:
 def add_doctor_parser(commands: argparse._SubParsersAction) -> None:
     doctor = commands.add_parser(
         "doctor",
-        help="check the stores of MEM0_MCP_DATA_DIR against each other; --repair mends what it can",
+        help="check the stores of MEM0_MCP_DATA_DIR against each other (on MEM0_MCP_STORE_URI: same-text "
+        "duplicates); --repair mends what it can",
         description="Check the memory table, the history and the write-behind journal of "
         "MEM0_MCP_DATA_DIR against each other and print one line per problem. With --repair: rebuild "
         "missing history (marked source=rebuilt), put set-aside journal rows back (re-embedded) or "
-        "save them to a file, and make the newest readable version of the memory table the newest.",
+        "save them to a file, and make the newest readable version of the memory table the newest. "
+        "With MEM0_MCP_STORE_URI (object storage): list live memories of a scope with the same text; "
+        "--repair keeps the first stored and marks the others superseded by it.",
     )
     doctor.add_argument("--repair", action="store_true", help="repair what can be repaired")
 
@@ -57,12 +61,7 @@ def doctor(
 
     out = out or sys.stdout
     if settings.store_remote:
-        print(
-            f"mem0-mcp doctor: checks a data dir, not yet a store on object storage "
-            f"({settings.store_shown}); unset MEM0_MCP_STORE_URI to check a data dir",
-            file=sys.stderr,
-        )
-        return 2
+        return _doctor_remote(settings, repair=repair, out=out)
     if not settings.data_dir.is_dir():
         print(
             f"mem0-mcp doctor: {settings.data_dir} does not exist (is MEM0_MCP_DATA_DIR right?)",
@@ -98,6 +97,50 @@ def doctor(
         return 2
     finally:
         checks_log.setLevel(level)
+
+
+def _doctor_remote(settings: Settings, *, repair: bool, out: TextIO) -> int:
+    """On object storage: same-text duplicates only (the journal, the local files and the history
+    checks belong to a data dir, and nodes may be writing meanwhile)."""
+    from mem0_mcp.engine.duplicates import find_duplicates, merge_duplicates
+
+    print(
+        f"mem0-mcp doctor: {settings.store_shown} is on object storage: checking same-text duplicates "
+        "(the other checks are for a data dir)",
+        file=sys.stderr,
+    )
+    try:
+        try:
+            storage = _open(settings)
+        except Mem0Error:
+            raise
+        except Exception as exc:  # LanceDB's own: a missing bucket, no access, no endpoint
+            print(f"mem0-mcp doctor: cannot open {settings.store_shown}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            groups = find_duplicates(storage)
+            if not groups:
+                print("no duplicate memories", file=out)
+                return 0
+            for group in groups:
+                print(f"found: {group.line()}" if repair else group.line(), file=out)
+            if not repair:
+                return 1
+            merged = merge_duplicates(storage, groups)
+            print(
+                f"repaired memory table: {merged} duplicate memories marked superseded by the first "
+                f'stored of their text (history: DELETE, source "doctor")',
+                file=out,
+            )
+            left = find_duplicates(storage)
+            for group in left:
+                print(f"still: {group.line()}", file=out)
+            return 1 if left else 0
+        finally:
+            storage.close()
+    except Mem0Error as exc:
+        print(f"mem0-mcp doctor: {exc}", file=sys.stderr)
+        return 2
 
 
 def _open(settings: Settings) -> Storage:

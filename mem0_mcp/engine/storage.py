@@ -16,6 +16,7 @@ import numpy as np
 from mem0_mcp.clock import now_iso
 from mem0_mcp.config import Settings
 from mem0_mcp.engine.checks import Finding, check_stores, journal_dimension, log_findings
+from mem0_mcp.engine.cross_node import EarlierRows
 from mem0_mcp.engine.rows import in_scope
 from mem0_mcp.engine.validation import check_memory_id
 from mem0_mcp.engine.write_behind import JournalMover, move_journal
@@ -82,6 +83,8 @@ class Storage:
         self.history: History = (
             LanceHistory(remote) if remote else HistoryStore(settings.history_path, read_only=unwritable)
         )
+        # On object storage, an add looks there for the same text committed by another node first.
+        self.earlier = EarlierRows(remote) if remote else None
         # Threads of this process only on object storage: LanceDB's commits keep nodes apart.
         locks = None if remote else settings.data_dir
         self.write_lock = WriteLock(locks and locks / "write.lock", refuse=self.read_only)

@@ -3,6 +3,7 @@ answered by the id already stored."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,9 @@ from mem0_mcp.engine.supersede import mark_superseded
 from mem0_mcp.errors import InvalidInputError
 from mem0_mcp.llm.content import verbatim_text
 from mem0_mcp.models import AddEvent, AddResult, Message, Scope
+from mem0_mcp.stores.filters import sql_str
+
+logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, float | None, str | None], None]
 
@@ -116,8 +120,10 @@ def add_verbatim(
                 journaled = True
                 storage.stage(new_rows, vectors[keep])
             else:
-                storage.vectors.add(new_rows, vectors[keep])
-                storage.history.add(added)
+                version = storage.vectors.add(new_rows, vectors[keep])
+                new_rows = _drop_lost_races(storage, new_rows, version, scope, event_at, any_time, events)
+                stayed = {r["id"] for r in new_rows}
+                storage.history.add([h for h in added if h["memory_id"] in stayed])
             on_stored(new_rows)
         if supersedes:
             superseded, records = mark_superseded(storage, scope, supersedes, events[0].id, created, source)
@@ -136,3 +142,38 @@ def add_verbatim(
     return AddResult(
         results=events, inferred=False, related=related, superseded=superseded, hint=HINT if related else None
     )
+
+
+def _drop_lost_races(
+    storage: Storage,
+    rows: list[MemoryRow],
+    version: int,
+    scope: Scope,
+    event_at: str | None,
+    any_time: bool,
+    events: list[AddEvent],
+) -> list[MemoryRow]:
+    """On object storage: the rows (just committed as ``version``) that stay. A row whose text
+    another node committed first in the scope is deleted again, and its event becomes NONE with
+    the earlier memory's id (engine/cross_node.py says why exactly one row survives)."""
+    earlier = storage.earlier
+    if earlier is None:
+        return rows
+    try:
+        winners = earlier.winners(rows, version, scope, event_at, any_time=any_time)
+        if winners:
+            storage.vectors.delete(f"id IN ({', '.join(sql_str(i) for i in winners)})", ids=list(winners))
+    except Exception as exc:
+        # The rows stay (and get their history): at worst a duplicate, which
+        # `mem0-mcp doctor --repair` merges.
+        logger.warning("cannot check the add against other nodes' adds (a duplicate may remain): %s", exc)
+        return rows
+    if not winners:
+        return rows
+    for i, event in enumerate(events):
+        if event.id in winners:
+            events[i] = AddEvent(id=winners[event.id], memory=event.memory, event="NONE")
+    logger.info(
+        "%d memories were added by another node at the same moment: answered with theirs", len(winners)
+    )
+    return [r for r in rows if r["id"] not in winners]

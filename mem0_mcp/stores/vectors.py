@@ -201,7 +201,7 @@ class VectorStore:
             return int(tbl.count_rows(where or None))
 
     # --- writes (callers hold the write lock)
-    def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+    def add(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> int:
         tbl = self.ensure_table(int(vectors.shape[1]))
         with self._cache_io:
             after = _version_of(
@@ -210,6 +210,7 @@ class VectorStore:
             if self._cache is not None and self._cache.follows(after):
                 self._cache.add(rows, vectors, after)
                 self._note_own_write(after)
+            return after  # the version committed
 
     def replace(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
         """Rewrite whole rows by id (metadata a dict) in one commit."""
@@ -257,9 +258,8 @@ class VectorStore:
                     self._cache.invalidate()
 
     def _note_own_write(self, version: int) -> None:
-        # Writers hold the cross-process write lock, so no other version can land between the
-        # commit and this stat: the copy is current without asking LanceDB (~1.5 ms) on the next
-        # read. The periodic full check still runs.
+        # Writers hold the cross-process write lock, so no other version can land between the commit
+        # and this stat: the copy is current without asking LanceDB (~1.5 ms); a full check still runs.
         if self._fresh_stamp is not None:
             self._fresh_stamp = self._versions_stamp()
         self._note_fragments(version)
