@@ -11,8 +11,9 @@ from mem0_mcp.config import Settings
 from mem0_mcp.engine.memory import Memory
 from tests.support.engine import FakeEmbedder, make_settings
 
-# The `serve` fixture: local servers speaking the LLM providers' wire formats.
-pytest_plugins = ["tests.support.provider_server"]
+# `serve`: local servers speaking the LLM providers' wire formats; `bucket`, `s3_env`, `s3_uri`:
+# an S3 emulator.
+pytest_plugins = ["tests.support.provider_server", "tests.support.s3"]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,23 +15,9 @@ from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import ConfigError, NotFoundError
 from mem0_mcp.stores.object_store import is_conflict, retry_conflicts, storage_options
 from tests.support.engine import FakeEmbedder, make_settings
-from tests.support.s3 import SECRET_KEY, S3Bucket, s3_bucket
+from tests.support.s3 import SECRET_KEY, S3Bucket
 
 REFRESH = 0.5  # the staleness bound the tests run with (seconds)
-
-
-@pytest.fixture(scope="module")
-def bucket() -> Iterator[S3Bucket]:
-    with s3_bucket() as b:
-        yield b
-
-
-@pytest.fixture
-def s3_env(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
-    """The emulator's provider variables in the environment (as a deployment sets them)."""
-    for name, value in bucket.env.items():
-        monkeypatch.setenv(name, value)
-    return bucket
 
 
 def node(data_dir: Path, uri: str, **overrides: object) -> Memory:

@@ -3,7 +3,6 @@ are compacted as they grow, and nothing is lost in it. Moto S3 emulator, fake em
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,29 +11,17 @@ from mem0_mcp.engine.memory import Memory
 from mem0_mcp.stores import graph_feed, lance_history
 from mem0_mcp.stores.object_store import remote_store
 from tests.support.engine import FakeEmbedder, make_settings
-from tests.support.s3 import S3Bucket, s3_bucket
-
-
-@pytest.fixture(scope="module")
-def bucket() -> Iterator[S3Bucket]:
-    with s3_bucket() as b:
-        yield b
-
-
-@pytest.fixture
-def uri(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in bucket.env.items():
-        monkeypatch.setenv(name, value)
-    return bucket.uri()
 
 
 def node(data_dir: Path, uri: str) -> Memory:
     return Memory(make_settings(data_dir, store_uri=uri, store_refresh_seconds=0.3), embedder=FakeEmbedder())
 
 
-def test_the_feed_is_compacted_as_it_grows(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_feed_is_compacted_as_it_grows(
+    s3_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(graph_feed, "COMPACT_EVERY", 5)
-    remote = remote_store(make_settings(tmp_path, store_uri=uri))
+    remote = remote_store(make_settings(tmp_path, store_uri=s3_uri))
     assert remote is not None
     feed = graph_feed.GraphFeed(remote, "node-1")
     for i in range(4):
@@ -47,10 +34,10 @@ def test_the_feed_is_compacted_as_it_grows(uri: str, tmp_path: Path, monkeypatch
 
 
 def test_the_history_table_is_compacted_as_it_grows(
-    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(lance_history, "COMPACT_EVERY", 3)
-    a = node(tmp_path / "a", uri)
+    a = node(tmp_path / "a", s3_uri)
     try:
         history = a.storage.history
         assert isinstance(history, lance_history.LanceHistory)

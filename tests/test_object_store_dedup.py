@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,10 @@ from mem0_mcp.engine.memory import Memory
 from mem0_mcp.errors import StoreError
 from mem0_mcp.models import AddResult
 from tests.support.engine import FakeEmbedder, make_settings
-from tests.support.s3 import S3Bucket, s3_bucket
+from tests.support.s3 import S3Bucket
 
 REFRESH = 0.5
 TEXTS = [f"shared fact number {i}: the meeting room {i} has a blue door" for i in range(5)]
-
-
-@pytest.fixture(scope="module")
-def bucket() -> Iterator[S3Bucket]:
-    with s3_bucket() as b:
-        yield b
-
-
-@pytest.fixture
-def s3_env(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
-    for name, value in bucket.env.items():
-        monkeypatch.setenv(name, value)
-    return bucket
 
 
 def node(data_dir: Path, uri: str, refresh: float = REFRESH) -> Memory:

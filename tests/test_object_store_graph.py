@@ -6,31 +6,15 @@ store URI), the engine with the fake embedder; relations written without an LLM 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.models import Scope, StatedRelation
 from tests.support.engine import FakeEmbedder, make_settings
-from tests.support.s3 import S3Bucket, s3_bucket
 
 REFRESH = 0.3
 ALICE = Scope(user_id="alice")
-
-
-@pytest.fixture(scope="module")
-def bucket() -> Iterator[S3Bucket]:
-    with s3_bucket() as b:
-        yield b
-
-
-@pytest.fixture
-def uri(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in bucket.env.items():
-        monkeypatch.setenv(name, value)
-    return bucket.uri()
 
 
 def node(data_dir: Path, uri: str) -> Memory:
@@ -51,8 +35,8 @@ def relations_of(mem: Memory, name: str) -> set[tuple[str, str, str]]:
     return {(r.source, r.relation, r.destination) for r in view.relations if r.invalidated_at is None}
 
 
-def test_a_node_sees_the_graph_another_node_wrote(uri: str, tmp_path: Path) -> None:
-    a, b = node(tmp_path / "a", uri), node(tmp_path / "b", uri)
+def test_a_node_sees_the_graph_another_node_wrote(s3_uri: str, tmp_path: Path) -> None:
+    a, b = node(tmp_path / "a", s3_uri), node(tmp_path / "b", s3_uri)
     try:
         sister = StatedRelation(source="user", relationship="has_sister", destination="Lena")
         added = a.add("Has a sister named Lena", user_id="alice", infer=False, relations=[sister])
@@ -85,28 +69,28 @@ def test_a_node_sees_the_graph_another_node_wrote(uri: str, tmp_path: Path) -> N
         b.close()
 
 
-def test_a_new_node_derives_the_whole_graph_from_the_feed(uri: str, tmp_path: Path) -> None:
-    a = node(tmp_path / "a", uri)
+def test_a_new_node_derives_the_whole_graph_from_the_feed(s3_uri: str, tmp_path: Path) -> None:
+    a = node(tmp_path / "a", s3_uri)
     try:
         for i in range(5):
             rel = StatedRelation(source="user", relationship="owns", destination=f"Pet {i}")
             a.add(f"Owns pet number {i}", user_id="alice", infer=False, relations=[rel])
     finally:
         a.close()
-    late = node(tmp_path / "late", uri)
+    late = node(tmp_path / "late", s3_uri)
     try:
         eventually(lambda: len(relations_of(late, "alice")) == 5)
         # Applied once: a restart of the node reads on from its cursor, nothing twice.
         late.close()
-        late = node(tmp_path / "late", uri)
+        late = node(tmp_path / "late", s3_uri)
         time.sleep(REFRESH * 3)
         assert len(relations_of(late, "alice")) == 5
     finally:
         late.close()
 
 
-def test_a_reset_reaches_every_node(uri: str, tmp_path: Path) -> None:
-    a, b = node(tmp_path / "a", uri), node(tmp_path / "b", uri)
+def test_a_reset_reaches_every_node(s3_uri: str, tmp_path: Path) -> None:
+    a, b = node(tmp_path / "a", s3_uri), node(tmp_path / "b", s3_uri)
     try:
         assert a.graph is not None
         a.graph.add_relation("alice", "knows", "Bob", ALICE)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,8 @@ from mem0_mcp.engine.memory import Memory
 from mem0_mcp.models import Scope
 from mem0_mcp.ui.app import PageConfig, create_app
 from tests.support.engine import FakeEmbedder, make_settings
-from tests.support.s3 import S3Bucket, s3_bucket
+from tests.support.s3 import S3Bucket
 from tests.support.transfer import export, fill
-
-
-@pytest.fixture(scope="module")
-def bucket() -> Iterator[S3Bucket]:
-    with s3_bucket() as b:
-        yield b
 
 
 def test_round_trip_through_object_storage(

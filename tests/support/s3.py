@@ -1,5 +1,9 @@
 """An S3 emulator for tests: moto's server on 127.0.0.1, one bucket, the env that reaches it.
 
+Also pytest fixtures (a plugin of tests/conftest.py): ``bucket`` (one emulator per test module),
+``s3_env`` (its provider variables set in the environment, as a deployment sets them) and
+``s3_uri`` (the same, and a store URI of its own for the test).
+
 ``s3_bucket()`` starts ``moto.server.ThreadedMotoServer`` on a free port, creates a bucket and
 yields an ``S3Bucket``: ``uri`` (``s3://<bucket>/<prefix>``, a fresh prefix per call) and ``env``
 (the provider variables LanceDB and ``stores.object_store.storage_options`` read). Tests set the
@@ -14,6 +18,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+import pytest
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing-secret-key"
@@ -67,3 +73,21 @@ def s3_bucket(bucket: str = "mem0-test") -> Iterator[S3Bucket]:
         yield S3Bucket(endpoint=endpoint, bucket=bucket, env=env)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def bucket() -> Iterator[S3Bucket]:
+    with s3_bucket() as b:
+        yield b
+
+
+@pytest.fixture
+def s3_env(bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
+    for name, value in bucket.env.items():
+        monkeypatch.setenv(name, value)
+    return bucket
+
+
+@pytest.fixture
+def s3_uri(s3_env: S3Bucket) -> str:
+    return s3_env.uri()
