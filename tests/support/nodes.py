@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.s3 import ACCESS_KEY, SECRET_KEY, S3Bucket
+from tests.support.s3 import S3Bucket, open_bucket
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,31 +81,13 @@ def s3_process(bucket: str = "mem0-test") -> Iterator[S3Bucket]:
     """tests/support/s3.py's emulator in a process of its own (``moto_server``), so that its
     request handling does not share the GIL with the test's clients: the nodes' latency is then
     the store's, not the test process's."""
-    import boto3
-
     port = free_port()
     log = open(os.devnull, "wb")  # noqa: SIM115 (the child owns it)
     cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_REGION": "us-east-1",
-    }
     try:
         wait_listening(port, proc, timeout=60)
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-        )
-        client.create_bucket(Bucket=bucket)
-        yield S3Bucket(endpoint=endpoint, bucket=bucket, env=env)
+        yield open_bucket(f"http://127.0.0.1:{port}", bucket)
     finally:
         stop_node(proc)
 

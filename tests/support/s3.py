@@ -42,18 +42,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def s3_bucket(bucket: str = "mem0-test") -> Iterator[S3Bucket]:
-    """A moto S3 server with ``bucket`` created, stopped on exit."""
+def open_bucket(endpoint: str, bucket: str) -> S3Bucket:
+    """``bucket`` created on the emulator at ``endpoint``, with the env that reaches it."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    # The emulator logs one line per request otherwise.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     env = {
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
@@ -61,16 +53,29 @@ def s3_bucket(bucket: str = "mem0-test") -> Iterator[S3Bucket]:
         "AWS_ALLOW_HTTP": "true",
         "AWS_REGION": "us-east-1",
     }
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
+    client.create_bucket(Bucket=bucket)
+    return S3Bucket(endpoint=endpoint, bucket=bucket, env=env)
+
+
+@contextmanager
+def s3_bucket(bucket: str = "mem0-test") -> Iterator[S3Bucket]:
+    """A moto S3 server with ``bucket`` created, stopped on exit."""
+    from moto.server import ThreadedMotoServer
+
+    # The emulator logs one line per request otherwise.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
     try:
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-        )
-        client.create_bucket(Bucket=bucket)
-        yield S3Bucket(endpoint=endpoint, bucket=bucket, env=env)
+        yield open_bucket(f"http://127.0.0.1:{port}", bucket)
     finally:
         server.stop()
 
