@@ -183,12 +183,9 @@ class SharedGraph:
         """Tell the other nodes; a failure is logged (this node's graph has the change; the
         others miss it until `mem0-mcp graph rebuild`), never raised: the graph is derived."""
         try:
-            row = self.feed.append(op, body)
+            self.feed.append(op, body)  # followers here skip it by its node id
         except Exception:
             logger.exception("graph feed: publishing %s failed; other nodes miss this change", op)
-            return
-        with self._lock:
-            self._applied[row.id] = row.seq  # this node wrote it: not applied a second time
 
     def follow(self, graph: LocalGraph) -> int:
         """Apply the rows other nodes published since the last call; the count. A row that
