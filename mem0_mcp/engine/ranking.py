@@ -24,6 +24,11 @@ TIME_BOOST = 0.2
 # An event is often told some days after it happened ("we went camping last week"): a memory
 # dated up to this long after the named period still matches.
 TIME_SLACK = timedelta(days=7)
+# The same cue as evidence of relevance (ranking.relevance): a memory of the period a question
+# names is about it even when its words are not ("What happened to John in 2022?"). The boost's
+# value; without it the relevance gate dropped most such LoCoMo questions (rejection 70% vs 83%
+# at the same frac@10 cost, benchmarks/score_threshold.py).
+TIME_EVIDENCE = TIME_BOOST
 # Weight of the graph retriever (a memory stating a fact about an entity the query names by its
 # role, "my sister", "the user's dog": GraphMemory.memory_links). Rule: as much as the two word
 # retrievers together (dense share + text share = 1), so a linked memory ties with one that tops
@@ -32,6 +37,10 @@ TIME_SLACK = timedelta(days=7)
 # one that answers it ("Lena lives in Vienna"): a smaller share cannot lift the answer over it.
 # Only queries with such a role get links; every other query ranks as without the graph.
 GRAPH_WEIGHT = 1.0
+# A link as evidence of relevance (ranking.relevance): as much as a named period's. "Where is
+# the user's manager based?" shares neither words nor much meaning with "Priya works from the
+# Singapore office"; the link is what says it answers.
+GRAPH_EVIDENCE = 0.2
 
 
 _CAPITALIZED = re.compile(r"\b([A-Z][^\W_]*)(['’]s)?\b")
@@ -91,9 +100,9 @@ def fuse(
     """Normalized score fusion: a weighted sum of normalized cosine and max-normalized BM25.
 
     That ranks; it says nothing across queries (the best hit of any query scores high). So each
-    candidate also gets ``relevance``: its cosine to the query, clipped to [0, 1], the one
-    evidence that means the same for every query of one model; it is what results report and
-    what a threshold cuts.
+    candidate also gets ``relevance`` (see ``relevance``): the retrievers' own evidence, which
+    means the same for every query of one model; it is what results report and what a threshold
+    and the gate cut.
 
     Unlike reciprocal rank fusion it keeps how far apart candidates are. Cosines of one small
     model crowd into a narrow band (0.3-0.6) whose position moves from query to query, so the
@@ -136,11 +145,6 @@ def fuse(
             by_id[key].graph = max(0.0, min(1.0, float(value)))
             by_id[key].sources.add("graph")
     graph_weight = GRAPH_WEIGHT if any(c.graph for c in by_id.values()) else 0.0
-    for cand in by_id.values():
-        # A memory found by its words alone was not among the nearest vectors: its cosine is at
-        # most the lowest one that was.
-        cosine = cand.cosine if "vector" in cand.sources else (lo if sims else 0.0)
-        cand.relevance = min(1.0, max(0.0, cosine, cand.coverage))
     query_words = words(query) if query else set()
     cues = time_cues(query) if query else []
     for cand in by_id.values():
@@ -149,10 +153,29 @@ def fuse(
         cand.named = bool(name and query_words and words(str(name)) & query_words)
         when = _parse_time(cand.row.get("event_at")) if cues else None
         cand.dated = when is not None and any(cue.matches(when) for cue in cues)
+        cand.relevance = relevance(cand)
         # Divided back into [0, 1] so a caller's threshold keeps its meaning.
         boosts = NAME_BOOST * cand.named + TIME_BOOST * cand.dated
         cand.score = (base + boosts) / (1.0 + graph_weight + NAME_BOOST + (TIME_BOOST if cues else 0.0))
     return sorted(by_id.values(), key=rank_key)
+
+
+def relevance(cand: Candidate) -> float:
+    """The reported score: the evidence of each retriever added up, clipped to [0, 1].
+
+    Dense: the cosine (for a memory the nearest vectors did not include, ``_cosine`` when the
+    search could read it: engine/search.py fill_evidence). Text: ``coverage``, the share of the
+    query's lexical evidence the memory carries (a query word the scope never uses counts in
+    full against it). Time: TIME_EVIDENCE when the memory's event falls in a period the query
+    names. Graph: GRAPH_EVIDENCE when the graph links it to an entity the query names by its
+    role. The same scale for every query; the two word retrievers agree on what is relevant far
+    more often than on off-topic questions (benchmarks/score_threshold.py: against the higher
+    of cosine and coverage, off-topic rejection at <= 1 point of LoCoMo frac@10 rose from 59% to
+    82%). Tests: tests/test_scores.py.
+    """
+    cosine = cand.cosine if "vector" in cand.sources else float(cand.row.get("_cosine", 0.0))
+    evidence = max(0.0, cosine) + cand.coverage + TIME_EVIDENCE * cand.dated + GRAPH_EVIDENCE * cand.graph
+    return min(1.0, evidence)
 
 
 def rank_key(c: Candidate) -> tuple[float, float, str]:

@@ -165,6 +165,7 @@ class Searcher:
             return None
         linked = graph_links_of(links_future)
         extra = self._linked_rows(req, linked, [*dense, *text])
+        fill_evidence(vectors, req, vector, dense, [*text, *extra], from_copy)
         if req.as_of is not None:
             dense, text, extra = (self.visible(rows, req) for rows in (dense, text, extra))
         ranked = fuse(
@@ -347,6 +348,38 @@ class Searcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fill_evidence(
+    vectors: Any,
+    req: SearchRequest,
+    vector: np.ndarray,
+    dense: Sequence[dict[str, Any]],
+    others: Sequence[dict[str, Any]],
+    from_copy: bool,
+) -> None:
+    """Adds to the hits the evidence their retriever did not give (ranking.relevance): the
+    cosine (``_cosine``) of a memory the nearest vectors did not include, and, when LanceDB
+    answered (it gives BM25 scores without the query's ceiling), each full-text hit's share of
+    the query's words (``_coverage``). Read from the in-process copy, so that a memory's score
+    for a query does not depend on which path found it; without a copy they stay out (scored
+    0 on that side, a lower bound)."""
+    near = {h["id"] for h in dense}
+    cosine = [h["id"] for h in others if h["id"] not in near]
+    coverage = [] if from_copy else [h["id"] for h in others if "_score" in h]
+    if not cosine and not coverage:
+        return
+    found = vectors.cached_evidence(
+        req.query, vector, req.scope.model_dump(), cosine=cosine, coverage=coverage
+    )
+    if found is None:
+        return
+    cosines, shares = found
+    for hit in others:
+        if hit["id"] in cosines:
+            hit["_cosine"] = cosines[hit["id"]]
+        if hit["id"] in shares:
+            hit["_coverage"] = shares[hit["id"]]
 
 
 def submit_links(graph_links: GraphLinks | None, req: SearchRequest) -> Future[dict[str, float]] | None:

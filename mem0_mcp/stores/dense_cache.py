@@ -488,6 +488,31 @@ class DenseCache:
                 hits.append(hit)
             return hits
 
+    def cosines(self, ids: Sequence[str], vector: np.ndarray) -> dict[str, float]:
+        """Cosine to ``vector`` of each row of ``ids`` the copy holds (rows are unit vectors)."""
+        with self._lock:
+            found = [(i, self._index[i]) for i in ids if i in self._index]
+            if not found:
+                return {}
+            positions = np.fromiter((p for _, p in found), dtype=np.int64, count=len(found))
+            sims = np.einsum("ij,j->i", self._matrix[positions], np.asarray(vector, dtype=np.float32))
+            return {i: float(x) for (i, _), x in zip(found, sims, strict=True)}
+
+    def coverage(
+        self, query: str, ids: Sequence[str], scope: Mapping[str, str | None], include_superseded: bool
+    ) -> dict[str, float]:
+        """Each row's share of the query's lexical evidence in ``scope`` (as ``text_search``
+        gives it), for the rows of ``ids`` the copy holds."""
+        with self._lock:
+            mask = self._mask_locked(scope, include_superseded)
+            if mask is None:
+                return {}
+            scores = self._text.scores(query, mask)
+            ceiling = self._text.ceiling(query, mask) if scores is not None else 0.0
+            if scores is None or ceiling <= 0:
+                return {}
+            return {i: float(scores[self._index[i]]) / ceiling for i in ids if i in self._index}
+
     def find_hashes(
         self,
         hashes: Sequence[str],

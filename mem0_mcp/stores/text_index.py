@@ -114,15 +114,27 @@ class TextIndex:
         over the ``allowed`` rows only, as LanceDB does under a prefilter: a scope's own
         vocabulary decides what is rare in it.
         """
+        scores = self.scores(query, allowed) if k > 0 else None
+        if scores is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        hits = np.flatnonzero(scores > 0)
+        if len(hits) > k:
+            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
+        hits = hits[np.argsort(-scores[hits], kind="stable")]
+        return hits, scores[hits]
+
+    def scores(self, query: str, allowed: np.ndarray) -> np.ndarray | None:
+        """The BM25 score of every position (0 outside ``allowed``), with the statistics of the
+        ``allowed`` rows; None when the query has no term or nothing is allowed."""
         n = len(allowed)
         # A term the query repeats counts again, as in LanceDB.
         query_terms = terms(query)
-        if not n or not query_terms or k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if not n or not query_terms:
+            return None
         lengths = np.frombuffer(self._lengths, dtype=np.float32, count=n)
         docs = int(allowed.sum())
         if docs == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return None
         avg = float(lengths[allowed].sum()) / docs or 1.0
         scores = np.zeros(n, dtype=np.float32)
         for term in query_terms:
@@ -140,8 +152,4 @@ class TextIndex:
             pos, tf = pos[keep], tf[keep]
             norm = K1 * (1.0 - B + B * lengths[pos] / avg)
             scores[pos] += idf * tf * (K1 + 1.0) / (tf + norm)
-        hits = np.flatnonzero(scores > 0)
-        if len(hits) > k:
-            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
-        hits = hits[np.argsort(-scores[hits], kind="stable")]
-        return hits, scores[hits]
+        return scores

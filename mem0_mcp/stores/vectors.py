@@ -444,6 +444,24 @@ class VectorStore:
             return None
         return cache.search(vector, k, scope, include_superseded, columns, exact=exact)
 
+    def cached_evidence(
+        self,
+        query: str,
+        vector: np.ndarray,
+        scope: dict[str, str | None],
+        *,
+        cosine: Sequence[str],
+        coverage: Sequence[str],
+    ) -> tuple[dict[str, float], dict[str, float]] | None:
+        """Cosines to ``vector`` of the rows ``cosine`` and the lexical coverage of the rows
+        ``coverage`` in the scope (superseded rows counted, as a search reads them), from the
+        in-process copy; None when the copy cannot serve."""
+        cache = self._current_cache()
+        if cache is None:
+            return None
+        cosines = cache.cosines(cosine, vector) if cosine else {}
+        return cosines, cache.coverage(query, coverage, scope, True) if coverage else {}
+
     def cached_text_search(
         self,
         query: str,
