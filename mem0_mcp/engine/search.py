@@ -29,8 +29,9 @@ LIGHT_COLUMNS = ("id", "name", "event_at")
 # What ``as_of`` reads of a candidate besides: when it was added and whether it was superseded.
 AS_OF_COLUMNS = (*LIGHT_COLUMNS, "created_at", "superseded_at", "superseded_by")
 # Whether a candidate was superseded, and by what: a default search passes a superseded
-# memory's evidence to its replacement (ranking.pass_to_successors).
-SUCCESSION_COLUMNS = (*LIGHT_COLUMNS, "superseded_at", "superseded_by")
+# memory's evidence to its replacement (ranking.pass_to_successors). The in-process copy reads
+# them only when the scope holds a superseded row (a candidate without them is current).
+SUCCESSION = ("superseded_at", "superseded_by")
 # Longest chain of replacements followed (A superseded by B superseded by C ...).
 MAX_CHAIN = 16
 
@@ -113,7 +114,8 @@ class Searcher:
         settings = self.storage.settings
         n = max(settings.search_candidates, req.limit)
         scope_values = req.scope.model_dump()
-        columns = AS_OF_COLUMNS if req.as_of is not None else SUCCESSION_COLUMNS
+        columns = AS_OF_COLUMNS if req.as_of is not None else LIGHT_COLUMNS
+        succession = () if req.as_of is not None else SUCCESSION
         # Superseded rows are always read: shown when asked for, else for their replacements.
         where = req.where_all or req.where
         # Needs no vector: starts first, to run beside the embedding and the vector search.
@@ -129,6 +131,7 @@ class Searcher:
                 scope_values,
                 include_superseded=True,
                 columns=columns,
+                succession=succession,
             )
             if req.plain
             else None
@@ -145,7 +148,14 @@ class Searcher:
             if graph_search is not None:
                 graph_future = graph_search(req.query, graph_vector, req.scope, req.limit)
             dense = (
-                vectors.dense_search(vector, n, scope_values, include_superseded=True, columns=columns)
+                vectors.dense_search(
+                    vector,
+                    n,
+                    scope_values,
+                    include_superseded=True,
+                    columns=columns,
+                    succession=succession,
+                )
                 if text_future is None
                 else None
             )
@@ -199,6 +209,8 @@ class Searcher:
     ) -> list[dict[str, Any]]:
         """Rows of the scope the graph links that neither retriever found (a large scope), or none
         when they cannot be read: the graph never fails a search."""
+        if not linked:
+            return []
         seen = {str(r["id"]) for r in found}
         missing = [m for m in linked if m not in seen]
         if not missing:

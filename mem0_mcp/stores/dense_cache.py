@@ -306,9 +306,13 @@ class DenseCache:
             if seqs:
                 pending = set(seqs)
                 top = max(pending)
-                self._staged = {s for s in self._staged if s in pending or s > top}
-                self._latest = {i: s for i, s in self._latest.items() if s in pending or s > top}
-            return self.version is not None and all(s in self._staged for s in seqs)
+                # Set differences in C: the journal can hold thousands while the table is busy.
+                gone = {s for s in self._staged - pending if s <= top}
+                if gone:
+                    # ``_latest`` holds staged seqs only (both are pruned here alike).
+                    self._staged -= gone
+                    self._latest = {i: s for i, s in self._latest.items() if s not in gone}
+            return self.version is not None and self._staged.issuperset(seqs)
 
     def moving(self, seqs: Mapping[str, int]) -> None:
         """This process's mover is about to apply these entries (id -> seq) to the table: its
@@ -417,6 +421,16 @@ class DenseCache:
                 mask &= self._codes[col][:n] == code
         return mask
 
+    def _columns_locked(
+        self, mask: np.ndarray, columns: Sequence[str], succession: Sequence[str]
+    ) -> Sequence[str]:
+        """``columns``, and ``succession`` too when a row of ``mask`` is superseded: a hit
+        without them reads as current, and most stores hold no superseded row (each column read
+        costs every hit a dict entry)."""
+        if not succession or not np.logical_and(mask, self._superseded[: len(mask)]).any():
+            return columns
+        return (*columns, *(c for c in succession if c not in columns))
+
     def _hit_locked(self, pos: int, key: str, value: float, columns: Sequence[str]) -> dict[str, Any]:
         row: dict[str, Any] = {c: self._cols[c][pos] for c in columns}
         row[key] = value
@@ -431,12 +445,17 @@ class DenseCache:
         columns: Sequence[str] = COLUMNS,
         *,
         exact: bool = False,
+        succession: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
+        """The ``k`` rows of the scope nearest ``vector``, with ``columns`` and ``_distance``
+        (cosine distance), best first; ``succession`` are read only when a row the
+        search may return is superseded (see _columns_locked)."""
         with self._lock:
             n = self._n
             mask = self._mask_locked(scope, include_superseded)
             if mask is None:
                 return []
+            columns = self._columns_locked(mask, columns, succession)
             q = np.asarray(vector, dtype=np.float32)
             idx = np.flatnonzero(mask)
             if not len(idx):
@@ -472,18 +491,20 @@ class DenseCache:
         scope: Mapping[str, str | None],
         include_superseded: bool,
         columns: Sequence[str] = COLUMNS,
+        succession: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """BM25 over the scope's rows (see text_index), rows carrying ``_score`` like LanceDB's."""
+        """BM25 over the scope's rows (see text_index), rows carrying ``_score`` like LanceDB's
+        (``succession``: as in ``search``)."""
         with self._lock:
             mask = self._mask_locked(scope, include_superseded)
             if mask is None or not mask.any():
                 return []
-            positions, scores = self._text.search(query, mask, k)
-            ceiling = self._text.ceiling(query, mask) if len(positions) else 0.0
+            columns = self._columns_locked(mask, columns, succession)
+            positions, scores, ceiling = self._text.search(query, mask, k)
             hits = []
             for p, s in zip(positions, scores, strict=True):
                 hit = self._hit_locked(int(p), "_score", float(s), columns)
-                # The share of the query's lexical evidence this row carries (see TextIndex.ceiling).
+                # The share of the query's lexical evidence this row carries (see TextIndex.search).
                 hit["_coverage"] = float(s) / ceiling if ceiling > 0 else 0.0
                 hits.append(hit)
             return hits

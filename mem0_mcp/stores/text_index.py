@@ -92,23 +92,12 @@ class TextIndex:
             self._freqs.setdefault(term, array("f")).append(count)
         self._lengths.append(float(sum(counts.values())))
 
-    def ceiling(self, query: str, allowed: np.ndarray) -> float:
-        """The BM25 score a row holding every query term many times would reach among ``allowed``:
-        a row's score over it is the share of the query's lexical evidence the row carries, on
-        the same scale for every query. A term the scope never saw counts at its rarest."""
-        n = len(allowed)
-        docs = int(allowed[: len(self._lengths)].sum()) if n else 0
-        total = 0.0
-        for term in terms(query):
-            df = 0
-            if term in self._positions and docs:
-                pos = np.frombuffer(self._positions[term], dtype=np.int32)
-                df = int(allowed[pos[pos < n]].sum())
-            total += float(np.log1p((docs - df + 0.5) / (df + 0.5))) * (K1 + 1.0)
-        return total
-
-    def search(self, query: str, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Positions and BM25 scores of the best ``k`` rows among ``allowed``, best first.
+    def search(self, query: str, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Positions and BM25 scores of the best ``k`` rows among ``allowed``, best first, and the
+        query's ceiling (0.0 without a hit): the BM25 score a row holding every query term many
+        times would reach among ``allowed``. A row's score over it is the share of the query's
+        lexical evidence the row carries, on the same scale for every query. A term the scope
+        never saw counts at its rarest.
 
         Collection statistics (document count, average length, document frequencies) are taken
         over the ``allowed`` rows only, as LanceDB does under a prefilter: a scope's own
@@ -117,16 +106,21 @@ class TextIndex:
         n = len(allowed)
         # A term the query repeats counts again, as in LanceDB.
         query_terms = terms(query)
+        none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0.0
         if not n or not query_terms or k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return none
         lengths = np.frombuffer(self._lengths, dtype=np.float32, count=n)
         docs = int(allowed.sum())
         if docs == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return none
         avg = float(lengths[allowed].sum()) / docs or 1.0
         scores = np.zeros(n, dtype=np.float32)
+        # The ceiling: each query term at its idf (a term the scope lacks at df 0, its rarest).
+        unseen = float(np.log1p((docs + 0.5) / 0.5)) * (K1 + 1.0)
+        ceiling = 0.0
         for term in query_terms:
             if term not in self._positions:
+                ceiling += unseen
                 continue
             pos = np.frombuffer(self._positions[term], dtype=np.int32)
             tf = np.frombuffer(self._freqs[term], dtype=np.float32)
@@ -135,8 +129,10 @@ class TextIndex:
             keep = allowed[pos]
             df = int(keep.sum())
             if not df:
+                ceiling += unseen
                 continue
             idf = np.log1p((docs - df + 0.5) / (df + 0.5))
+            ceiling += float(idf) * (K1 + 1.0)
             pos, tf = pos[keep], tf[keep]
             norm = K1 * (1.0 - B + B * lengths[pos] / avg)
             scores[pos] += idf * tf * (K1 + 1.0) / (tf + norm)
@@ -144,4 +140,4 @@ class TextIndex:
         if len(hits) > k:
             hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
         hits = hits[np.argsort(-scores[hits], kind="stable")]
-        return hits, scores[hits]
+        return hits, scores[hits], ceiling if len(hits) else 0.0
