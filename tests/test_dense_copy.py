@@ -116,3 +116,38 @@ def test_any_other_foreign_write_reloads_the_copy(tmp_path: Path, change: str) -
     assert len(live_rows(one)) == one.storage.vectors.count()
     one.close()
     two.close()
+
+
+def test_the_copy_reads_succession_columns_only_when_the_scope_holds_a_superseded_row(
+    tmp_path: Path,
+) -> None:
+    mem = Memory(make_settings(tmp_path / "d"), embedder=FakeEmbedder())
+    old = mem.add("lives in Lisbon", user_id="u").results[0].id
+    mem.add("lives in a flat in Lisbon", user_id="other")
+    store = mem.storage.vectors
+    scope = {"user_id": "u", "agent_id": None, "run_id": None}
+    vector = FakeEmbedder().embed(["lives in Lisbon"])[0]
+    light, succession = ("id", "name"), ("superseded_at", "superseded_by")
+
+    def read() -> list[list[dict]]:
+        mem.flush()  # into the table, which the copy follows
+        assert store.wait_for_copy(30)
+        dense = store.dense_search(
+            vector, 5, scope, include_superseded=True, columns=light, succession=succession
+        )
+        text = store.cached_text_search(
+            "Lisbon", 5, scope, include_superseded=True, columns=light, succession=succession
+        )
+        assert dense is not None and text is not None
+        return [dense, text]
+
+    before = read()
+    assert all(hits for hits in before)
+    assert all(not set(succession) & set(hit) for hits in before for hit in hits)
+    new = mem.add("moved to Porto", user_id="u", supersedes=[old]).results[0].id
+    for hits in read():
+        by_id = {h["id"]: h for h in hits}
+        assert by_id[old]["superseded_by"] == new and by_id[old]["superseded_at"]
+        assert all(h["superseded_at"] is None for h in hits if h["id"] != old)
+    assert new in {h["id"] for h in read()[0]}
+    mem.close()

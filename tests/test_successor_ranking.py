@@ -66,3 +66,14 @@ def test_without_superseded_candidates_the_ranking_is_unchanged() -> None:
     ranked = pass_to_successors([old, a, b], {"o": {"id": "b"}})
     assert [c.row["id"] for c in ranked] == ["b", "a"]
     assert (ranked[0].score, ranked[0].relevance) == (0.95, 0.6) and "replaced" in ranked[0].sources
+
+
+def test_a_supersede_after_searches_of_a_store_without_one_still_passes_evidence(mem: Memory) -> None:
+    # The copy leaves the succession columns out while the scope holds no superseded row: the
+    # first supersede must bring them back at once.
+    old = add(mem, "Works as a backend engineer at Stripe")
+    add(mem, "Plays tennis on weekends")
+    assert [h.id for h in mem.search(QUESTION, user_id="u").results][:1] == [old]
+    new = add(mem, "Started a new job at Anthropic", supersedes=[old])
+    hits = mem.search(QUESTION, user_id="u").results
+    assert hits and hits[0].id == new and old not in {h.id for h in hits}

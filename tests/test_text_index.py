@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from conftest import FakeEmbedder, make_settings
 
 from mem0_mcp.engine.memory import Memory
-from mem0_mcp.stores.text_index import terms
+from mem0_mcp.stores.text_index import K1, TextIndex, terms
 
 SENTENCES = [
     "I'm doing the running club on Sundays because it keeps me sane.",
@@ -48,3 +49,30 @@ def test_copy_scores_equal_lancedb_full_text(tmp_path: Path) -> None:
         assert [round(r["_score"], 3) for r in ours] == [round(r["_score"], 3) for r in theirs], query
         assert {r["id"] for r in ours} == {r["id"] for r in theirs}, query
     mem.close()
+
+
+def reference_ceiling(query: str, allowed: np.ndarray) -> float:
+    """The ceiling as it was computed apart from ``search``: each query term at its idf among the
+    allowed sentences (a term they lack at df 0), summed term by term in query order."""
+    docs = int(allowed.sum())
+    held = [set(terms(s)) for s, ok in zip(SENTENCES, allowed, strict=True) if ok]
+    total = 0.0
+    for term in terms(query):
+        df = sum(term in h for h in held)
+        total += float(np.log1p((docs - df + 0.5) / (df + 0.5))) * (K1 + 1.0)
+    return total
+
+
+def test_search_returns_the_ceiling_of_the_allowed_rows() -> None:
+    index = TextIndex()
+    for pos, text in enumerate(SENTENCES):
+        index.add(pos, text)
+    everything = np.ones(len(SENTENCES), dtype=bool)
+    some = np.array([i % 3 != 0 for i in range(len(SENTENCES))])
+    for allowed in (everything, some):
+        for query in [*QUERIES, "park park zebra", "jazz unknownword jazz", "Caroline"]:
+            positions, scores, ceiling = index.search(query, allowed, 20)
+            expected = reference_ceiling(query, allowed) if len(positions) else 0.0
+            assert ceiling == expected, query  # the same sum, bit for bit
+            assert all(0.0 < s <= ceiling for s in scores), query
+    assert index.search("zebra", everything, 20)[2] == 0.0  # no hit: no ceiling

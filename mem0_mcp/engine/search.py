@@ -20,6 +20,7 @@ from mem0_mcp.engine.storage import CopyTicket, Storage
 from mem0_mcp.errors import EmbedderMismatchError, InvalidInputError, StoreError
 from mem0_mcp.models import MemoryItem, Scope, SearchResult
 from mem0_mcp.stores.filters import sql_str
+from mem0_mcp.stores.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ LIGHT_COLUMNS = ("id", "name", "event_at")
 # What ``as_of`` reads of a candidate besides: when it was added and whether it was superseded.
 AS_OF_COLUMNS = (*LIGHT_COLUMNS, "created_at", "superseded_at", "superseded_by")
 # Whether a candidate was superseded, and by what: a default search passes a superseded
-# memory's evidence to its replacement (ranking.pass_to_successors).
-SUCCESSION_COLUMNS = (*LIGHT_COLUMNS, "superseded_at", "superseded_by")
+# memory's evidence to its replacement (ranking.pass_to_successors). The in-process copy reads
+# them only when the scope holds a superseded row (a candidate without them is current).
+SUCCESSION = ("superseded_at", "superseded_by")
 # Longest chain of replacements followed (A superseded by B superseded by C ...).
 MAX_CHAIN = 16
 
@@ -113,7 +115,8 @@ class Searcher:
         settings = self.storage.settings
         n = max(settings.search_candidates, req.limit)
         scope_values = req.scope.model_dump()
-        columns = AS_OF_COLUMNS if req.as_of is not None else SUCCESSION_COLUMNS
+        columns = AS_OF_COLUMNS if req.as_of is not None else LIGHT_COLUMNS
+        succession = () if req.as_of is not None else SUCCESSION
         # Superseded rows are always read: shown when asked for, else for their replacements.
         where = req.where_all or req.where
         # Needs no vector: starts first, to run beside the embedding and the vector search.
@@ -129,6 +132,7 @@ class Searcher:
                 scope_values,
                 include_superseded=True,
                 columns=columns,
+                succession=succession,
             )
             if req.plain
             else None
@@ -145,7 +149,14 @@ class Searcher:
             if graph_search is not None:
                 graph_future = graph_search(req.query, graph_vector, req.scope, req.limit)
             dense = (
-                vectors.dense_search(vector, n, scope_values, include_superseded=True, columns=columns)
+                vectors.dense_search(
+                    vector,
+                    n,
+                    scope_values,
+                    include_superseded=True,
+                    columns=columns,
+                    succession=succession,
+                )
                 if text_future is None
                 else None
             )
@@ -200,6 +211,8 @@ class Searcher:
     ) -> list[dict[str, Any]]:
         """Rows of the scope the graph links that neither retriever found (a large scope), or none
         when they cannot be read: the graph never fails a search."""
+        if not linked:
+            return []
         seen = {str(r["id"]) for r in found}
         missing = [m for m in linked if m not in seen]
         if not missing:
@@ -351,7 +364,7 @@ class Searcher:
 
 
 def fill_evidence(
-    vectors: Any,
+    vectors: VectorStore,
     req: SearchRequest,
     vector: np.ndarray,
     dense: Sequence[dict[str, Any]],
@@ -369,12 +382,12 @@ def fill_evidence(
     coverage = [] if from_copy else [h["id"] for h in others if "_score" in h]
     if not cosine and not coverage:
         return
-    found = vectors.cached_evidence(
-        req.query, vector, req.scope.model_dump(), cosine=cosine, coverage=coverage
-    )
-    if found is None:
+    copy = vectors.current_copy()
+    if copy is None:
         return
-    cosines, shares = found
+    cosines = copy.cosines(cosine, vector) if cosine else {}
+    # Superseded rows counted, as a search reads them.
+    shares = copy.coverage(req.query, coverage, req.scope.model_dump(), True) if coverage else {}
     for hit in others:
         if hit["id"] in cosines:
             hit["_cosine"] = cosines[hit["id"]]

@@ -10,7 +10,6 @@ serves only plain scope searches (no metadata filters).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -21,6 +20,14 @@ import numpy as np
 import pyarrow as pa
 
 from mem0_mcp.stores.columns import RESULT_COLUMNS, SCOPE_COLUMNS
+from mem0_mcp.stores.copy_arrays import (
+    READ,
+    capacity,
+    fragment_signatures,
+    grown,
+    prepared_row,
+    rows_of_table,
+)
 from mem0_mcp.stores.ivf import IvfBuilder, IvfIndex
 from mem0_mcp.stores.text_index import TextIndex
 
@@ -28,8 +35,6 @@ logger = logging.getLogger(__name__)
 
 SCOPE = SCOPE_COLUMNS
 COLUMNS = RESULT_COLUMNS
-# What the copy reads from the table: the result columns, the indexed text and the vector.
-READ = [*COLUMNS, "search_text", "vector"]
 
 
 class DenseCache:
@@ -103,10 +108,10 @@ class DenseCache:
             data: pa.Table = snapshot.to_table(columns=READ)
         else:
             data = table.search().select(READ).limit(None).to_arrow()
-        found, vectors = _rows_of(data)
+        found, vectors = rows_of_table(data)
         with self._lock:
             self._n = 0
-            self._matrix = np.zeros((_capacity(len(found)), vectors.shape[1]), dtype=np.float32)
+            self._matrix = np.zeros((capacity(len(found)), vectors.shape[1]), dtype=np.float32)
             self._alive = np.zeros(len(self._matrix), dtype=bool)
             self._superseded = np.zeros(len(self._matrix), dtype=bool)
             self._codes = {c: np.zeros(len(self._matrix), dtype=np.int32) for c in SCOPE}
@@ -141,7 +146,7 @@ class DenseCache:
         new = sorted(fid for fid in current if fid not in known)
         if self._n + sum(snapshot.get_fragment(fid).count_rows() for fid in new) > self.max_rows:
             return False
-        parts = [_rows_of(snapshot.get_fragment(fid).to_table(columns=READ)) for fid in new]
+        parts = [rows_of_table(snapshot.get_fragment(fid).to_table(columns=READ)) for fid in new]
         with self._lock:
             if self.version != version:
                 return False  # a reload or an own write got there first
@@ -165,15 +170,15 @@ class DenseCache:
         self._changes += 1
         need = self._n + len(rows)
         if need > len(self._matrix) or vectors.shape[1] != self._matrix.shape[1]:
-            cap = _capacity(need)
+            cap = capacity(need)
             dim = vectors.shape[1]
             matrix = np.zeros((cap, dim), dtype=np.float32)
             if self._matrix.shape[1] == dim:
                 matrix[: self._n] = self._matrix[: self._n]
             self._matrix = matrix
-            self._alive = _grow(self._alive, cap)
-            self._superseded = _grow(self._superseded, cap)
-            self._codes = {c: _grow(a, cap) for c, a in self._codes.items()}
+            self._alive = grown(self._alive, cap)
+            self._superseded = grown(self._superseded, cap)
+            self._codes = {c: grown(a, cap) for c, a in self._codes.items()}
         start = self._n
         self._matrix[start:need] = vectors
         for i, row in enumerate(rows):
@@ -253,7 +258,7 @@ class DenseCache:
             keep = [i for i, r in enumerate(rows) if not self._holds_locked(r)]
             if keep:
                 self._append_locked(
-                    [_prepared(rows[i]) for i in keep], np.asarray(vectors, dtype=np.float32)[keep]
+                    [prepared_row(rows[i]) for i in keep], np.asarray(vectors, dtype=np.float32)[keep]
                 )
             self.version = version
 
@@ -265,7 +270,7 @@ class DenseCache:
         with self._lock:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
-            self._append_locked([_prepared(r) for r in rows], np.asarray(vectors, dtype=np.float32))
+            self._append_locked([prepared_row(r) for r in rows], np.asarray(vectors, dtype=np.float32))
             self._staged.update(seqs.values())
             self._latest.update(seqs)
             return True
@@ -289,7 +294,7 @@ class DenseCache:
             else:
                 fresh = self._matrix[pos].copy() if vector is None else np.asarray(vector, dtype=np.float32)
                 self._alive[pos] = False
-                self._append_locked([_prepared(row)], fresh[None, :])
+                self._append_locked([prepared_row(row)], fresh[None, :])
             if seq is not None:
                 self._staged.add(seq)
                 self._latest[memory_id] = seq
@@ -306,9 +311,13 @@ class DenseCache:
             if seqs:
                 pending = set(seqs)
                 top = max(pending)
-                self._staged = {s for s in self._staged if s in pending or s > top}
-                self._latest = {i: s for i, s in self._latest.items() if s in pending or s > top}
-            return self.version is not None and all(s in self._staged for s in seqs)
+                # Set differences in C: the journal can hold thousands while the table is busy.
+                gone = {s for s in self._staged - pending if s <= top}
+                if gone:
+                    # ``_latest`` holds staged seqs only (both are pruned here alike).
+                    self._staged -= gone
+                    self._latest = {i: s for i, s in self._latest.items() if s not in gone}
+            return self.version is not None and self._staged.issuperset(seqs)
 
     def moving(self, seqs: Mapping[str, int]) -> None:
         """This process's mover is about to apply these entries (id -> seq) to the table: its
@@ -337,7 +346,7 @@ class DenseCache:
         pos = self._index.get(row["id"])
         if pos is None or not self._alive[pos]:
             return False
-        prepared = _prepared(row)
+        prepared = prepared_row(row)
         return all(self._cols[c][pos] == prepared.get(c) for c in COLUMNS)
 
     @property
@@ -417,6 +426,16 @@ class DenseCache:
                 mask &= self._codes[col][:n] == code
         return mask
 
+    def _columns_locked(
+        self, mask: np.ndarray, columns: Sequence[str], succession: Sequence[str]
+    ) -> Sequence[str]:
+        """``columns``, and ``succession`` too when a row of ``mask`` is superseded: a hit
+        without them reads as current, and most stores hold no superseded row (each column read
+        costs every hit a dict entry)."""
+        if not succession or not np.logical_and(mask, self._superseded[: len(mask)]).any():
+            return columns
+        return (*columns, *(c for c in succession if c not in columns))
+
     def _hit_locked(self, pos: int, key: str, value: float, columns: Sequence[str]) -> dict[str, Any]:
         row: dict[str, Any] = {c: self._cols[c][pos] for c in columns}
         row[key] = value
@@ -431,12 +450,17 @@ class DenseCache:
         columns: Sequence[str] = COLUMNS,
         *,
         exact: bool = False,
+        succession: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
+        """The ``k`` rows of the scope nearest ``vector``, with ``columns`` and ``_distance``
+        (cosine distance), best first; ``succession`` are read only when a row the
+        search may return is superseded (see _columns_locked)."""
         with self._lock:
             n = self._n
             mask = self._mask_locked(scope, include_superseded)
             if mask is None:
                 return []
+            columns = self._columns_locked(mask, columns, succession)
             q = np.asarray(vector, dtype=np.float32)
             idx = np.flatnonzero(mask)
             if not len(idx):
@@ -472,18 +496,20 @@ class DenseCache:
         scope: Mapping[str, str | None],
         include_superseded: bool,
         columns: Sequence[str] = COLUMNS,
+        succession: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """BM25 over the scope's rows (see text_index), rows carrying ``_score`` like LanceDB's."""
+        """BM25 over the scope's rows (see text_index), rows carrying ``_score`` like LanceDB's
+        (``succession``: as in ``search``)."""
         with self._lock:
             mask = self._mask_locked(scope, include_superseded)
             if mask is None or not mask.any():
                 return []
-            positions, scores = self._text.search(query, mask, k)
-            ceiling = self._text.ceiling(query, mask) if len(positions) else 0.0
+            columns = self._columns_locked(mask, columns, succession)
+            positions, scores, ceiling = self._text.search(query, mask, k)
             hits = []
             for p, s in zip(positions, scores, strict=True):
                 hit = self._hit_locked(int(p), "_score", float(s), columns)
-                # The share of the query's lexical evidence this row carries (see TextIndex.ceiling).
+                # The share of the query's lexical evidence this row carries (see TextIndex.search).
                 hit["_coverage"] = float(s) / ceiling if ceiling > 0 else 0.0
                 hits.append(hit)
             return hits
@@ -507,10 +533,10 @@ class DenseCache:
             mask = self._mask_locked(scope, include_superseded)
             if mask is None:
                 return {}
-            scores = self._text.scores(query, mask)
-            ceiling = self._text.ceiling(query, mask) if scores is not None else 0.0
-            if scores is None or ceiling <= 0:
+            found = self._text.scores(query, mask)
+            if found is None or found[1] <= 0:
                 return {}
+            scores, ceiling = found
             return {i: float(scores[self._index[i]]) / ceiling for i in ids if i in self._index}
 
     def find_hashes(
@@ -555,39 +581,3 @@ class DenseCache:
                 if pos is not None and self._alive[pos]:
                     out[memory_id] = {c: self._cols[c][pos] for c in COLUMNS}
             return out
-
-
-def _prepared(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row as the copy holds it: metadata as the JSON text the table returns."""
-    return {**row, "metadata": json.dumps(row.get("metadata") or {}, separators=(",", ":"))}
-
-
-def _capacity(rows: int) -> int:
-    # A quarter of headroom: growing copies the matrix, but at 1M memories each spare row costs
-    # 1.5 KB (doubling, as before, left up to 1.5 GB unused).
-    return max(1024, rows + rows // 4)
-
-
-def _grow(array: np.ndarray, cap: int) -> np.ndarray:
-    out = np.zeros(cap, dtype=array.dtype)
-    out[: len(array)] = array
-    return out
-
-
-def fragment_signatures(snapshot: Any) -> dict[int, str]:
-    """fragment id -> what changes when its rows do (data files, deletion file, row count)."""
-    out: dict[int, str] = {}
-    for fragment in snapshot.get_fragments():
-        meta = fragment.metadata
-        out[int(fragment.fragment_id)] = f"{meta.physical_rows}|{meta.deletion_file!r}|{meta.data_files()!r}"
-    return out
-
-
-def _rows_of(data: pa.Table) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Rows (every read column but the vector) and the vectors of an Arrow table of READ columns."""
-    dim = int(data.schema.field("vector").type.list_size)
-    flat = data.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
-    vectors = np.asarray(flat, dtype=np.float32).reshape(len(data), dim)
-    names = READ[:-1]
-    columns = {c: data.column(c).to_pylist() for c in names}
-    return [{c: columns[c][i] for c in names} for i in range(len(data))], vectors

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Re-exported (`x as x`): the time helpers live in mem0_mcp.clock; the engine imports them from here.
@@ -58,6 +58,19 @@ def sql_number(value: int | float, field: str = "filters") -> str:
 def scope_clause(**ids: str | None) -> str:
     parts = [f"{col} = {sql_str(val)}" for col, val in ids.items() if val]
     return " AND ".join(parts)
+
+
+def hash_clause(
+    scope: Mapping[str, str | None], hashes: Sequence[str], event_at: str | None, *, any_time: bool
+) -> str:
+    """Current rows of exactly ``scope`` with one of ``hashes`` and the event time ``event_at``
+    (any with ``any_time``)."""
+    exact = " AND ".join(f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.items())
+    in_list = ", ".join(sql_str(h) for h in set(hashes))
+    where = f"{exact} AND superseded_at IS NULL AND hash IN ({in_list})"
+    if not any_time:
+        where += f" AND event_at = {sql_str(event_at)}" if event_at else " AND event_at IS NULL"
+    return where
 
 
 def compile_filters(filters: Mapping[str, Any] | None) -> str:

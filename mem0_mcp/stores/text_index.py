@@ -92,40 +92,30 @@ class TextIndex:
             self._freqs.setdefault(term, array("f")).append(count)
         self._lengths.append(float(sum(counts.values())))
 
-    def ceiling(self, query: str, allowed: np.ndarray) -> float:
-        """The BM25 score a row holding every query term many times would reach among ``allowed``:
-        a row's score over it is the share of the query's lexical evidence the row carries, on
-        the same scale for every query. A term the scope never saw counts at its rarest."""
-        n = len(allowed)
-        docs = int(allowed[: len(self._lengths)].sum()) if n else 0
-        total = 0.0
-        for term in terms(query):
-            df = 0
-            if term in self._positions and docs:
-                pos = np.frombuffer(self._positions[term], dtype=np.int32)
-                df = int(allowed[pos[pos < n]].sum())
-            total += float(np.log1p((docs - df + 0.5) / (df + 0.5))) * (K1 + 1.0)
-        return total
+    def search(self, query: str, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Positions and BM25 scores of the best ``k`` rows among ``allowed``, best first, and the
+        query's ceiling (0.0 without a hit; see ``scores``)."""
+        found = self.scores(query, allowed) if k > 0 else None
+        if found is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0.0
+        scores, ceiling = found
+        hits = np.flatnonzero(scores > 0)
+        if len(hits) > k:
+            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
+        hits = hits[np.argsort(-scores[hits], kind="stable")]
+        return hits, scores[hits], ceiling if len(hits) else 0.0
 
-    def search(self, query: str, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Positions and BM25 scores of the best ``k`` rows among ``allowed``, best first.
+    def scores(self, query: str, allowed: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The BM25 score of every position (0 outside ``allowed``) and the query's ceiling: the
+        score a row holding every query term many times would reach among ``allowed``. A row's
+        score over it is the share of the query's lexical evidence the row carries, on the same
+        scale for every query. A term the scope never saw counts at its rarest. None when the
+        query has no term or nothing is allowed.
 
         Collection statistics (document count, average length, document frequencies) are taken
         over the ``allowed`` rows only, as LanceDB does under a prefilter: a scope's own
         vocabulary decides what is rare in it.
         """
-        scores = self.scores(query, allowed) if k > 0 else None
-        if scores is None:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        hits = np.flatnonzero(scores > 0)
-        if len(hits) > k:
-            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
-        hits = hits[np.argsort(-scores[hits], kind="stable")]
-        return hits, scores[hits]
-
-    def scores(self, query: str, allowed: np.ndarray) -> np.ndarray | None:
-        """The BM25 score of every position (0 outside ``allowed``), with the statistics of the
-        ``allowed`` rows; None when the query has no term or nothing is allowed."""
         n = len(allowed)
         # A term the query repeats counts again, as in LanceDB.
         query_terms = terms(query)
@@ -137,8 +127,12 @@ class TextIndex:
             return None
         avg = float(lengths[allowed].sum()) / docs or 1.0
         scores = np.zeros(n, dtype=np.float32)
+        # The ceiling: each query term at its idf (a term the scope lacks at df 0, its rarest).
+        unseen = float(np.log1p((docs + 0.5) / 0.5)) * (K1 + 1.0)
+        ceiling = 0.0
         for term in query_terms:
             if term not in self._positions:
+                ceiling += unseen
                 continue
             pos = np.frombuffer(self._positions[term], dtype=np.int32)
             tf = np.frombuffer(self._freqs[term], dtype=np.float32)
@@ -147,9 +141,11 @@ class TextIndex:
             keep = allowed[pos]
             df = int(keep.sum())
             if not df:
+                ceiling += unseen
                 continue
             idf = np.log1p((docs - df + 0.5) / (df + 0.5))
+            ceiling += float(idf) * (K1 + 1.0)
             pos, tf = pos[keep], tf[keep]
             norm = K1 * (1.0 - B + B * lengths[pos] / avg)
             scores[pos] += idf * tf * (K1 + 1.0) / (tf + norm)
-        return scores
+        return scores, ceiling

@@ -32,7 +32,7 @@ from mem0_mcp.stores.columns import (
     rows_to_arrow,
 )
 from mem0_mcp.stores.dense_cache import DenseCache
-from mem0_mcp.stores.filters import sql_str
+from mem0_mcp.stores.filters import hash_clause, sql_str
 from mem0_mcp.stores.lance_recovery import Fallback, close_view, missing_file_error, open_readable_version
 from mem0_mcp.stores.object_store import RemoteStore, create_shared, create_table_shared, retry_conflicts
 
@@ -360,11 +360,12 @@ class VectorStore:
             and now - self._checked_at < FULL_CHECK_SECONDS
         ):
             return self._cache
-        version = int(tbl.version)
         cache = self._cache
         compacting = self._compacting_from
+        # Its compaction changes no row and holds off every writer: no need to ask the table.
         if compacting is not None and cache.version == compacting:
             return cache
+        version = int(tbl.version)
         caught_up = cache.version != version and self._catch_up(cache, tbl)
         if not caught_up and cache.version != version:
             if int(tbl.count_rows()) > SYNC_RELOAD_ROWS:
@@ -436,31 +437,14 @@ class VectorStore:
         include_superseded: bool,
         columns: Sequence[str] = RESULT_COLUMNS,
         exact: bool = False,
+        succession: Sequence[str] = (),
     ) -> list[dict] | None:
-        """Scope search from the in-process copy (IVF past the threshold unless ``exact``);
-        None when the copy cannot serve it."""
+        """Scope search from the in-process copy (IVF past the threshold unless ``exact``;
+        ``succession``: DenseCache.search); None when the copy cannot serve it."""
         cache = self._current_cache()
         if cache is None:
             return None
-        return cache.search(vector, k, scope, include_superseded, columns, exact=exact)
-
-    def cached_evidence(
-        self,
-        query: str,
-        vector: np.ndarray,
-        scope: dict[str, str | None],
-        *,
-        cosine: Sequence[str],
-        coverage: Sequence[str],
-    ) -> tuple[dict[str, float], dict[str, float]] | None:
-        """Cosines to ``vector`` of the rows ``cosine`` and the lexical coverage of the rows
-        ``coverage`` in the scope (superseded rows counted, as a search reads them), from the
-        in-process copy; None when the copy cannot serve."""
-        cache = self._current_cache()
-        if cache is None:
-            return None
-        cosines = cache.cosines(cosine, vector) if cosine else {}
-        return cosines, cache.coverage(query, coverage, scope, True) if coverage else {}
+        return cache.search(vector, k, scope, include_superseded, columns, exact=exact, succession=succession)
 
     def cached_text_search(
         self,
@@ -470,10 +454,11 @@ class VectorStore:
         *,
         include_superseded: bool,
         columns: Sequence[str] = RESULT_COLUMNS,
+        succession: Sequence[str] = (),
     ) -> list[dict] | None:
         """BM25 over the scope from the in-process copy; None when the copy cannot serve it."""
         cache = self._current_cache()
-        return None if cache is None else cache.text_search(query, k, scope, include_superseded, columns)
+        return cache.text_search(query, k, scope, include_superseded, columns, succession) if cache else None
 
     def current_row(self, memory_id: str) -> dict[str, Any] | None:
         """Result columns of a live row from the in-process copy once it is current with the
@@ -502,13 +487,7 @@ class VectorStore:
         cache = self._current_cache()
         if cache is not None:
             return cache.find_hashes(hashes, scope, event_at, any_time=any_time)
-        exact = " AND ".join(
-            f"{col} = {sql_str(val)}" if val else f"{col} IS NULL" for col, val in scope.items()
-        )
-        in_list = ", ".join(sql_str(h) for h in set(hashes))
-        where = f"{exact} AND superseded_at IS NULL AND hash IN ({in_list})"
-        if not any_time:
-            where += f" AND event_at = {sql_str(event_at)}" if event_at else " AND event_at IS NULL"
+        where = hash_clause(scope, hashes, event_at, any_time=any_time)
         return {r["hash"]: r["id"] for r in self.query(where, columns=("id", "hash"))}
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
