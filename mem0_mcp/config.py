@@ -136,7 +136,8 @@ class Settings(BaseSettings):
         description="A search whose best result scores below this returns nothing: the question "
         "is about something not remembered (a result's score: its cosine to the query plus the "
         "share of the query's words it carries, plus 0.2 when it is dated in a period the query "
-        "names or 0.2 when the graph links it to what the query names, at most 1; the same scale for every query). Chosen on LoCoMo dev by "
+        "names, plus 0.2 when the graph links it to what the query names, at most 1; the same "
+        "scale for every query). Chosen on LoCoMo dev by "
         "leave-one-conversation-out (benchmarks/score_threshold.py): frac@10 -0.6 points, 83% of "
         "our off-topic questions return nothing. 0 turns it off. A search's own `threshold` cuts "
         "individual results instead.",
