@@ -382,7 +382,8 @@ def fill_evidence(
     coverage = [] if from_copy else [h["id"] for h in others if "_score" in h]
     if not cosine and not coverage:
         return
-    copy = vectors.current_copy()
+    # A search the copy served has checked it is current: no second look at the table's version.
+    copy = vectors.copy if from_copy else vectors.current_copy()
     if copy is None:
         return
     cosines = copy.cosines(cosine, vector) if cosine else {}
