@@ -574,7 +574,9 @@ def default_threshold() -> str:
     """What search applies when the caller gives no threshold: the setting, if the server has one."""
     from mem0_mcp.config import Settings
 
-    names = [n for n in Settings.model_fields if "threshold" in n and n not in NOT_SEARCH_THRESHOLDS]
+    names = [
+        n for n in Settings.model_fields if ("threshold" in n or "gate" in n) and n not in NOT_SEARCH_THRESHOLDS
+    ]
     if not names:
         return "none: search_memory has no default threshold setting; off-topic questions ran unfiltered"
     defaults = {n: Settings.model_fields[n].default for n in names}

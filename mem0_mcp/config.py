@@ -129,18 +129,25 @@ class Settings(BaseSettings):
     search_candidates: int = Field(
         80, ge=10, le=10_000, description="Rows each retriever hands to fusion before the final cut."
     )
-    search_threshold: float = Field(
-        0.39,
-        ge=0.0,
-        le=1.0,
-        description="A search whose best result scores below this returns nothing: the question "
-        "is about something not remembered (a result's score: its cosine to the query plus the "
-        "share of the query's words it carries, plus 0.2 when it is dated in a period the query "
-        "names, plus 0.2 when the graph links it to what the query names, at most 1; the same "
-        "scale for every query). Chosen on LoCoMo dev by "
-        "leave-one-conversation-out (benchmarks/score_threshold.py): frac@10 -0.6 points, 83% of "
-        "our off-topic questions return nothing. 0 turns it off. A search's own `threshold` cuts "
-        "individual results instead.",
+    search_threshold: float | Literal["auto"] = Field(
+        "auto",
+        description="A search whose best result scores below the gate returns nothing: the "
+        "question is about something not remembered (a result's score: its cosine to the query "
+        "plus the share of the query's words it carries, plus 0.2 when it is dated in a period the "
+        "query names, plus 0.2 when the graph links it to what the query names, at most 1; the "
+        "same scale for every query). 'auto': each scope's own gate, measured by asking it "
+        "questions it cannot answer (engine/gate.py, search_gate_quantile); a number in [0, 1]: "
+        "that gate everywhere, 0 turns it off. A search's own `threshold` cuts individual results "
+        "instead.",
+    )
+    search_gate_quantile: float = Field(
+        0.86,
+        gt=0.0,
+        lt=1.0,
+        description="With search_threshold=auto, the share of generic unanswerable questions "
+        "(engine/null_questions.py) a scope's gate rejects there. Chosen on LoCoMo dev by "
+        "leave-one-conversation-out (benchmarks/score_threshold.py): frac@10 -0.8 points, 85% "
+        "of our off-topic questions return nothing.",
     )
     vector_weight: float = Field(0.4, ge=0.0, le=1.0, description="Share of the dense score in fusion.")
     context_vectors: Literal["mixed", "joint"] = Field(
@@ -300,6 +307,19 @@ class Settings(BaseSettings):
             v = v.strip().lower()
             return _BOOL_WORDS.get(v, v)
         return v
+
+    @field_validator("search_threshold", mode="before")
+    @classmethod
+    def _search_threshold(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not 0.0 <= number <= 1.0:  # NaN too
+            raise ValueError("must be 'auto' or a number in [0, 1] (0 turns the gate off)")
+        return number
 
     @field_validator("user_id")
     @classmethod

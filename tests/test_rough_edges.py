@@ -42,6 +42,7 @@ BAD_TEXT = {
     "http_path": "mcp",
     "allowed_hosts": "http://example.com/x",
     "store_uri": "ftp://bucket/prefix",
+    "search_threshold": "strict",
 }
 
 

@@ -23,6 +23,7 @@ from mem0_mcp.embedding import BackgroundEmbedder, Embedder
 from mem0_mcp.engine import validation as check
 from mem0_mcp.engine.browse import page_of
 from mem0_mcp.engine.changes import Change, ChangeGroups
+from mem0_mcp.engine.gate import ScopeGates
 from mem0_mcp.engine.identity import EmbedderIdentity
 from mem0_mcp.engine.inferred import add_inferred
 from mem0_mcp.engine.restore import restore
@@ -92,6 +93,7 @@ class Memory:
         self._llm = llm if llm is not None else build_llm(settings)
         self._pipeline: MemoryPipeline | None = None
         self._searcher = Searcher(self.storage, self._embed)
+        self.gates = ScopeGates(self.storage, self._embed)  # public: benchmarks read null scores
         self._changes = ChangeGroups(self.storage)
         self._graph: GraphMemory | None = None  # built on first use
         self._graph_init = threading.Lock()
@@ -310,12 +312,11 @@ class Memory:
         Takes the query, the scope, an optional actor, metadata ``filters``, ``limit`` (default
         settings.default_limit, at most max_limit), a score ``threshold`` in [0, 1] (results
         under it are dropped; without one, nothing is returned when even the best result scores
-        under ``settings.search_threshold``) and whether superseded memories count. ``as_of``
+        under the scope's gate, engine/gate.py) and whether superseded memories count. ``as_of``
         (ISO 8601 or epoch seconds): as things stood then (Searcher.visible). ``use_graph``: the
         graph's relations and memory links (None: ``graph_reads()``). Returns a SearchResult, best
-        first, each with its score (cosine to the query or share of its words, the same scale
-        for every query), and the graph's relations when the graph is on. Raises
-        ScopeRequiredError, InvalidInputError (``as_of`` too), StoreError.
+        first, each with its score (ranking.relevance, the same scale for every query), and the
+        graph's relations. Raises ScopeRequiredError, InvalidInputError, StoreError.
         """
         scope = check.check_scope("search", user_id, agent_id, run_id)
         text = check.check_text(self.settings, query, "query")
@@ -329,7 +330,7 @@ class Memory:
             ),
             limit=check.check_limit(self.settings, limit),
             threshold=check.check_threshold(threshold),
-            gate=self.settings.search_threshold if threshold is None else 0.0,
+            gate=(lambda: self.gates.gate(scope)) if threshold is None else 0.0,
             plain=not filters and not actor,
             include_superseded=include_superseded,
             filters=filters,
@@ -594,5 +595,6 @@ class Memory:
         """Finish background work, move the journal and release the stores."""
         self.storage.close()
         self._searcher.close()
+        self.gates.close()
         if self._graph is not None:
             self._graph.close()

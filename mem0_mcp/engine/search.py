@@ -51,7 +51,9 @@ class SearchRequest:
     where: str
     limit: int
     threshold: float | None  # results scoring below it are dropped
-    gate: float  # nothing is returned when the best result scores below it
+    # Nothing is returned when the best result scores below it; a callable is asked after the
+    # retrieval (a scope's measured gate: the copy is current by then, see engine/gate.py).
+    gate: float | Callable[[], float]
     plain: bool  # no filters and no actor: the in-process copy can serve it
     include_superseded: bool
     filters: Mapping[str, Any] | None
@@ -192,7 +194,8 @@ class Searcher:
             ranked = pass_to_successors(ranked, self._successors(ranked, req, from_copy))
         if req.threshold:
             ranked = [c for c in ranked if c.relevance >= req.threshold]
-        if req.gate and max((c.relevance for c in ranked), default=0.0) < req.gate:
+        gate = 0.0 if not ranked else req.gate() if callable(req.gate) else req.gate
+        if gate and max((c.relevance for c in ranked), default=0.0) < gate:
             ranked = []
         top = ranked[: req.limit]
         if from_copy:

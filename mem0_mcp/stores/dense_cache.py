@@ -564,6 +564,15 @@ class DenseCache:
                         break
             return found
 
+    def count(self, scope: Mapping[str, str | None]) -> int | None:
+        """Rows of the scope a search reads (superseded ones too: the search's own mask, kept);
+        None before the copy has loaded."""
+        with self._lock:
+            if self.version is None:
+                return None
+            mask = self._mask_locked(scope, True)
+            return 0 if mask is None else int(np.count_nonzero(mask))
+
     def listing(self, scope: Mapping[str, str | None], include_superseded: bool) -> list[tuple[str, str]]:
         """(created_at, id) of every row a plain scope listing shows (the same mask as search)."""
         with self._lock:

@@ -1,0 +1,119 @@
+"""Each scope's default relevance gate is measured there (engine/gate.py): the scores that
+questions it cannot answer reach in it, not one number for a user's first facts and a year of
+conversation alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.engine.null_questions import NULL_QUESTIONS
+from mem0_mcp.models import Scope
+from tests.support.engine import FakeEmbedder, make_settings
+
+U = Scope(user_id="u")
+
+
+def _memory(tmp_path: Path, **settings: object) -> Memory:
+    settings = {"search_threshold": "auto", **settings}
+    return Memory(make_settings(tmp_path / "data", **settings), embedder=FakeEmbedder())
+
+
+def test_the_gate_is_a_quantile_of_what_the_null_questions_score_in_the_scope(tmp_path: Path) -> None:
+    mem = _memory(tmp_path, search_gate_quantile=0.8)
+    try:
+        for fact in ("Prefers pytest over unittest", "Has a greyhound called Pixel", "Lives in Lisbon"):
+            mem.add(fact, user_id="u")
+        null = mem.gates.null_scores(U)
+        assert null.size == 3 and len(null.scores) == len(NULL_QUESTIONS)
+        # Each is the best score a search of that question gets there: the same code, the same score.
+        for question, score in list(zip(NULL_QUESTIONS, null.scores, strict=True))[::11]:
+            hits = mem.search(question, user_id="u", threshold=0).results
+            assert score == pytest.approx(hits[0].score if hits else 0.0)
+        assert mem.gates.gate(U) == pytest.approx(float(np.quantile(null.scores, 0.8)))
+    finally:
+        mem.close()
+
+
+def test_a_search_under_the_scopes_gate_returns_nothing_and_one_over_it_its_results(tmp_path: Path) -> None:
+    mem = _memory(tmp_path)
+    try:
+        mem.add("Prefers pytest over unittest", user_id="u")
+        mem.add("Has a greyhound called Pixel", user_id="u")
+        gate = mem.gates.gate(U)
+        assert 0 < gate < 1
+        under = "favourite pizza topping"
+        assert mem.search(under, user_id="u", threshold=0).results[0].score < gate
+        assert mem.search(under, user_id="u").results == []
+        hits = mem.search("prefers pytest over unittest", user_id="u").results
+        assert hits[0].memory == "Prefers pytest over unittest" and hits[0].score >= gate
+    finally:
+        mem.close()
+
+
+def test_the_gate_is_measured_again_when_the_scope_grows_and_kept_when_it_barely_moves(tmp_path: Path) -> None:
+    mem = _memory(tmp_path)
+
+    def gate_after_a_search() -> object:  # a search asks for the gate after its retrieval
+        mem.search("weather in town", user_id="u")
+        return mem.gates.null_scores(U)
+
+    try:
+        assert mem.gates.gate(U) == 0.0  # nothing stored: nothing to gate
+        mem.add([{"role": "user", "content": f"note {i} about the weather in town {i}"} for i in range(30)], user_id="u")
+        first = gate_after_a_search()
+        assert first.size == 30 and first.scores
+        mem.add("Prefers pytest over unittest", user_id="u")  # 31: within a tenth of 30
+        assert gate_after_a_search() is first
+        mem.add([{"role": "user", "content": f"Drinks tea number {i} with lemon"} for i in range(10)], user_id="u")
+        again = gate_after_a_search()
+        assert again is not first and again.size == 41
+    finally:
+        mem.close()
+
+
+def test_each_scope_has_its_own_gate(tmp_path: Path) -> None:
+    mem = _memory(tmp_path)
+    try:
+        mem.add("Prefers pytest over unittest", user_id="u")
+        alone = mem.gates.null_scores(U).scores
+        # Another user's memories that the null questions match well do not move u's gate.
+        mem.add([{"role": "user", "content": q} for q in NULL_QUESTIONS[:40]], user_id="other")
+        assert mem.gates.null_scores(Scope(user_id="other")).scores != alone
+        assert mem.gates.null_scores(U).scores == alone
+    finally:
+        mem.close()
+
+
+def test_a_fixed_setting_replaces_the_measured_gate(tmp_path: Path) -> None:
+    mem = _memory(tmp_path, search_threshold=0.3)
+    try:
+        mem.add("Prefers pytest over unittest", user_id="u")
+        assert mem.gates.gate(U) == 0.3
+        assert mem.search("favourite pizza topping", user_id="u").results == []
+    finally:
+        mem.close()
+
+
+@pytest.mark.slow
+def test_a_small_store_answers_what_a_fixed_gate_for_large_ones_emptied(tmp_path: Path) -> None:
+    from mem0_mcp.embedding import BackgroundEmbedder
+    from tests.support.server import seed_models
+
+    data = tmp_path / "data"
+    data.mkdir()
+    seed_models(data)
+    settings = make_settings(data, search_threshold="auto", graph_enabled="false")
+    mem = Memory(settings, embedder=BackgroundEmbedder.from_settings(settings))
+    try:
+        for fact in ("Has a season ticket for the opera", "Sold the car and bikes to work now", "Is vegetarian"):
+            mem.add(fact, user_id="u")
+        hits = mem.search("How does the user commute?", user_id="u").results
+        # 0.17: under the 0.39 that a single gate needs for 600-turn conversations.
+        assert hits and hits[0].memory == "Sold the car and bikes to work now" and hits[0].score < 0.39
+        assert mem.search("What is the capital of Peru?", user_id="u").results == []
+    finally:
+        mem.close()
