@@ -245,7 +245,13 @@ def search_memory_tool(state: ServerState) -> Tool:
         filters: Filters = None,
         limit: Limit = None,
         threshold: Annotated[
-            float | None, Field(ge=0.0, le=1.0, description="Drop results scoring below this (0..1).")
+            float | None,
+            Field(
+                ge=0.0,
+                le=1.0,
+                description="Drop results scoring below this (0..1). Given, it replaces the scope's "
+                "relevance gate (0: the ranked list, whatever it scores).",
+            ),
         ] = None,
         include_superseded: IncludeSuperseded = False,
         as_of: AsOf = None,
@@ -271,7 +277,8 @@ def search_memory_tool(state: ServerState) -> Tool:
         title="Search memories",
         description="Find memories relevant to a natural-language query (semantic and keyword search). "
         "Call it before answering anything that may depend on what you learned earlier. Results are "
-        "ranked, each with `score` in 0..1 and its id. `as_of` answers as things stood at that time "
+        "ranked, each with `score` in 0..1 and its id; none means nothing stored is relevant (the "
+        "best scored under the scope's relevance gate). `as_of` answers as things stood at that time "
         "(memories added later left out, ones replaced later shown). With the graph on (a server "
         "LLM), memories about an entity the query names by its role ('my sister', 'the user's "
         "dog') are ranked up too, and `relations` lists the graph's.",
