@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mem0_mcp.engine import gate as gate_module
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.engine.null_questions import NULL_QUESTIONS
 from mem0_mcp.models import Scope
@@ -54,7 +55,9 @@ def test_a_search_under_the_scopes_gate_returns_nothing_and_one_over_it_its_resu
         mem.close()
 
 
-def test_the_gate_is_measured_again_when_the_scope_grows_and_kept_when_it_barely_moves(tmp_path: Path) -> None:
+def test_the_gate_is_measured_again_when_the_scope_grows_and_kept_when_it_barely_moves(
+    tmp_path: Path,
+) -> None:
     mem = _memory(tmp_path)
 
     def gate_after_a_search() -> object:  # a search asks for the gate after its retrieval
@@ -63,14 +66,40 @@ def test_the_gate_is_measured_again_when_the_scope_grows_and_kept_when_it_barely
 
     try:
         assert mem.gates.gate(U) == 0.0  # nothing stored: nothing to gate
-        mem.add([{"role": "user", "content": f"note {i} about the weather in town {i}"} for i in range(30)], user_id="u")
+        mem.add(
+            [{"role": "user", "content": f"note {i} about the weather in town {i}"} for i in range(30)],
+            user_id="u",
+        )
         first = gate_after_a_search()
         assert first.size == 30 and first.scores
         mem.add("Prefers pytest over unittest", user_id="u")  # 31: within a tenth of 30
         assert gate_after_a_search() is first
-        mem.add([{"role": "user", "content": f"Drinks tea number {i} with lemon"} for i in range(10)], user_id="u")
+        mem.add(
+            [{"role": "user", "content": f"Drinks tea number {i} with lemon"} for i in range(10)], user_id="u"
+        )
         again = gate_after_a_search()
         assert again is not first and again.size == 41
+    finally:
+        mem.close()
+
+
+def test_without_the_in_process_copy_the_table_counts_the_scope_now_and_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mem = _memory(tmp_path, dense_cache_rows=0)
+    try:
+        assert mem.storage.vectors.copy is None
+        for fact in ("Prefers pytest over unittest", "Has a greyhound called Pixel", "Lives in Lisbon"):
+            mem.add(fact, user_id="u")
+        mem.search("pytest", user_id="u")
+        first = mem.gates.null_scores(U)
+        assert first.size == 3  # journaled adds moved to the table before it counts
+        mem.add("Drinks dark roast coffee", user_id="u")
+        mem.search("pytest", user_id="u")
+        assert mem.gates.null_scores(U) is first  # counted again only SIZE_RECHECK_SECONDS later
+        monkeypatch.setattr(gate_module, "SIZE_RECHECK_SECONDS", 0.0)
+        mem.search("pytest", user_id="u")
+        assert mem.gates.null_scores(U).size == 4
     finally:
         mem.close()
 

@@ -11,7 +11,7 @@ facts. One number cannot serve a user's first facts and a year of conversation a
 
 So each scope measures its own: the generic questions of engine/null_questions.py are searched
 there exactly as a user's query is (same retrievers, same score), and the gate is the
-``search_gate_quantile`` of their best scores (0.86: chosen by leave-one-conversation-out on
+``search_gate_quantile`` of their best scores (0.88: chosen by leave-one-conversation-out on
 LoCoMo dev, benchmarks/score_threshold.py). A measurement holds until the scope's size moves by
 more than a tenth (any change below ten memories), checked at most every SIZE_RECHECK_SECONDS
 when the in-process copy cannot count the scope.
@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -51,6 +51,7 @@ class NullScores:
     size: int
     scores: tuple[float, ...]
     checked: float  # time.monotonic() of the last size check
+    gate: float  # the configured quantile of ``scores`` (numpy's takes ~30 us: once, not per search)
 
     def quantile(self, q: float) -> float:
         return float(np.quantile(self.scores, q)) if self.scores else 0.0
@@ -76,7 +77,7 @@ class ScopeGates:
         fixed = self.storage.settings.search_threshold
         if fixed != "auto":
             return float(fixed)
-        return self.null_scores(scope).quantile(self.storage.settings.search_gate_quantile)
+        return self.null_scores(scope).gate
 
     def null_scores(self, scope: Scope) -> NullScores:
         """The null questions' best scores in ``scope``, measured again when its size moved
@@ -86,8 +87,10 @@ class ScopeGates:
             known = self._measured.get(key)
             if known is not None:
                 self._measured.move_to_end(key)
-            size = self._size(scope, known)
+            size, from_table = self._size(scope, known)
             if known is not None and (size is None or not _moved(known.size, size)):
+                if from_table:  # the next table count is due SIZE_RECHECK_SECONDS from now
+                    known = self._measured[key] = replace(known, checked=time.monotonic())
                 return known
             measured = self._measure(scope, size if size is not None else 0)
             self._measured[key] = measured
@@ -98,8 +101,9 @@ class ScopeGates:
     def close(self) -> None:
         self._searcher.close()
 
-    def _size(self, scope: Scope, known: NullScores | None) -> int | None:
-        """The scope's row count; None when only the table can tell and it was asked lately."""
+    def _size(self, scope: Scope, known: NullScores | None) -> tuple[int | None, bool]:
+        """The scope's row count, and whether the table counted it (no in-process copy to ask);
+        None when only the table can tell and it was asked lately."""
         values = scope.model_dump()
         copy = self.storage.vectors.copy
         # Asked after a search's retrieval, the copy is current already: counting is ~10 us.
@@ -107,15 +111,15 @@ class ScopeGates:
         if counted is None and (ticket := self.storage.copy_with_journal()) is not None:
             counted = ticket.copy.count(values)
         if counted is not None:
-            return counted
+            return counted, False
         if known is not None and known.size and time.monotonic() - known.checked < SIZE_RECHECK_SECONDS:
-            return None
+            return None, False
         self.storage.move_journal()
-        return self.storage.vectors.count(where(scope))
+        return self.storage.vectors.count(where(scope)), True
 
     def _measure(self, scope: Scope, size: int) -> NullScores:
         if size == 0:
-            return NullScores(size=0, scores=(), checked=time.monotonic())
+            return NullScores(size=0, scores=(), checked=time.monotonic(), gate=0.0)
         started = time.perf_counter()
         scores = []
         for question in NULL_QUESTIONS:
@@ -139,7 +143,10 @@ class ScopeGates:
             size,
             1000 * (time.perf_counter() - started),
         )
-        return NullScores(size=size, scores=tuple(scores), checked=time.monotonic())
+        q = self.storage.settings.search_gate_quantile
+        return NullScores(
+            size=size, scores=tuple(scores), checked=time.monotonic(), gate=float(np.quantile(scores, q))
+        )
 
     def _lookup(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of null questions, embedded together on first use; anything else embedded."""
