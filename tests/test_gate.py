@@ -4,6 +4,7 @@ conversation alike."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,22 @@ def test_without_the_in_process_copy_the_table_counts_the_scope_now_and_then(
         monkeypatch.setattr(gate_module, "SIZE_RECHECK_SECONDS", 0.0)
         mem.search("pytest", user_id="u")
         assert mem.gates.null_scores(U).size == 4
+    finally:
+        mem.close()
+
+
+def test_searches_at_once_in_a_new_scope_share_one_measurement(tmp_path: Path) -> None:
+    mem = _memory(tmp_path)
+    try:
+        for fact in ("Prefers pytest over unittest", "Has a greyhound called Pixel", "Lives in Lisbon"):
+            mem.add(fact, user_id="u")
+        mem.search("pytest", user_id="u", threshold=0)  # the copy takes the adds in
+
+        def measure(_: int) -> int:
+            return id(mem.gates.null_scores(U))
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert len(set(pool.map(measure, range(8)))) == 1
     finally:
         mem.close()
 

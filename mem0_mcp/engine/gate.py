@@ -68,6 +68,7 @@ class ScopeGates:
         # while the search code, and so the score, is the one every query goes through.
         self._searcher = Searcher(storage, self._lookup)
         self._measured: OrderedDict[tuple[str | None, ...], NullScores] = OrderedDict()
+        self._busy: dict[tuple[str | None, ...], threading.Lock] = {}  # a lock per scope measuring
         self._lock = threading.Lock()
 
     def gate(self, scope: Scope) -> float:
@@ -87,15 +88,27 @@ class ScopeGates:
             known = self._measured.get(key)
             if known is not None:
                 self._measured.move_to_end(key)
-            size, from_table = self._size(scope, known)
-            if known is not None and (size is None or not _moved(known.size, size)):
-                if from_table:  # the next table count is due SIZE_RECHECK_SECONDS from now
-                    known = self._measured[key] = replace(known, checked=time.monotonic())
-                return known
+        size, from_table = self._size(scope, known)
+        if known is not None and (size is None or not _moved(known.size, size)):
+            if from_table:  # the next table count is due SIZE_RECHECK_SECONDS from now
+                known = replace(known, checked=time.monotonic())
+                with self._lock:
+                    self._measured[key] = known
+            return known
+        with self._lock:
+            busy = self._busy.setdefault(key, threading.Lock())
+        # One measurement per scope at a time; other scopes' searches do not wait for it.
+        with busy:
+            with self._lock:
+                latest = self._measured.get(key)
+            if latest is not None and latest is not known and latest.size == size:
+                return latest  # measured by another search meanwhile
             measured = self._measure(scope, size if size is not None else 0)
-            self._measured[key] = measured
-            while len(self._measured) > MAX_SCOPES:
-                self._measured.popitem(last=False)
+            with self._lock:
+                self._measured[key] = measured
+                while len(self._measured) > MAX_SCOPES:
+                    dropped, _ = self._measured.popitem(last=False)
+                    self._busy.pop(dropped, None)
             return measured
 
     def close(self) -> None:
