@@ -13,7 +13,7 @@ from mcp.client import Client
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.engine.rows import dedup_key, text_hash
 from mem0_mcp.errors import InvalidInputError
-from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, bundled_memory, make_settings
 from tests.support.fake_llm import FakeLLM, facts
 from tests.support.server import error_text, fake_server, structured
 
@@ -164,14 +164,7 @@ async def test_the_agent_loop_through_the_mcp_tools(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_job_change_is_related_with_the_bundled_model(tmp_path: Path) -> None:
     """The issue's own case, with the real model: the old job is listed for the agent to retire."""
-    from mem0_mcp.embedding import BackgroundEmbedder
-    from tests.support.server import seed_models
-
-    data = tmp_path / "data"
-    data.mkdir()
-    seed_models(data)
-    settings = make_settings(data)
-    mem = Memory(settings, embedder=BackgroundEmbedder.from_settings(settings))
+    mem = bundled_memory(tmp_path / "data")
     try:
         stripe = mem.add("Works as a backend engineer at Stripe", user_id="u").results[0]
         mem.add("Prefers pytest over unittest", user_id="u")

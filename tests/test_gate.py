@@ -14,7 +14,7 @@ from mem0_mcp.engine import gate as gate_module
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.engine.null_questions import NULL_QUESTIONS
 from mem0_mcp.models import Scope
-from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, bundled_memory, make_settings
 
 U = Scope(user_id="u")
 
@@ -146,14 +146,7 @@ def test_a_fixed_setting_replaces_the_measured_gate(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_small_store_answers_what_a_fixed_gate_for_large_ones_emptied(tmp_path: Path) -> None:
-    from mem0_mcp.embedding import BackgroundEmbedder
-    from tests.support.server import seed_models
-
-    data = tmp_path / "data"
-    data.mkdir()
-    seed_models(data)
-    settings = make_settings(data, search_threshold="auto", graph_enabled="false")
-    mem = Memory(settings, embedder=BackgroundEmbedder.from_settings(settings))
+    mem = bundled_memory(tmp_path / "data", search_threshold="auto")
     try:
         for fact in (
             "Is a high school maths teacher",

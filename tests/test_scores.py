@@ -9,7 +9,7 @@ import pytest
 
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.engine.ranking import TIME_EVIDENCE, fuse
-from tests.support.engine import FakeEmbedder, make_settings
+from tests.support.engine import FakeEmbedder, bundled_memory, make_settings
 
 
 def test_scores_come_from_each_retrievers_own_evidence() -> None:
@@ -55,14 +55,7 @@ def test_the_gate_returns_nothing_for_what_was_never_remembered(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_the_gate_with_the_bundled_model(tmp_path: Path) -> None:
-    from mem0_mcp.embedding import BackgroundEmbedder
-    from tests.support.server import seed_models
-
-    data = tmp_path / "data"
-    data.mkdir()
-    seed_models(data)
-    settings = make_settings(data, search_threshold=0.25)
-    mem = Memory(settings, embedder=BackgroundEmbedder.from_settings(settings))
+    mem = bundled_memory(tmp_path / "data", search_threshold=0.25)
     try:
         for fact in ("Prefers pytest over unittest", "Has a greyhound called Pixel", "Lives in Lisbon"):
             mem.add(fact, user_id="u")

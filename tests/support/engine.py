@@ -6,10 +6,14 @@ import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mem0_mcp.config import Settings
+
+if TYPE_CHECKING:
+    from mem0_mcp.engine.memory import Memory
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -57,3 +61,16 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
+
+
+def bundled_memory(data_dir: Path, **overrides: object) -> Memory:
+    """A Memory on the bundled model (the ONNX export seeded from the test cache), on
+    ``make_settings`` with ``overrides``."""
+    from mem0_mcp.embedding import BackgroundEmbedder
+    from mem0_mcp.engine.memory import Memory
+    from tests.support.server import seed_models
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    seed_models(data_dir)
+    settings = make_settings(data_dir, **overrides)
+    return Memory(settings, embedder=BackgroundEmbedder.from_settings(settings))
