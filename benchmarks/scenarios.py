@@ -575,7 +575,9 @@ def default_threshold() -> str:
     from mem0_mcp.config import Settings
 
     names = [
-        n for n in Settings.model_fields if ("threshold" in n or "gate" in n) and n not in NOT_SEARCH_THRESHOLDS
+        n
+        for n in Settings.model_fields
+        if ("threshold" in n or "gate" in n) and n not in NOT_SEARCH_THRESHOLDS
     ]
     if not names:
         return "none: search_memory has no default threshold setting; off-topic questions ran unfiltered"
