@@ -28,6 +28,7 @@ from mem0_mcp.stores.copy_arrays import (
     prepared_row,
     rows_of_table,
 )
+from mem0_mcp.stores.int8_rows import Int8Rows
 from mem0_mcp.stores.ivf import IvfBuilder, IvfIndex
 from mem0_mcp.stores.text_index import TextIndex
 
@@ -53,6 +54,7 @@ class DenseCache:
         self._lock = threading.Lock()
         self._n = 0
         self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._int8 = Int8Rows()  # which rows can be in a top k (the full scan's candidates)
         self._alive = np.zeros(0, dtype=bool)
         self._superseded = np.zeros(0, dtype=bool)
         self._codes: dict[str, np.ndarray] = {c: np.zeros(0, dtype=np.int32) for c in SCOPE}
@@ -123,6 +125,7 @@ class DenseCache:
             self._staged = set()
             self._latest = {}
             self._ivf = None
+            self._int8 = Int8Rows()
             self._generation += 1
             self._append_locked(found, vectors)
             self.version = version
@@ -181,6 +184,7 @@ class DenseCache:
             self._codes = {c: grown(a, cap) for c, a in self._codes.items()}
         start = self._n
         self._matrix[start:need] = vectors
+        self._int8.write(start, self._matrix[start:need], len(self._matrix))
         for i, row in enumerate(rows):
             pos = start + i
             earlier = self._index.get(row["id"])
@@ -377,6 +381,7 @@ class DenseCache:
                     self._by_hash.setdefault(value, []).append(pos)
                 if key == "vector":
                     self._matrix[pos] = np.asarray(value, dtype=np.float32)
+                    self._int8.write(pos, self._matrix[pos : pos + 1], len(self._matrix))
                 elif key in self._cols:
                     self._cols[key][pos] = value
                 if key == "superseded_at":
@@ -480,7 +485,10 @@ class DenseCache:
                 # einsum: one thread, no BLAS thread pool fighting other processes for 2 cores. A
                 # contiguous slice is read in place; gathering the scope's rows first copies
                 # them, which only pays when the scope is a small part of the store.
-                if len(idx) * 8 < n:
+                # Past that, the int8 rows name the few that can be in the top k (int8_rows.py).
+                near = None if len(idx) * 8 < n else self._int8.candidates(q, idx, k, n)
+                if near is not None or len(idx) * 8 < n:
+                    idx = idx if near is None else near
                     sims = np.einsum("ij,j->i", self._matrix[idx], q)
                 else:
                     sims = np.einsum("ij,j->i", self._matrix[:n], q)[idx]
