@@ -22,6 +22,7 @@ import pyarrow as pa
 from mem0_mcp.stores.columns import RESULT_COLUMNS, SCOPE_COLUMNS
 from mem0_mcp.stores.copy_arrays import (
     READ,
+    LazyText,
     capacity,
     fragment_signatures,
     grown,
@@ -30,7 +31,6 @@ from mem0_mcp.stores.copy_arrays import (
 )
 from mem0_mcp.stores.int8_rows import Int8Rows
 from mem0_mcp.stores.ivf import IvfBuilder, IvfIndex
-from mem0_mcp.stores.text_index import TextIndex
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class DenseCache:
         self._cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
-        self._text = TextIndex()
+        self._text = LazyText()
         # Journal seqs of this process's adds, updates and deletes (write-behind) applied here
         # before they reach the table: reads served from the copy see them without moving the
         # journal, as long as it holds nothing else (``holds``).
@@ -121,7 +121,7 @@ class DenseCache:
             self._cols = {c: [] for c in COLUMNS}
             self._index = {}
             self._by_hash = {}
-            self._text = TextIndex()
+            self._text = LazyText()
             self._staged = set()
             self._latest = {}
             self._ivf = None
@@ -169,7 +169,9 @@ class DenseCache:
         with self._lock:
             self._fragments = signatures if self.version == version == int(snapshot.version) else None
 
-    def _append_locked(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+    def _append_locked(
+        self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, staged: bool = False
+    ) -> None:
         self._changes += 1
         need = self._n + len(rows)
         if need > len(self._matrix) or vectors.shape[1] != self._matrix.shape[1]:
@@ -202,7 +204,7 @@ class DenseCache:
                 self._cols[c].append(value)
             self._index[row["id"]] = pos
             self._by_hash.setdefault(row["hash"], []).append(pos)
-            self._text.add(pos, row.get("search_text"))
+            self._text.add(pos, row.get("search_text"), later=staged)
         if self._ivf is not None and self._ivf.covered == start:
             self._ivf.extend(vectors)
         self._n = need
@@ -274,7 +276,7 @@ class DenseCache:
         with self._lock:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
-            self._append_locked([prepared_row(r) for r in rows], np.asarray(vectors, dtype=np.float32))
+            self._append_locked([prepared_row(r) for r in rows], np.asarray(vectors, dtype=np.float32), True)
             self._staged.update(seqs.values())
             self._latest.update(seqs)
             return True
@@ -328,6 +330,7 @@ class DenseCache:
         writes of a row staged here at a later seq leave the staged row as it is."""
         with self._lock:
             self._moving = dict(seqs)
+            self._text.current()  # the mover's thread takes in what adds staged
 
     def forget(self, seqs: Sequence[int]) -> None:
         """Journal entries moved into the table (the table holds what they staged); the move
@@ -513,7 +516,7 @@ class DenseCache:
             if mask is None or not mask.any():
                 return []
             columns = self._columns_locked(mask, columns, succession)
-            positions, scores, ceiling = self._text.search(query, mask, k)
+            positions, scores, ceiling = self._text.current().search(query, mask, k)
             hits = []
             for p, s in zip(positions, scores, strict=True):
                 hit = self._hit_locked(int(p), "_score", float(s), columns)
@@ -541,7 +544,7 @@ class DenseCache:
             mask = self._mask_locked(scope, include_superseded)
             if mask is None:
                 return {}
-            found = self._text.scores(query, mask)
+            found = self._text.current().scores(query, mask)
             if found is None or found[1] <= 0:
                 return {}
             scores, ceiling = found

@@ -70,21 +70,24 @@ def _product() -> Any:
 
 
 def _quantized(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows as uint8 codes (value + 128), their scales and their norms."""
+    """Rows as int8 values (as float64), their scales and their norms."""
     v = np.asarray(vectors, dtype=np.float64)
     scale = np.abs(v).max(axis=1) / 127.0 if v.shape[1] else np.zeros(len(v))
     safe = np.where(scale > 0, scale, 1.0)
-    codes = np.clip(np.rint(v / safe[:, None]), -127, 127) + 128
-    return codes.astype(np.uint8), scale, np.sqrt((v * v).sum(axis=1))
+    return np.clip(np.rint(v / safe[:, None]), -127, 127), scale, np.sqrt((v * v).sum(axis=1))
 
 
 class Int8Rows:
-    """Row ``i`` quantized as the copy's matrix row ``i``; the copy writes both under its lock."""
+    """Row ``i`` quantized as the copy's matrix row ``i``; the copy writes both under its lock.
+
+    Bound of row x against query q (d dimensions, scales s, codes c, |x - s c| <= sqrt(d) s / 2):
+    |q.x - s_q s_x c_q.c_x| <= sqrt(d)/2 (s_q |x| + |s_q c_q| s_x), plus the float32 einsum's own
+    rounding. Per row, ``_terms`` holds s_x, sqrt(d)/2 |x|, sqrt(d)/2 s_x and that rounding's
+    factor, so a query costs a few vector operations beside the integer product."""
 
     def __init__(self) -> None:
         self._codes = np.zeros((0, 0), dtype=np.uint8)
-        self._scale = np.zeros(0)
-        self._norm = np.zeros(0)
+        self._terms = np.zeros((4, 0))
         self._exact_only = False  # a row not finite: its bound means nothing
 
     def write(self, start: int, vectors: np.ndarray, cap: int) -> None:
@@ -94,15 +97,18 @@ class Int8Rows:
         if self._codes.shape != (cap, dim):
             keep = min(start, len(self._codes)) if self._codes.shape[1:] == (dim,) else 0
             codes = np.full((cap, dim), 128, dtype=np.uint8)
+            terms = np.zeros((4, cap))
             if keep:
                 codes[:keep] = self._codes[:keep]
-            self._codes = codes
-            self._scale = np.concatenate([self._scale[:keep], np.zeros(cap - keep)])
-            self._norm = np.concatenate([self._norm[:keep], np.zeros(cap - keep)])
+                terms[:, :keep] = self._terms[:, :keep]
+            self._codes, self._terms = codes, terms
         if not np.isfinite(vectors).all():
             self._exact_only = True
             return
-        self._codes[start:end], self._scale[start:end], self._norm[start:end] = _quantized(vectors)
+        values, scale, norm = _quantized(vectors)
+        self._codes[start:end] = values + 128
+        root = math.sqrt(dim) * 0.5001  # rounding to the nearest code, with room
+        self._terms[:, start:end] = (scale, root * norm, root * scale, FLOAT_SLACK * dim * (norm + 1e-3))
 
     def candidates(self, q: np.ndarray, idx: np.ndarray, k: int, n: int) -> np.ndarray | None:
         """Positions among ``idx`` (ascending, rows < ``n``) that hold every row of the exact
@@ -113,22 +119,21 @@ class Int8Rows:
         session = _product()
         if session is None:
             return None
-        qcodes, qscale, qnorm = _quantized(q[None, :])
-        dots = session.run(
-            None,
-            {
-                "rows": self._codes[:n],
-                "query": (qcodes.astype(np.int16) - 128).astype(np.int8).T,
-                "zero": np.array(128, dtype=np.uint8),
-            },
-        )[0][idx, 0]
+        values, qscale, qnorm = _quantized(q[None, :])
+        feed = {
+            "rows": self._codes[:n],
+            "query": values.T.astype(np.int8),
+            "zero": np.array(128, dtype=np.uint8),
+        }
+        dots = session.run(None, feed)[0][:, 0]
+        every = len(idx) == n  # then idx is 0..n-1: slices, no gathers
+        terms = self._terms[:, :n] if every else self._terms[:, idx]
+        if not every:
+            dots = dots[idx]
         sq = float(qscale[0])
-        scale, norm = self._scale[idx], self._norm[idx]
-        approx = dots * (scale * sq)
-        root = math.sqrt(q.shape[0]) * 0.5001  # rounding to the nearest code, with room
-        qcoded = sq * math.sqrt(float(np.square(qcodes.astype(np.float64) - 128).sum()))
-        slack = FLOAT_SLACK * q.shape[0] * float(qnorm[0]) * (norm + 1e-3) + 1e-6
-        bound = root * (sq * norm + qcoded * scale) + slack
+        qcoded = sq * math.sqrt(float(np.square(values).sum()))
+        approx = dots * (terms[0] * sq)
+        bound = sq * terms[1] + qcoded * terms[2] + float(qnorm[0]) * terms[3] + 1e-6
         low = approx - bound
         kth = np.partition(low, len(low) - k)[len(low) - k]
         near = np.flatnonzero(approx + bound >= kth)
