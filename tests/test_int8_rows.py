@@ -10,6 +10,7 @@ import pytest
 from conftest import FakeEmbedder, make_settings
 
 from mem0_mcp.engine.memory import Memory
+from mem0_mcp.stores import int8_rows
 from mem0_mcp.stores.int8_rows import Int8Rows
 
 
@@ -85,3 +86,22 @@ def test_copy_searches_match_an_exact_scan_after_adds_and_updates(tmp_path: Path
         distances = [h["_distance"] for h in hits]
         assert distances == sorted(distances)
     mem.close()
+
+
+def test_the_serialized_graph_is_the_one_onnx_builds() -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("MatMulInteger", ["rows", "query", "zero"], ["dots"])
+    graph = helper.make_graph(
+        [node],
+        "int8_rows",
+        [
+            helper.make_tensor_value_info("rows", TensorProto.UINT8, ["n", "d"]),
+            helper.make_tensor_value_info("query", TensorProto.INT8, ["d", 1]),
+            helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
+        ],
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["n", 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="mem0-mcp")
+    model.ir_version = 8
+    assert model.SerializeToString() == int8_rows.MODEL

@@ -12,6 +12,7 @@ other rows: the same bits), and the hits and scores stay what the full scan give
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import threading
@@ -32,37 +33,31 @@ _session_lock = threading.Lock()
 _unavailable = False
 
 
+# The graph: dots[n, 1] = MatMulInteger(rows: uint8 [n, d], query: int8 [d, 1], zero: uint8 = 128),
+# opset 13, serialized once with onnx.helper (tests/test_int8_rows.py rebuilds it and compares):
+# importing onnx costs ~0.5 s, which the first search would pay.
+MODEL = base64.b64decode(
+    "CAgSCG1lbTAtbWNwOpIBCigKBHJvd3MKBXF1ZXJ5CgR6ZXJvEgRkb3RzIg1NYXRNdWxJbnRlZ2VyEglpbnQ4X3Jvd3Na"
+    "GAoEcm93cxIQCg4IAhIKCgMSAW4KAxIBZFoYCgVxdWVyeRIPCg0IAxIJCgMSAWQKAggBWg4KBHplcm8SBgoECAISAGIX"
+    "CgRkb3RzEg8KDQgGEgkKAxIBbgoCCAFCBAoAEA0="
+)
+
+
 def _product() -> Any:
     """onnxruntime's MatMulInteger (uint8 rows with zero point 128, int8 query), one thread; None
-    when onnxruntime or onnx cannot provide it (the full scan serves then)."""
+    when onnxruntime cannot run it (the full scan serves then)."""
     global _session, _unavailable
     with _session_lock:
         if _session is not None or _unavailable:
             return _session
         try:
             import onnxruntime as ort
-            from onnx import TensorProto, helper
 
-            node = helper.make_node("MatMulInteger", ["rows", "query", "zero"], ["dots"])
-            graph = helper.make_graph(
-                [node],
-                "int8_rows",
-                [
-                    helper.make_tensor_value_info("rows", TensorProto.UINT8, ["n", "d"]),
-                    helper.make_tensor_value_info("query", TensorProto.INT8, ["d", 1]),
-                    helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
-                ],
-                [helper.make_tensor_value_info("dots", TensorProto.INT32, ["n", 1])],
-            )
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-            model.ir_version = 8
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
-            _session = ort.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
+            _session = ort.InferenceSession(MODEL, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # an exact scan of every row still answers
             logger.debug("int8 candidate scan unavailable (%s): searches scan every row", exc)
             _unavailable = True
