@@ -21,7 +21,8 @@ def exact_top(matrix: np.ndarray, q: np.ndarray, k: int) -> tuple[set[int], floa
 
 
 @pytest.mark.parametrize("dim", [3, 16, 384])
-def test_candidates_hold_the_exact_top_k_and_its_ties(dim: int) -> None:
+def test_candidates_hold_the_exact_top_k_and_its_ties(dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(int8_rows, "CHUNK", 333)  # writes of several chunks
     rng = np.random.default_rng(dim)
     centres = rng.standard_normal((20, dim))
     rows = centres[rng.integers(20, size=3000)] + 0.3 * rng.standard_normal((3000, dim))

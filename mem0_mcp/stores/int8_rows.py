@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 FLOAT_SLACK = 2.0**-23
 # Candidates past this share of the scope: the full scan reads no more and skips a gather.
 MAX_SHARE = 0.5
+CHUNK = 4096  # rows quantized at a time
 
 _session: Any = None
 _session_lock = threading.Lock()
@@ -100,10 +101,13 @@ class Int8Rows:
         if not np.isfinite(vectors).all():
             self._exact_only = True
             return
-        values, scale, norm = _quantized(vectors)
-        self._codes[start:end] = values + 128
         root = math.sqrt(dim) * 0.5001  # rounding to the nearest code, with room
-        self._terms[:, start:end] = (scale, root * norm, root * scale, FLOAT_SLACK * dim * (norm + 1e-3))
+        # In chunks: a copy loaded at 1M rows would otherwise hold float64 temporaries of 3 GB.
+        for at in range(start, end, CHUNK):
+            values, scale, norm = _quantized(vectors[at - start : at - start + CHUNK])
+            upto = at + len(values)
+            self._codes[at:upto] = values + 128
+            self._terms[:, at:upto] = (scale, root * norm, root * scale, FLOAT_SLACK * dim * (norm + 1e-3))
 
     def candidates(self, q: np.ndarray, idx: np.ndarray, k: int, n: int) -> np.ndarray | None:
         """Positions among ``idx`` (ascending, rows < ``n``) that hold every row of the exact
