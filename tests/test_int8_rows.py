@@ -106,3 +106,12 @@ def test_the_serialized_graph_is_the_one_onnx_builds() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="mem0-mcp")
     model.ir_version = 8
     assert model.SerializeToString() == int8_rows.MODEL
+
+
+def test_past_its_limit_the_shadow_is_dropped() -> None:
+    matrix = np.random.default_rng(3).standard_normal((100, 8)).astype(np.float32)
+    shadow = Int8Rows(limit=120)
+    shadow.write(0, matrix[:90], 112)
+    assert shadow.candidates(matrix[0], np.arange(90), 3, 90) is not None
+    shadow.write(90, matrix[90:], 125)  # grows past the limit
+    assert shadow.candidates(matrix[0], np.arange(100), 3, 100) is None

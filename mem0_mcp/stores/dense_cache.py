@@ -54,7 +54,9 @@ class DenseCache:
         self._lock = threading.Lock()
         self._n = 0
         self._matrix = np.zeros((0, 0), dtype=np.float32)
-        self._int8 = Int8Rows()  # which rows can be in a top k (the full scan's candidates)
+        # Which rows can be in a top k (the full scan's candidates); past 8x the IVF threshold no
+        # scope is scanned in full (smaller ones are gathered, larger ones use the IVF lists).
+        self._int8 = Int8Rows(8 * ann_threshold if ann_threshold > 0 else max_rows)
         self._alive = np.zeros(0, dtype=bool)
         self._superseded = np.zeros(0, dtype=bool)
         self._codes: dict[str, np.ndarray] = {c: np.zeros(0, dtype=np.int32) for c in SCOPE}
@@ -125,7 +127,7 @@ class DenseCache:
             self._staged = set()
             self._latest = {}
             self._ivf = None
-            self._int8 = Int8Rows()
+            self._int8 = Int8Rows(self._int8.limit)
             self._generation += 1
             self._append_locked(found, vectors)
             self.version = version

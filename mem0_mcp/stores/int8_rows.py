@@ -81,7 +81,8 @@ class Int8Rows:
     rounding. Per row, ``_terms`` holds s_x, sqrt(d)/2 |x|, sqrt(d)/2 s_x and that rounding's
     factor, so a query costs a few vector operations beside the integer product."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 2**62) -> None:
+        self.limit = limit  # rows past which it is dropped, and the full scan serves
         self._codes = np.zeros((0, 0), dtype=np.uint8)
         self._terms = np.zeros((4, 0))
         self._exact_only = False  # a row not finite: its bound means nothing
@@ -90,6 +91,10 @@ class Int8Rows:
         """Rows ``start``.. are now ``vectors`` (the matrix holds ``cap`` rows)."""
         end = start + len(vectors)
         dim = vectors.shape[1]
+        if cap > self.limit or self._exact_only:
+            self._exact_only = True  # 416 bytes a row (at 384 dimensions) that no search reads
+            self._codes, self._terms = np.zeros((0, 0), dtype=np.uint8), np.zeros((4, 0))
+            return
         if self._codes.shape != (cap, dim):
             keep = min(start, len(self._codes)) if self._codes.shape[1:] == (dim,) else 0
             codes = np.full((cap, dim), 128, dtype=np.uint8)
