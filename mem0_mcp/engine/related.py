@@ -52,7 +52,12 @@ def related_candidates(
     # journaled rows too: reading them back from SQLite cost ~0.5 ms of a ~1.7 ms add at 10k.
     ticket = storage.copy_with_journal()
     for vector in vectors:
-        hits = storage.vectors.dense_search(vector, k, values, include_superseded=False, columns=COLUMNS)
+        # The ticket's copy was found current just now: no second freshness check (a stat).
+        hits = (
+            ticket.copy.search(vector, k, values, False, COLUMNS)
+            if ticket is not None
+            else storage.vectors.dense_search(vector, k, values, include_superseded=False, columns=COLUMNS)
+        )
         if hits is None:
             hits = storage.nearest(scope, vector, k)
         for hit in hits:

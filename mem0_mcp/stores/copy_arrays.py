@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from mem0_mcp.stores.columns import RESULT_COLUMNS
+from mem0_mcp.stores.text_index import TextIndex
 
 # What the copy reads from the table: the result columns, the indexed text and the vector.
 READ = [*RESULT_COLUMNS, "search_text", "vector"]
@@ -50,3 +51,26 @@ def rows_of_table(data: pa.Table) -> tuple[list[dict[str, Any]], np.ndarray]:
     names = READ[:-1]
     columns = {c: data.column(c).to_pylist() for c in names}
     return [{c: columns[c][i] for c in names} for i in range(len(data))], vectors
+
+
+class LazyText:
+    """The copy's BM25 postings; rows an add stages join them when text is next read or when the
+    mover next reports to the copy, whichever comes first (tokenizing and stemming a row cost
+    ~0.09 ms of a verbatim add). The caller holds the copy's lock."""
+
+    def __init__(self) -> None:
+        self._index = TextIndex()
+        self._due: list[tuple[int, str | None]] = []
+
+    def add(self, position: int, text: str | None, *, later: bool = False) -> None:
+        if later:
+            self._due.append((position, text))
+        else:
+            self.current().add(position, text)
+
+    def current(self) -> TextIndex:
+        """The postings with every row added so far."""
+        for position, text in self._due:
+            self._index.add(position, text)
+        self._due.clear()
+        return self._index

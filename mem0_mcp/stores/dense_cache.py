@@ -22,14 +22,15 @@ import pyarrow as pa
 from mem0_mcp.stores.columns import RESULT_COLUMNS, SCOPE_COLUMNS
 from mem0_mcp.stores.copy_arrays import (
     READ,
+    LazyText,
     capacity,
     fragment_signatures,
     grown,
     prepared_row,
     rows_of_table,
 )
+from mem0_mcp.stores.int8_rows import Int8Rows
 from mem0_mcp.stores.ivf import IvfBuilder, IvfIndex
-from mem0_mcp.stores.text_index import TextIndex
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class DenseCache:
         self._lock = threading.Lock()
         self._n = 0
         self._matrix = np.zeros((0, 0), dtype=np.float32)
+        # Which rows can be in a top k (the full scan's candidates); past 8x the IVF threshold no
+        # scope is scanned in full (smaller ones are gathered, larger ones use the IVF lists).
+        self._int8 = Int8Rows(8 * ann_threshold if ann_threshold > 0 else max_rows)
         self._alive = np.zeros(0, dtype=bool)
         self._superseded = np.zeros(0, dtype=bool)
         self._codes: dict[str, np.ndarray] = {c: np.zeros(0, dtype=np.int32) for c in SCOPE}
@@ -60,7 +64,7 @@ class DenseCache:
         self._cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
-        self._text = TextIndex()
+        self._text = LazyText()
         # Journal seqs of this process's adds, updates and deletes (write-behind) applied here
         # before they reach the table: reads served from the copy see them without moving the
         # journal, as long as it holds nothing else (``holds``).
@@ -119,10 +123,11 @@ class DenseCache:
             self._cols = {c: [] for c in COLUMNS}
             self._index = {}
             self._by_hash = {}
-            self._text = TextIndex()
+            self._text = LazyText()
             self._staged = set()
             self._latest = {}
             self._ivf = None
+            self._int8 = Int8Rows(self._int8.limit)
             self._generation += 1
             self._append_locked(found, vectors)
             self.version = version
@@ -166,7 +171,9 @@ class DenseCache:
         with self._lock:
             self._fragments = signatures if self.version == version == int(snapshot.version) else None
 
-    def _append_locked(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+    def _append_locked(
+        self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, staged: bool = False
+    ) -> None:
         self._changes += 1
         need = self._n + len(rows)
         if need > len(self._matrix) or vectors.shape[1] != self._matrix.shape[1]:
@@ -181,6 +188,7 @@ class DenseCache:
             self._codes = {c: grown(a, cap) for c, a in self._codes.items()}
         start = self._n
         self._matrix[start:need] = vectors
+        self._int8.write(start, self._matrix[start:need], len(self._matrix))
         for i, row in enumerate(rows):
             pos = start + i
             earlier = self._index.get(row["id"])
@@ -198,7 +206,7 @@ class DenseCache:
                 self._cols[c].append(value)
             self._index[row["id"]] = pos
             self._by_hash.setdefault(row["hash"], []).append(pos)
-            self._text.add(pos, row.get("search_text"))
+            self._text.add(pos, row.get("search_text"), later=staged)
         if self._ivf is not None and self._ivf.covered == start:
             self._ivf.extend(vectors)
         self._n = need
@@ -270,7 +278,7 @@ class DenseCache:
         with self._lock:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
-            self._append_locked([prepared_row(r) for r in rows], np.asarray(vectors, dtype=np.float32))
+            self._append_locked([prepared_row(r) for r in rows], np.asarray(vectors, dtype=np.float32), True)
             self._staged.update(seqs.values())
             self._latest.update(seqs)
             return True
@@ -324,6 +332,7 @@ class DenseCache:
         writes of a row staged here at a later seq leave the staged row as it is."""
         with self._lock:
             self._moving = dict(seqs)
+            self._text.current()  # the mover's thread takes in what adds staged
 
     def forget(self, seqs: Sequence[int]) -> None:
         """Journal entries moved into the table (the table holds what they staged); the move
@@ -377,6 +386,7 @@ class DenseCache:
                     self._by_hash.setdefault(value, []).append(pos)
                 if key == "vector":
                     self._matrix[pos] = np.asarray(value, dtype=np.float32)
+                    self._int8.write(pos, self._matrix[pos : pos + 1], len(self._matrix))
                 elif key in self._cols:
                     self._cols[key][pos] = value
                 if key == "superseded_at":
@@ -480,7 +490,10 @@ class DenseCache:
                 # einsum: one thread, no BLAS thread pool fighting other processes for 2 cores. A
                 # contiguous slice is read in place; gathering the scope's rows first copies
                 # them, which only pays when the scope is a small part of the store.
-                if len(idx) * 8 < n:
+                # Past that, the int8 rows name the few that can be in the top k (int8_rows.py).
+                near = None if len(idx) * 8 < n else self._int8.candidates(q, idx, k, n)
+                if near is not None or len(idx) * 8 < n:
+                    idx = idx if near is None else near
                     sims = np.einsum("ij,j->i", self._matrix[idx], q)
                 else:
                     sims = np.einsum("ij,j->i", self._matrix[:n], q)[idx]
@@ -505,7 +518,7 @@ class DenseCache:
             if mask is None or not mask.any():
                 return []
             columns = self._columns_locked(mask, columns, succession)
-            positions, scores, ceiling = self._text.search(query, mask, k)
+            positions, scores, ceiling = self._text.current().search(query, mask, k)
             hits = []
             for p, s in zip(positions, scores, strict=True):
                 hit = self._hit_locked(int(p), "_score", float(s), columns)
@@ -533,7 +546,7 @@ class DenseCache:
             mask = self._mask_locked(scope, include_superseded)
             if mask is None:
                 return {}
-            found = self._text.scores(query, mask)
+            found = self._text.current().scores(query, mask)
             if found is None or found[1] <= 0:
                 return {}
             scores, ceiling = found

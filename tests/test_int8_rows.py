@@ -1,0 +1,117 @@
+"""The int8 shadow of the in-process copy names candidates that hold the exact top k: searches
+served through it return what a scan of every float32 vector returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FakeEmbedder, make_settings
+
+from mem0_mcp.engine.memory import Memory
+from mem0_mcp.stores import int8_rows
+from mem0_mcp.stores.int8_rows import Int8Rows
+
+
+def exact_top(matrix: np.ndarray, q: np.ndarray, k: int) -> tuple[set[int], float]:
+    sims = np.einsum("ij,j->i", matrix, q)
+    kth = float(np.sort(sims)[-k])
+    return {int(i) for i in np.flatnonzero(sims >= kth)}, kth
+
+
+@pytest.mark.parametrize("dim", [3, 16, 384])
+def test_candidates_hold_the_exact_top_k_and_its_ties(dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(int8_rows, "CHUNK", 333)  # writes of several chunks
+    rng = np.random.default_rng(dim)
+    centres = rng.standard_normal((20, dim))
+    rows = centres[rng.integers(20, size=3000)] + 0.3 * rng.standard_normal((3000, dim))
+    rows[::7] *= 3.0  # not unit length
+    rows[5] = 0.0
+    rows[10:14] = rows[9]  # exact ties
+    matrix = rows.astype(np.float32)
+    shadow = Int8Rows()
+    shadow.write(0, matrix[:1000], 1024)
+    shadow.write(1000, matrix[1000:], 3750)  # grows, keeping the rows written before
+    idx = np.arange(3000)
+    served = 0
+    for t in range(40):
+        q = (matrix[9] if t == 0 else matrix[rng.integers(3000)] + 0.1 * rng.standard_normal(dim)).astype(
+            np.float32
+        )
+        for k in (1, 4, 80):
+            near = shadow.candidates(q, idx, k, 3000)
+            if near is None:
+                continue
+            served += 1
+            top, _ = exact_top(matrix, q, k)
+            assert top <= {int(i) for i in near}
+            assert list(near) == sorted(near)
+    assert served  # the bound is tight enough to serve
+    scope = np.arange(0, 3000, 2)  # a part of the rows: candidates come from it alone
+    near = shadow.candidates(matrix[4], scope, 4, 3000)
+    assert near is None or set(near.tolist()) <= set(scope.tolist())
+
+
+def test_a_row_that_is_not_finite_leaves_the_full_scan() -> None:
+    shadow = Int8Rows()
+    matrix = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+    shadow.write(0, matrix, 128)
+    assert shadow.candidates(matrix[0], np.arange(100), 3, 100) is not None
+    shadow.write(50, np.full((1, 8), np.nan, dtype=np.float32), 128)
+    assert shadow.candidates(matrix[0], np.arange(100), 3, 100) is None
+
+
+def test_copy_searches_match_an_exact_scan_after_adds_and_updates(tmp_path: Path) -> None:
+    emb = FakeEmbedder(dimension=48)
+    mem = Memory(make_settings(tmp_path / "d"), embedder=emb)
+    words = ["otter", "river", "heron", "stone", "bridge", "moss", "kayak", "lantern", "fern", "owl"]
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(words, 4)) + f" {i}" for i in range(600)]
+    added = [e.id for e in mem.add([{"role": "user", "content": t} for t in texts], user_id="u").results]
+    mem.update(added[3], text="otter otter lantern by the bridge")
+    mem.flush()
+    # The stored vectors (an add of several messages mixes each with its neighbours').
+    table = mem.storage.vectors.table.to_arrow()
+    ids = table.column("id").to_pylist()
+    vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32)
+    scope = {"user_id": "u", "agent_id": None, "run_id": None}
+    for query in ["otter lantern", "heron moss kayak", "fern owl stone river", "bridge"]:
+        q = emb.embed([query])[0]
+        hits = mem.storage.vectors.dense_search(q, 5, scope, include_superseded=False, columns=("id",))
+        assert hits is not None  # served by the copy
+        top, kth = exact_top(vectors, q, 5)
+        got = {ids.index(h["id"]) for h in hits}
+        # Ties at the k-th score may go either way, as they do in the full scan.
+        assert {i for i in top if float(np.einsum("j,j->", vectors[i], q)) > kth} <= got <= top
+        distances = [h["_distance"] for h in hits]
+        assert distances == sorted(distances)
+    mem.close()
+
+
+def test_the_serialized_graph_is_the_one_onnx_builds() -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("MatMulInteger", ["rows", "query", "zero"], ["dots"])
+    graph = helper.make_graph(
+        [node],
+        "int8_rows",
+        [
+            helper.make_tensor_value_info("rows", TensorProto.UINT8, ["n", "d"]),
+            helper.make_tensor_value_info("query", TensorProto.INT8, ["d", 1]),
+            helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
+        ],
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["n", 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="mem0-mcp")
+    model.ir_version = 8
+    assert model.SerializeToString() == int8_rows.MODEL
+
+
+def test_past_its_limit_the_shadow_is_dropped() -> None:
+    matrix = np.random.default_rng(3).standard_normal((100, 8)).astype(np.float32)
+    shadow = Int8Rows(limit=120)
+    shadow.write(0, matrix[:90], 112)
+    assert shadow.candidates(matrix[0], np.arange(90), 3, 90) is not None
+    shadow.write(90, matrix[90:], 125)  # grows past the limit
+    assert shadow.candidates(matrix[0], np.arange(100), 3, 100) is None
