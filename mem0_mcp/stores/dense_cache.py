@@ -102,9 +102,7 @@ class DenseCache:
             version = int(table.version)  # read first: the copy is at least this new
             rows = int(table.count_rows())
         if rows > self.max_rows:
-            with self._lock:
-                self.version = None
-                self._fragments = None
+            self.invalidate()
             return False
         fragments: dict[int, str] | None = None
         if snapshot is not None:
@@ -578,8 +576,7 @@ class DenseCache:
             return found
 
     def count(self, scope: Mapping[str, str | None]) -> int | None:
-        """Rows of the scope a search reads (superseded ones too: the search's own mask, kept);
-        None before the copy has loaded."""
+        """Rows of the scope a search reads, superseded ones too; None before the copy loads."""
         with self._lock:
             if self.version is None:
                 return None
@@ -597,9 +594,5 @@ class DenseCache:
 
     def rows(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self._lock:
-            out = {}
-            for memory_id in ids:
-                pos = self._index.get(memory_id)
-                if pos is not None and self._alive[pos]:
-                    out[memory_id] = {c: self._cols[c][pos] for c in COLUMNS}
-            return out
+            found = {i: self._index[i] for i in ids if i in self._index}
+            return {i: {c: self._cols[c][p] for c in COLUMNS} for i, p in found.items() if self._alive[p]}
