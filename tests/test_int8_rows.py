@@ -92,16 +92,32 @@ def test_copy_searches_match_an_exact_scan_after_adds_and_updates(tmp_path: Path
 def test_the_serialized_graph_is_the_one_onnx_builds() -> None:
     from onnx import TensorProto, helper
 
-    node = helper.make_node("MatMulInteger", ["rows", "query", "zero"], ["dots"])
+    nodes = [
+        helper.make_node("MatMulInteger", ["rows", "query", "zero"], ["dots"]),
+        helper.make_node("Cast", ["dots"], ["exact"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["exact", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "penalty"], ["column"]),
+        helper.make_node("Reshape", ["column", "flat"], ["approx"]),
+        helper.make_node("TopK", ["approx", "k"], ["best", "best_at"]),
+        helper.make_node("ReduceMin", ["best"], ["kth"], keepdims=0),
+        helper.make_node("Sub", ["kth", "window"], ["floor"]),
+        helper.make_node("GreaterOrEqual", ["approx", "floor"], ["keep"]),
+        helper.make_node("NonZero", ["keep"], ["near"]),
+    ]
     graph = helper.make_graph(
-        [node],
+        nodes,
         "int8_rows",
         [
             helper.make_tensor_value_info("rows", TensorProto.UINT8, ["n", "d"]),
             helper.make_tensor_value_info("query", TensorProto.INT8, ["d", 1]),
             helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
+            helper.make_tensor_value_info("scale", TensorProto.FLOAT, ["n", 1]),
+            helper.make_tensor_value_info("penalty", TensorProto.FLOAT, ["n", 1]),
+            helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
+            helper.make_tensor_value_info("window", TensorProto.FLOAT, []),
         ],
-        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["n", 1])],
+        [helper.make_tensor_value_info("near", TensorProto.INT64, [1, "m"])],
+        initializer=[helper.make_tensor("flat", TensorProto.INT64, [1], [-1])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="mem0-mcp")
     model.ir_version = 8
