@@ -111,12 +111,12 @@ def test_ivf_recall_on_clustered_vectors() -> None:
     recall = []
     for q in queries:
         exact = set(np.argsort(-(vectors @ q))[:10].tolist())
-        positions, sims = index.search(q, 16, everyone, vectors)
+        positions, sims = index.search(q, 16, everyone)
         assert np.allclose(sims, vectors[positions] @ q, atol=1e-5)  # exact scores
         found = set(positions[np.argsort(-sims)[:10]].tolist())
         recall.append(len(exact & found) / 10)
     assert np.mean(recall) >= 0.95
     # The scope mask is applied inside the lists.
     half = np.arange(len(vectors)) % 2 == 0
-    positions, _ = index.search(queries[0], 16, half, vectors)
+    positions, _ = index.search(queries[0], 16, half)
     assert len(positions) and (positions % 2 == 0).all()

@@ -89,56 +89,6 @@ def test_copy_searches_match_an_exact_scan_after_adds_and_updates(tmp_path: Path
     mem.close()
 
 
-def test_a_write_landing_while_the_product_runs_is_searched_as_after_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The int8 product runs without the copy's lock: an add staged meanwhile is scanned in
-    full, an update or delete makes the product void and the search is run again."""
-    emb = FakeEmbedder(dimension=48)
-    mem = Memory(make_settings(tmp_path / "d"), embedder=emb)
-    words = ["otter", "river", "heron", "stone", "bridge", "moss", "kayak", "lantern", "fern", "owl"]
-    rng = np.random.default_rng(2)
-    texts = [" ".join(rng.choice(words, 4)) + f" {i}" for i in range(600)]
-    added = [e.id for e in mem.add([{"role": "user", "content": t} for t in texts], user_id="u").results]
-    scope = {"user_id": "u", "agent_id": None, "run_id": None}
-    mem.flush()
-    assert mem.storage.vectors.dense_search(emb.embed(["owl"])[0], 5, scope, include_superseded=False)
-    writes = {
-        "kayak moss fern heron": lambda: mem.add("kayak moss fern heron", user_id="u"),
-        "otter stone lantern owl": lambda: mem.update(added[7], text="otter stone lantern owl"),
-        texts[9]: lambda: mem.delete(added[9]),
-    }
-    run, landing = int8_rows.Int8Query.run, []
-
-    def racing(self: int8_rows.Int8Query) -> np.ndarray | None:
-        near = run(self)
-        if landing:  # once: the write's own searches (and a search run again) run as usual
-            landing.pop()()
-        return near
-
-    monkeypatch.setattr(int8_rows.Int8Query, "run", racing)
-    # The added text, the updated one, the deleted one: each searched while it is written.
-    for query, write in writes.items():
-        landing.append(write)
-        q = emb.embed([query])[0]
-        hits = mem.storage.vectors.dense_search(q, 5, scope, include_superseded=False, columns=("id",))
-        assert hits is not None
-        mem.flush()
-        table = mem.storage.vectors.table.to_arrow()
-        ids = table.column("id").to_pylist()
-        vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32)
-        top, kth = exact_top(vectors, q, 5)
-        got = {ids.index(h["id"]) for h in hits}
-        assert {i for i in top if float(np.einsum("j,j->", vectors[i], q)) > kth} <= got <= top
-        best = int(np.argmax(np.einsum("ij,j->i", vectors, q)))
-        assert hits[0]["id"] == ids[best]
-        # The written row leads (the added and the updated text); the deleted one is gone.
-        assert (table.column("memory")[best].as_py() == query) == (query != texts[9])
-        assert added[9] not in {h["id"] for h in hits}
-        assert not landing
-    mem.close()
-
-
 def test_the_serialized_graph_is_the_one_onnx_builds() -> None:
     from onnx import TensorProto, helper
 

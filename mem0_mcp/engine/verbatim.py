@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mem0_mcp.clock import now_iso
-from mem0_mcp.engine.related import HINT, pick, start_related
+from mem0_mcp.engine.related import HINT, pick, related_candidates
 from mem0_mcp.engine.rows import (
     ChangeSource,
     EmbedFn,
@@ -89,9 +89,6 @@ def add_verbatim(
     journaled = False
     fast = settings.write_behind and not near_duplicates and not supersedes
     superseded: list[str] = []
-    # Looked up beside a journal write (its searches overlap the commit), else after the write.
-    spare = len(rows) + len(supersedes)
-    related_of = start_related(storage, scope, vectors, settings.related_threshold, spare, beside=fast)
     with storage.journal_lock.hold() if fast else storage.writing():
         if near_duplicates or supersedes:
             # The nearest-neighbour check reads the table: journaled adds must be in it.
@@ -137,8 +134,11 @@ def add_verbatim(
         storage.mover.wake()
     else:
         storage.after_write(len(keep) + len(superseded))
-    # pick() leaves out the add's own rows, which a lookup run after the write sees.
-    related = pick(related_of(), {e.id for e in events} | set(superseded))
+    # Looked up after the write: the own rows are then journaled, and pick() leaves them out.
+    # (Run on a pool beside the write it cost more: the write is ~0.5 ms, the scan memory-bound.)
+    spare = len(rows) + len(supersedes)
+    candidates = related_candidates(storage, scope, vectors, settings.related_threshold, spare)
+    related = pick(candidates, {e.id for e in events} | set(superseded))
     return AddResult(
         results=events, inferred=False, related=related, superseded=superseded, hint=HINT if related else None
     )

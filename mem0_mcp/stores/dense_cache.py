@@ -29,9 +29,8 @@ from mem0_mcp.stores.copy_arrays import (
     prepared_row,
     rows_of_table,
 )
-from mem0_mcp.stores.int8_rows import Int8Query, Int8Rows
+from mem0_mcp.stores.int8_rows import Int8Rows
 from mem0_mcp.stores.ivf import IvfBuilder, IvfIndex
-from mem0_mcp.stores.staged_entries import StagedEntries
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +46,6 @@ class DenseCache:
         self._ivf_builder = IvfBuilder(ann_threshold)
         self._generation = 0  # bumped by every reload, so an index trained before one is dropped
         self._changes = 0  # bumped by every change of rows, so a kept scope mask is dropped
-        # Bumped by every change but an append, so a product read without the lock is void.
-        self._rewrites = 0
         self._last_mask: tuple[tuple, np.ndarray | None] | None = None
         self.version: int | None = None  # table version the copy reflects; None: stale
         # fragment id -> signature at ``version`` (see fragment_signatures); None: unknown, so
@@ -68,7 +65,16 @@ class DenseCache:
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
         self._text = LazyText()
-        self._staged = StagedEntries()
+        # Journal seqs of this process's adds, updates and deletes (write-behind) applied here
+        # before they reach the table: reads served from the copy see them without moving the
+        # journal, as long as it holds nothing else (``holds``).
+        self._staged: set[int] = set()
+        # id -> the seq of its newest staged entry: the table may still bring an older state of
+        # the row (this process's mover applying an earlier entry without the journal lock,
+        # another process's append of its add), which must not replace the staged one.
+        self._latest: dict[str, int] = {}
+        # id -> seq of the entries this process's mover is applying now (see ``moving``).
+        self._moving: dict[str, int] = {}
 
     # --- loading
     def live_ids(self) -> list[str]:
@@ -116,7 +122,8 @@ class DenseCache:
             self._index = {}
             self._by_hash = {}
             self._text = LazyText()
-            self._staged = StagedEntries()
+            self._staged = set()
+            self._latest = {}
             self._ivf = None
             self._int8 = Int8Rows(self._int8.limit)
             self._generation += 1
@@ -148,7 +155,7 @@ class DenseCache:
                 return False  # a reload or an own write got there first
             for found, vectors in parts:
                 # A row staged here is newer than any state of it another process appended.
-                keep = [i for i, r in enumerate(found) if not self._staged.staged(r["id"])]
+                keep = [i for i, r in enumerate(found) if r["id"] not in self._latest]
                 if keep:
                     self._append_locked([found[i] for i in keep], vectors[keep])
             self.version = int(snapshot.version)
@@ -187,7 +194,6 @@ class DenseCache:
                 # A staged row another process moved into the table (read back by catch_up):
                 # one id, one live position.
                 self._alive[earlier] = False
-                self._rewrites += 1
             self._alive[pos] = True
             self._superseded[pos] = bool(row.get("superseded_at"))
             for c in SCOPE:
@@ -271,7 +277,8 @@ class DenseCache:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
             self._append_locked([prepared_row(r) for r in rows], np.asarray(vectors, dtype=np.float32), True)
-            self._staged.stage(seqs)
+            self._staged.update(seqs.values())
+            self._latest.update(seqs)
             return True
 
     def stage_change(
@@ -287,7 +294,6 @@ class DenseCache:
             if self.version is None or pos is None:
                 return False
             self._changes += 1
-            self._rewrites += 1
             if row is None:
                 self._index.pop(memory_id)
                 self._alive[pos] = False
@@ -295,7 +301,11 @@ class DenseCache:
                 fresh = self._matrix[pos].copy() if vector is None else np.asarray(vector, dtype=np.float32)
                 self._alive[pos] = False
                 self._append_locked([prepared_row(row)], fresh[None, :])
-            self._staged.change(memory_id, seq)
+            if seq is not None:
+                self._staged.add(seq)
+                self._latest[memory_id] = seq
+            else:
+                self._latest.pop(memory_id, None)
             return True
 
     def holds(self, seqs: Sequence[int]) -> bool:
@@ -304,13 +314,22 @@ class DenseCache:
         Entries staged here that are gone from ``seqs`` below its newest were moved into the
         table (seqs grow with each commit) and are forgotten."""
         with self._lock:
-            return self._staged.holds(seqs) and self.version is not None
+            if seqs:
+                pending = set(seqs)
+                top = max(pending)
+                # Set differences in C: the journal can hold thousands while the table is busy.
+                gone = {s for s in self._staged - pending if s <= top}
+                if gone:
+                    # ``_latest`` holds staged seqs only (both are pruned here alike).
+                    self._staged -= gone
+                    self._latest = {i: s for i, s in self._latest.items() if s not in gone}
+            return self.version is not None and self._staged.issuperset(seqs)
 
     def moving(self, seqs: Mapping[str, int]) -> None:
         """This process's mover is about to apply these entries (id -> seq) to the table: its
         writes of a row staged here at a later seq leave the staged row as it is."""
         with self._lock:
-            self._staged.moving(seqs)
+            self._moving = dict(seqs)
             self._text.current()  # the mover's thread takes in what adds staged
 
     def forget(self, seqs: Sequence[int]) -> None:
@@ -318,11 +337,17 @@ class DenseCache:
         is over. They stay staged until ``holds`` finds them gone from the journal: a reader
         may have read the journal before they were dropped."""
         with self._lock:
-            self._staged.forget(seqs)
+            self._moving = {}
+            gone = set(seqs)
+            self._latest = {i: s for i, s in self._latest.items() if s not in gone}
+
+    def _newer_locked(self, memory_id: str) -> bool:
+        moving = self._moving.get(memory_id)
+        return moving is not None and self._latest.get(memory_id, -1) > moving
 
     def _holds_locked(self, row: Mapping[str, Any]) -> bool:
         """Whether a row the table now has is here already, or here in a newer staged state."""
-        return self._staged.newer(row["id"]) or self._holds_row_locked(row)
+        return self._newer_locked(row["id"]) or self._holds_row_locked(row)
 
     def _holds_row_locked(self, row: Mapping[str, Any]) -> bool:
         pos = self._index.get(row["id"])
@@ -340,7 +365,6 @@ class DenseCache:
         with self._lock:
             self._fragments = None  # an own write: see note_fragments
             self._changes += 1
-            self._rewrites += 1
             pos = self._index.get(memory_id)
             if self.version is None or pos is None:
                 self.version = None
@@ -371,11 +395,10 @@ class DenseCache:
         with self._lock:
             self._fragments = None  # an own write: see note_fragments
             self._changes += 1
-            self._rewrites += 1
             if self.version is None:
                 return
             for memory_id in ids:
-                if self._staged.newer(memory_id):
+                if self._newer_locked(memory_id):
                     continue
                 pos = self._index.pop(memory_id, None)
                 if pos is not None:
@@ -390,16 +413,26 @@ class DenseCache:
         the next change, since building it reads every row (~2 ms at 1M). Callers only read it.
         """
         key = (tuple(scope.items()), include_superseded, self._n, self._changes)
-        if self._last_mask is None or self._last_mask[0] != key:
-            n = self._n
-            mask = self._alive[:n].copy()
-            if not include_superseded:
-                mask &= ~self._superseded[:n]
-            codes = {c: self._vocab[c].get(v) for c, v in scope.items() if v}
-            for col, code in codes.items():
-                mask &= self._codes[col][:n] == (-1 if code is None else code)  # None: no row
-            self._last_mask = (key, None if None in codes.values() else mask)
-        return self._last_mask[1]
+        if self._last_mask is not None and self._last_mask[0] == key:
+            return self._last_mask[1]
+        mask = self._build_mask_locked(scope, include_superseded)
+        self._last_mask = (key, mask)
+        return mask
+
+    def _build_mask_locked(
+        self, scope: Mapping[str, str | None], include_superseded: bool
+    ) -> np.ndarray | None:
+        n = self._n
+        mask = self._alive[:n].copy()
+        if not include_superseded:
+            mask &= ~self._superseded[:n]
+        for col, value in scope.items():
+            if value:
+                code = self._vocab[col].get(value)
+                if code is None:
+                    return None
+                mask &= self._codes[col][:n] == code
+        return mask
 
     def _columns_locked(
         self, mask: np.ndarray, columns: Sequence[str], succession: Sequence[str]
@@ -430,73 +463,42 @@ class DenseCache:
         """The ``k`` rows of the scope nearest ``vector``, with ``columns`` and ``_distance``
         (cosine distance), best first; ``succession`` are read only when a row the
         search may return is superseded (see _columns_locked)."""
-        q = np.asarray(vector, dtype=np.float32)
-        args = (q, k, scope, include_superseded, columns, succession)
         with self._lock:
-            state = (self._rewrites, self._generation, self._n)
-            found = self._search_locked(*args, exact=exact, deferred=True)
-        if isinstance(found, list):
-            return found
-        # The int8 product without the lock: stages, other reads and the mover go on meanwhile.
-        near = found.run()
-        with self._lock:
-            if near is None or state[:2] != (self._rewrites, self._generation):
-                again = self._search_locked(*args, exact=exact, int8=near is not None)
-                assert isinstance(again, list)  # not deferred: answered
-                return again
-            # Rows appended meanwhile are read in full: a top k of more rows keeps only rows of
-            # the old top k's candidates and new ones.
+            n = self._n
             mask = self._mask_locked(scope, include_superseded)
             if mask is None:
                 return []
-            n0 = state[2]
-            idx = np.concatenate([near, n0 + np.flatnonzero(mask[n0 : self._n])])
-            return self._top_locked(q, k, idx, None, self._columns_locked(mask, columns, succession))
-
-    def _search_locked(
-        self, q: np.ndarray, k: int, scope: Mapping[str, str | None], include_superseded: bool,
-        columns: Sequence[str], succession: Sequence[str], *, exact: bool, deferred: bool = False,
-        int8: bool = True,
-    ) -> list[dict[str, Any]] | Int8Query:
-        """``search`` under the lock; ``deferred``: the int8 product, when it serves, is returned
-        to be run without the lock; ``int8`` False: every row of the scope is read."""
-        n = self._n
-        mask = self._mask_locked(scope, include_superseded)
-        if mask is None:
-            return []
-        columns = self._columns_locked(mask, columns, succession)
-        idx = np.flatnonzero(mask)
-        if not len(idx):
-            return []
-        if not exact and self._ivf is not None and len(idx) >= self._ivf_builder.threshold:
-            # Large scopes read only the rows of the nearest lists; small ones stay exhaustive.
-            found, found_sims = self._ivf.search(q, self.nprobe, mask, self._matrix)
-            if len(found) >= k:
-                return self._top_locked(q, k, found, found_sims, columns)
-        if len(idx) * 8 < n:
-            # einsum: one thread, no BLAS thread pool fighting other processes for 2 cores. A
-            # contiguous slice is read in place; gathering the scope's rows first copies
-            # them, which only pays when the scope is a small part of the store.
-            return self._top_locked(q, k, idx, None, columns)
-        # Past that, the int8 rows name the few that can be in the top k (int8_rows.py).
-        query = self._int8.prepare(q, idx, k, n) if int8 else None
-        if query is not None and deferred:
-            return query
-        near = None if query is None else query.run()
-        if near is not None:
-            return self._top_locked(q, k, near, None, columns)
-        return self._top_locked(q, k, idx, np.einsum("ij,j->i", self._matrix[:n], q)[idx], columns)
-
-    def _top_locked(
-        self, q: np.ndarray, k: int, idx: np.ndarray, sims: np.ndarray | None, columns: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        """The best ``k`` of rows ``idx`` (``sims``: their scores, None: read from the matrix)."""
-        if sims is None:
-            sims = np.einsum("ij,j->i", self._matrix[idx], q)
-        top = min(k, len(idx))
-        best = np.argpartition(-sims, top - 1)[:top] if top < len(idx) else np.arange(len(idx))
-        best = best[np.argsort(-sims[best], kind="stable")]
-        return [self._hit_locked(int(idx[b]), "_distance", 1.0 - float(sims[b]), columns) for b in best]
+            columns = self._columns_locked(mask, columns, succession)
+            q = np.asarray(vector, dtype=np.float32)
+            idx = np.flatnonzero(mask)
+            if not len(idx):
+                return []
+            sims: np.ndarray | None = None
+            if not exact and self._ivf is not None and len(idx) >= self._ivf_builder.threshold:
+                # Large scopes read only the rows of the nearest lists; small ones stay exhaustive.
+                found, found_sims = self._ivf.search(q, self.nprobe, mask)
+                covered = self._ivf.covered
+                if covered < n:  # rows appended while a new index trained: scanned exactly
+                    tail = covered + np.flatnonzero(mask[covered:n])
+                    found = np.concatenate([found, tail])
+                    found_sims = np.concatenate([found_sims, np.einsum("ij,j->i", self._matrix[tail], q)])
+                if len(found) >= k:
+                    idx, sims = found, found_sims
+            if sims is None:
+                # einsum: one thread, no BLAS thread pool fighting other processes for 2 cores. A
+                # contiguous slice is read in place; gathering the scope's rows first copies
+                # them, which only pays when the scope is a small part of the store.
+                # Past that, the int8 rows name the few that can be in the top k (int8_rows.py).
+                near = None if len(idx) * 8 < n else self._int8.candidates(q, idx, k, n)
+                if near is not None or len(idx) * 8 < n:
+                    idx = idx if near is None else near
+                    sims = np.einsum("ij,j->i", self._matrix[idx], q)
+                else:
+                    sims = np.einsum("ij,j->i", self._matrix[:n], q)[idx]
+            top = min(k, len(idx))
+            best = np.argpartition(-sims, top - 1)[:top] if top < len(idx) else np.arange(len(idx))
+            best = best[np.argsort(-sims[best], kind="stable")]
+            return [self._hit_locked(int(idx[b]), "_distance", 1.0 - float(sims[b]), columns) for b in best]
 
     def text_search(
         self,

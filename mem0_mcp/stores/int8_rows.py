@@ -150,13 +150,6 @@ class Int8Rows:
         """Positions among ``idx`` (ascending, rows < ``n``) that hold every row of the exact
         top ``k`` of ``idx`` by the float32 einsum, and every row tied with its k-th; None when
         the full scan is as cheap or the bound cannot be had."""
-        query = self.prepare(q, idx, k, n)
-        return None if query is None else query.run()
-
-    def prepare(self, q: np.ndarray, idx: np.ndarray, k: int, n: int) -> Int8Query | None:
-        """``candidates`` in two steps: this reads the rows' state (under the copy's lock), the
-        query's ``run`` the product (any thread, no lock: rows ``n``.. may be appended meanwhile;
-        a rewrite of a row below ``n`` makes the result void, and the copy's caller checks)."""
         if self._exact_only or k >= len(idx) or len(self._codes) < n or not math.isfinite(float(q.sum())):
             return None
         session = _product()
@@ -183,18 +176,7 @@ class Int8Rows:
             "k": np.array([k], dtype=np.int64),
             "window": np.array(window, dtype=np.float32),
         }
-        return Int8Query(session, feed, int(MAX_SHARE * len(idx)))
-
-
-class Int8Query(NamedTuple):
-    """One prepared product: the feed holds views of the rows as they were when prepared (a
-    write that grows the shadow allocates new arrays; these stay)."""
-
-    session: Any
-    feed: dict[str, np.ndarray]
-    most: int  # more candidates than this: the full scan is as cheap
-
-    def run(self) -> np.ndarray | None:
-        """The candidates (see Int8Rows.candidates); None when there are too many."""
-        near = self.session.run(None, self.feed)[0][0]
-        return None if len(near) > self.most else near
+        near = session.run(None, feed)[0][0]
+        if len(near) > MAX_SHARE * len(idx):
+            return None
+        return near

@@ -120,12 +120,8 @@ class IvfIndex:
         nprobe = min(nprobe, len(scores))
         return np.argpartition(-scores, nprobe - 1)[:nprobe]
 
-    def search(
-        self, query: np.ndarray, nprobe: int, allowed: np.ndarray, matrix: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Positions (within ``allowed``) and cosines of the rows of the ``nprobe`` nearest lists,
-        then of every allowed row past the ones it covers (appended while a new index trained:
-        read from ``matrix``, the copy's vectors)."""
+    def search(self, query: np.ndarray, nprobe: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (within ``allowed``) and cosines of the rows of the ``nprobe`` nearest lists."""
         found_pos, found_sims = [], []
         for lst in self.probe(query, nprobe):
             count = int(self._counts[lst])
@@ -138,10 +134,6 @@ class IvfIndex:
             sims = np.einsum("ij,j->i", self._vectors[lst][:count], query)
             found_pos.append(pos[keep])
             found_sims.append(sims[keep])
-        if self.covered < len(allowed):
-            tail = self.covered + np.flatnonzero(allowed[self.covered :])
-            found_pos.append(tail)
-            found_sims.append(np.einsum("ij,j->i", matrix[tail], query))
         if not found_pos:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return np.concatenate(found_pos), np.concatenate(found_sims)
