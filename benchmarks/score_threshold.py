@@ -37,8 +37,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -105,8 +103,10 @@ def frac10(questions: Questions, threshold: float, gate: bool = False) -> float:
 
 
 def quantile_gates(null: dict[str, list[float]], q: float) -> Gates:
-    """Each scope's gate at ``search_gate_quantile`` = ``q`` (engine/gate.py NullScores)."""
-    return {scope: float(np.quantile(scores, q)) if scores else 0.0 for scope, scores in null.items()}
+    """Each scope's gate at ``search_gate_quantile`` = ``q``, as the engine computes it."""
+    from mem0_mcp.engine.gate import quantile_gate
+
+    return {scope: quantile_gate(scores, q) for scope, scores in null.items()}
 
 
 def fixed_gates(scopes: Sequence[str], t: float) -> Gates:

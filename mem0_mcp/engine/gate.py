@@ -51,10 +51,12 @@ class NullScores:
     size: int
     scores: tuple[float, ...]
     checked: float  # time.monotonic() of the last size check
-    gate: float  # the configured quantile of ``scores`` (numpy's takes ~30 us: once, not per search)
+    gate: float  # quantile_gate of ``scores`` (numpy's quantile takes ~30 us: once, not per search)
 
-    def quantile(self, q: float) -> float:
-        return float(np.quantile(self.scores, q)) if self.scores else 0.0
+
+def quantile_gate(scores: Sequence[float], q: float) -> float:
+    """The gate that rejects the share ``q`` of null questions with best ``scores`` (0 for none)."""
+    return float(np.quantile(scores, q)) if len(scores) else 0.0
 
 
 class ScopeGates:
@@ -156,10 +158,8 @@ class ScopeGates:
             size,
             1000 * (time.perf_counter() - started),
         )
-        q = self.storage.settings.search_gate_quantile
-        return NullScores(
-            size=size, scores=tuple(scores), checked=time.monotonic(), gate=float(np.quantile(scores, q))
-        )
+        gate = quantile_gate(scores, self.storage.settings.search_gate_quantile)
+        return NullScores(size=size, scores=tuple(scores), checked=time.monotonic(), gate=gate)
 
     def _lookup(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of null questions, embedded together on first use; anything else embedded."""
