@@ -5,6 +5,7 @@ conversation alike."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,7 @@ def _memory(tmp_path: Path, **settings: object) -> Memory:
 
 
 def test_the_gate_is_a_quantile_of_what_the_null_questions_score_in_the_scope(tmp_path: Path) -> None:
-    mem = _memory(tmp_path, search_gate_quantile=0.8)
-    try:
+    with closing(_memory(tmp_path, search_gate_quantile=0.8)) as mem:
         for fact in ("Prefers pytest over unittest", "Has a greyhound called Pixel", "Lives in Lisbon"):
             mem.add(fact, user_id="u")
         null = mem.gates.null_scores(U)
@@ -36,13 +36,10 @@ def test_the_gate_is_a_quantile_of_what_the_null_questions_score_in_the_scope(tm
             hits = mem.search(question, user_id="u", threshold=0).results
             assert score == pytest.approx(hits[0].score if hits else 0.0)
         assert mem.gates.gate(U) == pytest.approx(float(np.quantile(null.scores, 0.8)))
-    finally:
-        mem.close()
 
 
 def test_a_search_under_the_scopes_gate_returns_nothing_and_one_over_it_its_results(tmp_path: Path) -> None:
-    mem = _memory(tmp_path)
-    try:
+    with closing(_memory(tmp_path)) as mem:
         mem.add("Prefers pytest over unittest", user_id="u")
         mem.add("Has a greyhound called Pixel", user_id="u")
         gate = mem.gates.gate(U)
@@ -52,8 +49,6 @@ def test_a_search_under_the_scopes_gate_returns_nothing_and_one_over_it_its_resu
         assert mem.search(under, user_id="u").results == []
         hits = mem.search("prefers pytest over unittest", user_id="u").results
         assert hits[0].memory == "Prefers pytest over unittest" and hits[0].score >= gate
-    finally:
-        mem.close()
 
 
 def test_the_gate_is_measured_again_when_the_scope_grows_and_kept_when_it_barely_moves(
@@ -65,7 +60,7 @@ def test_the_gate_is_measured_again_when_the_scope_grows_and_kept_when_it_barely
         mem.search("weather in town", user_id="u")
         return mem.gates.null_scores(U)
 
-    try:
+    with closing(mem):
         assert mem.gates.gate(U) == 0.0  # nothing stored: nothing to gate
         mem.add(
             [{"role": "user", "content": f"note {i} about the weather in town {i}"} for i in range(30)],
@@ -80,15 +75,12 @@ def test_the_gate_is_measured_again_when_the_scope_grows_and_kept_when_it_barely
         )
         again = gate_after_a_search()
         assert again is not first and again.size == 41
-    finally:
-        mem.close()
 
 
 def test_without_the_in_process_copy_the_table_counts_the_scope_now_and_then(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mem = _memory(tmp_path, dense_cache_rows=0)
-    try:
+    with closing(_memory(tmp_path, dense_cache_rows=0)) as mem:
         assert mem.storage.vectors.copy is None
         for fact in ("Prefers pytest over unittest", "Has a greyhound called Pixel", "Lives in Lisbon"):
             mem.add(fact, user_id="u")
@@ -101,13 +93,10 @@ def test_without_the_in_process_copy_the_table_counts_the_scope_now_and_then(
         monkeypatch.setattr(gate_module, "SIZE_RECHECK_SECONDS", 0.0)
         mem.search("pytest", user_id="u")
         assert mem.gates.null_scores(U).size == 4
-    finally:
-        mem.close()
 
 
 def test_searches_at_once_in_a_new_scope_share_one_measurement(tmp_path: Path) -> None:
-    mem = _memory(tmp_path)
-    try:
+    with closing(_memory(tmp_path)) as mem:
         for fact in ("Prefers pytest over unittest", "Has a greyhound called Pixel", "Lives in Lisbon"):
             mem.add(fact, user_id="u")
         mem.search("pytest", user_id="u", threshold=0)  # the copy takes the adds in
@@ -117,37 +106,28 @@ def test_searches_at_once_in_a_new_scope_share_one_measurement(tmp_path: Path) -
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             assert len(set(pool.map(measure, range(8)))) == 1
-    finally:
-        mem.close()
 
 
 def test_each_scope_has_its_own_gate(tmp_path: Path) -> None:
-    mem = _memory(tmp_path)
-    try:
+    with closing(_memory(tmp_path)) as mem:
         mem.add("Prefers pytest over unittest", user_id="u")
         alone = mem.gates.null_scores(U).scores
         # Another user's memories that the null questions match well do not move u's gate.
         mem.add([{"role": "user", "content": q} for q in NULL_QUESTIONS[:40]], user_id="other")
         assert mem.gates.null_scores(Scope(user_id="other")).scores != alone
         assert mem.gates.null_scores(U).scores == alone
-    finally:
-        mem.close()
 
 
 def test_a_fixed_setting_replaces_the_measured_gate(tmp_path: Path) -> None:
-    mem = _memory(tmp_path, search_threshold=0.3)
-    try:
+    with closing(_memory(tmp_path, search_threshold=0.3)) as mem:
         mem.add("Prefers pytest over unittest", user_id="u")
         assert mem.gates.gate(U) == 0.3
         assert mem.search("favourite pizza topping", user_id="u").results == []
-    finally:
-        mem.close()
 
 
 @pytest.mark.slow
 def test_a_small_store_answers_what_a_fixed_gate_for_large_ones_emptied(tmp_path: Path) -> None:
-    mem = bundled_memory(tmp_path / "data", search_threshold="auto")
-    try:
+    with closing(bundled_memory(tmp_path / "data", search_threshold="auto")) as mem:
         for fact in (
             "Is a high school maths teacher",
             "Has two kids",
@@ -159,5 +139,3 @@ def test_a_small_store_answers_what_a_fixed_gate_for_large_ones_emptied(tmp_path
         assert hits and "graphic designer" in hits[0].memory and hits[0].score < 0.39
         assert mem.search("How do I centre a div in CSS?", user_id="u").results == []
         assert mem.search("Who won the 2018 football World Cup?", user_id="u").results == []
-    finally:
-        mem.close()
