@@ -97,6 +97,53 @@ def test_scopes_stay_exact_past_the_threshold(tmp_path: Path) -> None:
     exact.close()
 
 
+def test_related_reads_every_row_where_a_search_reads_the_lists(tmp_path: Path) -> None:
+    """An add's `related` must show the memory the new one may replace, which is often far from
+    the nearest lists: past the threshold it reads every row (through the int8 rows)."""
+    emb = FakeEmbedder()
+    settings = make_settings(
+        tmp_path / "a", ann_index_threshold=THRESHOLD, ann_nprobe=1, related_threshold=0.0
+    )
+    mem = Memory(settings, embedder=emb)
+    _fill(mem, 3 * THRESHOLD, "u")
+    mem.search("alpha", user_id="u")
+    assert mem.storage.vectors.wait_for_index(60) and mem.stats().ann_index
+    scope = {"user_id": "u", "agent_id": None, "run_id": None}
+    lists_missed = 0
+    for text in ["alpha jade harbor", "carbon fjord item5 new", "echo gamma item61 note", "indigo x"]:
+        mem.flush()
+        q = emb.embed([text])[0]
+        exact = mem.storage.vectors.dense_search(q, 3, scope, include_superseded=False, exact=True)
+        lists = mem.storage.vectors.dense_search(q, 3, scope, include_superseded=False)
+        assert exact is not None and lists is not None
+        lists_missed += sorted(h["_distance"] for h in lists) != sorted(h["_distance"] for h in exact)
+        related = mem.add(text, user_id="u").related
+        # The same scores as every row's best 3 (the fake embedder ties rows: scores, not ids).
+        assert [r.score for r in related] == [round(1 - h["_distance"], 4) for h in exact]
+    assert lists_missed  # one list alone misses some of them: the case is exercised
+    mem.close()
+
+
+def test_past_the_int8_rows_limit_related_reads_the_lists(tmp_path: Path) -> None:
+    """Past 8x the threshold there are no int8 rows: every row would be a float32 scan of the
+    whole copy per add, so `related` reads the lists as a search does."""
+    settings = make_settings(tmp_path / "a", ann_index_threshold=THRESHOLD, ann_nprobe=1)
+    mem = Memory(settings, embedder=FakeEmbedder())
+    _fill(mem, 8 * THRESHOLD + 300, "u")
+    mem.search("alpha", user_id="u")
+    assert mem.storage.vectors.wait_for_index(60)
+    copy = mem.storage.vectors.copy
+    assert copy is not None and copy.ann_ready
+    scope = {"user_id": "u", "agent_id": None, "run_id": None}
+    q = FakeEmbedder().embed(["alpha jade harbor"])[0]
+
+    def ids(exact: bool | None) -> list[str]:
+        return [h["id"] for h in copy.search(q, 3, scope, False, ("id",), exact=exact)]
+
+    assert ids(None) == ids(False) != ids(True)
+    mem.close()
+
+
 def test_ivf_recall_on_clustered_vectors() -> None:
     rng = np.random.default_rng(7)
     centres = rng.standard_normal((200, 48)).astype(np.float32)

@@ -51,12 +51,18 @@ def related_candidates(
     # A copy holding every journal entry (this process staged its own adds there) serves the
     # journaled rows too: reading them back from SQLite cost ~0.5 ms of a ~1.7 ms add at 10k.
     ticket = storage.copy_with_journal()
+    # Every row while the int8 rows make that cheap (to 8x the ANN threshold): the IVF lists a
+    # search reads miss the neighbour an agent must see here. At 100k facts, 32 lists listed 11
+    # of 18 same-thing pairs (a job change, a move) in 1.0 ms, every row 18 in 2.3 ms
+    # (benchmarks/related_nprobe.py).
     for vector in vectors:
         # The ticket's copy was found current just now: no second freshness check (a stat).
         hits = (
-            ticket.copy.search(vector, k, values, False, COLUMNS)
+            ticket.copy.search(vector, k, values, False, COLUMNS, exact=None)
             if ticket is not None
-            else storage.vectors.dense_search(vector, k, values, include_superseded=False, columns=COLUMNS)
+            else storage.vectors.dense_search(
+                vector, k, values, include_superseded=False, columns=COLUMNS, exact=None
+            )
         )
         if hits is None:
             hits = storage.nearest(scope, vector, k)

@@ -457,12 +457,12 @@ class DenseCache:
         include_superseded: bool,
         columns: Sequence[str] = COLUMNS,
         *,
-        exact: bool = False,
+        exact: bool | None = False,
         succession: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """The ``k`` rows of the scope nearest ``vector``, with ``columns`` and ``_distance``
-        (cosine distance), best first; ``succession`` are read only when a row the
-        search may return is superseded (see _columns_locked)."""
+        """The ``k`` rows of the scope nearest ``vector``, with ``columns`` and ``_distance`` (cosine
+        distance), best first; ``succession``: see _columns_locked. ``exact`` False reads the IVF
+        lists past the threshold, True every row, None every row but past the int8 rows' limit."""
         with self._lock:
             n = self._n
             mask = self._mask_locked(scope, include_superseded)
@@ -474,7 +474,9 @@ class DenseCache:
             if not len(idx):
                 return []
             sims: np.ndarray | None = None
-            if not exact and self._ivf is not None and len(idx) >= self._ivf_builder.threshold:
+            # exact None: the lists only where reading every row would be a float32 scan of all.
+            scan = exact is None and len(idx) * 8 >= n and not self._int8.serves(n)
+            if (exact is False or scan) and self._ivf is not None and len(idx) >= self._ivf_builder.threshold:
                 # Large scopes read only the rows of the nearest lists; small ones stay exhaustive.
                 found, found_sims = self._ivf.search(q, self.nprobe, mask)
                 covered = self._ivf.covered

@@ -146,6 +146,10 @@ class Int8Rows:
                 self._coded = max(self._coded, float(part.coded.max()))
                 self._norm = max(self._norm, float(part.norm.max()))
 
+    def serves(self, n: int) -> bool:
+        """Whether it holds the first ``n`` rows (candidates can be had for them)."""
+        return not self._exact_only and len(self._codes) >= n
+
     def candidates(self, q: np.ndarray, idx: np.ndarray, k: int, n: int) -> np.ndarray | None:
         """Positions among ``idx`` (ascending, rows < ``n``) that hold every row of the exact
         top ``k`` of ``idx`` by the float32 einsum, and every row tied with its k-th; None when

@@ -436,11 +436,11 @@ class VectorStore:
         *,
         include_superseded: bool,
         columns: Sequence[str] = RESULT_COLUMNS,
-        exact: bool = False,
+        exact: bool | None = False,
         succession: Sequence[str] = (),
     ) -> list[dict] | None:
         """Scope search from the in-process copy (IVF past the threshold unless ``exact``;
-        ``succession``: DenseCache.search); None when the copy cannot serve it."""
+        ``exact``, ``succession``: DenseCache.search); None when the copy cannot serve it."""
         cache = self._current_cache()
         if cache is None:
             return None
