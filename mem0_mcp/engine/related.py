@@ -53,8 +53,8 @@ def related_candidates(
     ticket = storage.copy_with_journal()
     # Every row while the int8 rows make that cheap (to 8x the ANN threshold): the IVF lists a
     # search reads miss the neighbour an agent must see here. At 100k facts, 32 lists listed 11
-    # of 18 same-thing pairs (a job change, a move) in 1.0 ms, every row 18 in 2.3 ms
-    # (benchmarks/related_nprobe.py).
+    # of 18 same-thing pairs (a job change, a move) in 1.0 ms, every row 18 in 2.4 ms
+    # (benchmarks/related_ann.py).
     for vector in vectors:
         # The ticket's copy was found current just now: no second freshness check (a stat).
         hits = (
