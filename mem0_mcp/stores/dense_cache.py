@@ -31,6 +31,7 @@ from mem0_mcp.stores.copy_arrays import (
 )
 from mem0_mcp.stores.int8_rows import Int8Rows
 from mem0_mcp.stores.ivf import IvfBuilder, IvfIndex
+from mem0_mcp.stores.staged_entries import StagedEntries
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +66,7 @@ class DenseCache:
         self._index: dict[str, int] = {}
         self._by_hash: dict[str, list[int]] = {}
         self._text = LazyText()
-        # Journal seqs of this process's adds, updates and deletes (write-behind) applied here
-        # before they reach the table: reads served from the copy see them without moving the
-        # journal, as long as it holds nothing else (``holds``).
-        self._staged: set[int] = set()
-        # id -> the seq of its newest staged entry: the table may still bring an older state of
-        # the row (this process's mover applying an earlier entry without the journal lock,
-        # another process's append of its add), which must not replace the staged one.
-        self._latest: dict[str, int] = {}
-        # id -> seq of the entries this process's mover is applying now (see ``moving``).
-        self._moving: dict[str, int] = {}
+        self._staged = StagedEntries()
 
     # --- loading
     def live_ids(self) -> list[str]:
@@ -122,8 +114,7 @@ class DenseCache:
             self._index = {}
             self._by_hash = {}
             self._text = LazyText()
-            self._staged = set()
-            self._latest = {}
+            self._staged = StagedEntries()
             self._ivf = None
             self._int8 = Int8Rows(self._int8.limit)
             self._generation += 1
@@ -155,7 +146,7 @@ class DenseCache:
                 return False  # a reload or an own write got there first
             for found, vectors in parts:
                 # A row staged here is newer than any state of it another process appended.
-                keep = [i for i, r in enumerate(found) if r["id"] not in self._latest]
+                keep = [i for i, r in enumerate(found) if not self._staged.staged(r["id"])]
                 if keep:
                     self._append_locked([found[i] for i in keep], vectors[keep])
             self.version = int(snapshot.version)
@@ -277,8 +268,7 @@ class DenseCache:
             if self.version is None or self._n + len(rows) > self.max_rows:
                 return False
             self._append_locked([prepared_row(r) for r in rows], np.asarray(vectors, dtype=np.float32), True)
-            self._staged.update(seqs.values())
-            self._latest.update(seqs)
+            self._staged.stage(seqs)
             return True
 
     def stage_change(
@@ -301,11 +291,7 @@ class DenseCache:
                 fresh = self._matrix[pos].copy() if vector is None else np.asarray(vector, dtype=np.float32)
                 self._alive[pos] = False
                 self._append_locked([prepared_row(row)], fresh[None, :])
-            if seq is not None:
-                self._staged.add(seq)
-                self._latest[memory_id] = seq
-            else:
-                self._latest.pop(memory_id, None)
+            self._staged.change(memory_id, seq)
             return True
 
     def holds(self, seqs: Sequence[int]) -> bool:
@@ -314,22 +300,13 @@ class DenseCache:
         Entries staged here that are gone from ``seqs`` below its newest were moved into the
         table (seqs grow with each commit) and are forgotten."""
         with self._lock:
-            if seqs:
-                pending = set(seqs)
-                top = max(pending)
-                # Set differences in C: the journal can hold thousands while the table is busy.
-                gone = {s for s in self._staged - pending if s <= top}
-                if gone:
-                    # ``_latest`` holds staged seqs only (both are pruned here alike).
-                    self._staged -= gone
-                    self._latest = {i: s for i, s in self._latest.items() if s not in gone}
-            return self.version is not None and self._staged.issuperset(seqs)
+            return self._staged.holds(seqs) and self.version is not None
 
     def moving(self, seqs: Mapping[str, int]) -> None:
         """This process's mover is about to apply these entries (id -> seq) to the table: its
         writes of a row staged here at a later seq leave the staged row as it is."""
         with self._lock:
-            self._moving = dict(seqs)
+            self._staged.moving(seqs)
             self._text.current()  # the mover's thread takes in what adds staged
 
     def forget(self, seqs: Sequence[int]) -> None:
@@ -337,17 +314,11 @@ class DenseCache:
         is over. They stay staged until ``holds`` finds them gone from the journal: a reader
         may have read the journal before they were dropped."""
         with self._lock:
-            self._moving = {}
-            gone = set(seqs)
-            self._latest = {i: s for i, s in self._latest.items() if s not in gone}
-
-    def _newer_locked(self, memory_id: str) -> bool:
-        moving = self._moving.get(memory_id)
-        return moving is not None and self._latest.get(memory_id, -1) > moving
+            self._staged.forget(seqs)
 
     def _holds_locked(self, row: Mapping[str, Any]) -> bool:
         """Whether a row the table now has is here already, or here in a newer staged state."""
-        return self._newer_locked(row["id"]) or self._holds_row_locked(row)
+        return self._staged.newer(row["id"]) or self._holds_row_locked(row)
 
     def _holds_row_locked(self, row: Mapping[str, Any]) -> bool:
         pos = self._index.get(row["id"])
@@ -398,7 +369,7 @@ class DenseCache:
             if self.version is None:
                 return
             for memory_id in ids:
-                if self._newer_locked(memory_id):
+                if self._staged.newer(memory_id):
                     continue
                 pos = self._index.pop(memory_id, None)
                 if pos is not None:
