@@ -445,8 +445,9 @@ class DenseCache:
             if not len(idx):
                 return []
             sims: np.ndarray | None = None
+            gathered = len(idx) * 8 < n  # a small part of the copy: its rows are gathered, not scanned
             # exact None: the lists only where reading every row would be a float32 scan of all.
-            scan = exact is None and len(idx) * 8 >= n and not self._int8.serves(n)
+            scan = exact is None and not gathered and not self._int8.serves(n)
             if (exact is False or scan) and self._ivf is not None and len(idx) >= self._ivf_builder.threshold:
                 # Large scopes read only the rows of the nearest lists; small ones stay exhaustive.
                 found, found_sims = self._ivf.search(q, self.nprobe, mask)
@@ -462,8 +463,8 @@ class DenseCache:
                 # contiguous slice is read in place; gathering the scope's rows first copies
                 # them, which only pays when the scope is a small part of the store.
                 # Past that, the int8 rows name the few that can be in the top k (int8_rows.py).
-                near = None if len(idx) * 8 < n else self._int8.candidates(q, idx, k, n)
-                if near is not None or len(idx) * 8 < n:
+                near = None if gathered else self._int8.candidates(q, idx, k, n)
+                if near is not None or gathered:
                     idx = idx if near is None else near
                     sims = np.einsum("ij,j->i", self._matrix[idx], q)
                 else:

@@ -154,7 +154,7 @@ class Int8Rows:
         """Positions among ``idx`` (ascending, rows < ``n``) that hold every row of the exact
         top ``k`` of ``idx`` by the float32 einsum, and every row tied with its k-th; None when
         the full scan is as cheap or the bound cannot be had."""
-        if self._exact_only or k >= len(idx) or len(self._codes) < n or not math.isfinite(float(q.sum())):
+        if not self.serves(n) or k >= len(idx) or not math.isfinite(float(q.sum())):
             return None
         session = _product()
         if session is None:
