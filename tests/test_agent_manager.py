@@ -4,6 +4,8 @@ With a server LLM, adds infer by default."""
 
 from __future__ import annotations
 
+import random
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,21 @@ def test_duplicates_ignore_case_whitespace_punctuation_and_unicode_form(mem: Mem
     assert dedup_key("Ｃafé  CRÈME!") == dedup_key("café crème")
     assert text_hash("!!!") != text_hash("???")  # punctuation alone is still its own text
     assert mem.get_all(user_id="u").total == 1
+
+
+def test_the_ascii_duplicate_key_is_the_unicode_rule() -> None:
+    # ASCII texts take a shortcut (a translate table): it must give what the general rule gives.
+    def general(text: str) -> str:
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        kept = "".join(" " if unicodedata.category(ch)[0] in "PZC" else ch for ch in folded)
+        return " ".join(kept.split()) or " ".join(folded.split())
+
+    every = "".join(chr(c) for c in range(128))
+    rng = random.Random(7)
+    texts = [every, every[::-1], "Prefers  dark-roast coffee;\tblack (no sugar)!", "", " \n ", "!!!", "|~$"]
+    texts += ["".join(rng.choice(every) for _ in range(rng.randrange(1, 40))) for _ in range(500)]
+    for text in texts:
+        assert dedup_key(text) == general(text), repr(text)
 
 
 def test_infer_default_auto_infers_with_a_server_llm(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from typing import Any, TypedDict
 from mem0_mcp.errors import ConfigError
 
 # Bump when the layout or the meaning of the exported files changes: older caches are re-exported.
-FORMAT_VERSION = 1
+# 2: attention traced as its matrix products (onnx_export.use_plain_attention).
+FORMAT_VERSION = 2
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 POOLING_FILE = "pooling.json"

@@ -198,13 +198,13 @@ class Storage:
         return dimension
 
     # ------------------------------------------------------------------ reads beside the journal
-    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
+    def stage(self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, seqs: Mapping[str, int]) -> None:
         """Show rows this process just journaled to reads served by the in-process copy, before
-        they reach the table (the caller holds the journal lock and has committed them)."""
+        they reach the table (the caller holds the journal lock and has committed them; ``seqs``:
+        id -> journal entry, as ``history.add`` returned them)."""
         copy = self.vectors.copy
         if copy is not None:
-            entries = self.history.pending_of([r["id"] for r in rows], changes=True)
-            copy.stage(rows, vectors, {e.row["id"]: e.seq for e in entries})
+            copy.stage(rows, vectors, seqs)
 
     def stage_change(
         self, memory_id: str, row: Mapping[str, Any] | None, vector: np.ndarray | None, seq: int | None

@@ -114,11 +114,11 @@ def add_verbatim(
             added = [history_record(r, "ADD", None, r["memory"], created, source) for r in new_rows]
             if fast:
                 # Durable once this commits; the table gets the rows in the background.
-                storage.history.add(
+                seqs = storage.history.add(
                     added, pending=list(zip(new_rows, vectors[keep], strict=True)), now=created
                 )
                 journaled = True
-                storage.stage(new_rows, vectors[keep])
+                storage.stage(new_rows, vectors[keep], seqs)
             else:
                 version = storage.vectors.add(new_rows, vectors[keep])
                 new_rows = _drop_lost_races(storage, new_rows, version, scope, event_at, any_time, events)
@@ -130,14 +130,18 @@ def add_verbatim(
             storage.history.add(records)
     if progress:
         progress(total, total, "stored")
-    if journaled:
-        storage.mover.wake()
-    else:
+    if not journaled:
         storage.after_write(len(keep) + len(superseded))
     # Looked up after the write: the own rows are then journaled, and pick() leaves them out.
     # (Run on a pool beside the write it cost more: the write is ~0.5 ms, the scan memory-bound.)
     spare = len(rows) + len(supersedes)
-    candidates = related_candidates(storage, scope, vectors, settings.related_threshold, spare)
+    try:
+        candidates = related_candidates(storage, scope, vectors, settings.related_threshold, spare)
+    finally:
+        if journaled:
+            # Woken after the lookup, not before: the move takes the other core and the GIL for
+            # milliseconds, and the lookup beside it was the slower for it.
+            storage.mover.wake()
     related = pick(candidates, {e.id for e in events} | set(superseded))
     return AddResult(
         results=events, inferred=False, related=related, superseded=superseded, hint=HINT if related else None

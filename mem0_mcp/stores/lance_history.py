@@ -138,13 +138,14 @@ class LanceHistory(NoJournal):
         *,
         pending: Sequence[tuple[Mapping[str, Any], np.ndarray]] = (),
         now: str = "",
-    ) -> None:
-        """Append events (one commit). ``pending`` must be empty: there is no journal here."""
+    ) -> dict[str, int]:
+        """Append events (one commit). ``pending`` must be empty: there is no journal here, so
+        no journal seqs are returned."""
         if pending:
             raise StoreError("this store has no write-behind journal: rows are written to the table")
         rows = [self._row(e) for e in entries]
         if not rows:
-            return
+            return {}
         data = pa.Table.from_pylist(rows, schema=SCHEMA)
         try:
             retry_conflicts(lambda: self._table.add(data), what="history append")
@@ -156,6 +157,7 @@ class LanceHistory(NoJournal):
         self._appends += 1
         if self._appends >= COMPACT_EVERY:
             self.compact_in_background()
+        return {}
 
     def compact_in_background(self) -> threading.Thread:
         """Merge the table's small files in a thread of its own (never in a caller's write);
