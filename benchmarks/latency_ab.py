@@ -123,23 +123,29 @@ class Side:
             self.times[op].append(ms)
 
     def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-        self.proc.wait(timeout=120)
+        """Ask the worker to quit; kill it when it does not (say, still building its store after
+        the other side failed)."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def checkout_of(ref: str, scratch: Path) -> tuple[Path, str]:
+def checkout_of(ref: str, scratch: Path, side: str) -> tuple[Path, str]:
     """A directory holding ``ref``: the working tree for "WORKTREE", else a temporary worktree."""
     if ref == "WORKTREE":
         head = _git("rev-parse", "--short", "HEAD")
         return ROOT, head + ("+changes" if _git("status", "--porcelain", "--", "mem0_mcp") else "")
     commit = _git("rev-parse", "--short", ref)
-    path = scratch / commit
+    path = scratch / f"{side}-{commit}"  # both sides may be the same commit (an A/A run)
     subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), commit], cwd=ROOT, check=True)
     return path, commit
 
@@ -191,7 +197,7 @@ def main() -> None:
         texts_file = scratch / "texts.json"
         texts_file.write_text(json.dumps({"texts": pool, "questions": questions}))
         for name, ref in (("before", args.before), ("after", args.after)):
-            path, commit = checkout_of(ref, scratch)
+            path, commit = checkout_of(ref, scratch, name)
             sides.append(Side(name, path, commit, str(texts_file), args.size))
         t0 = time.perf_counter()
         for side in sides:  # both stores are built at once, one per core

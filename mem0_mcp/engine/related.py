@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from mem0_mcp.engine.rows import in_scope
-from mem0_mcp.engine.storage import Storage
+from mem0_mcp.engine.storage import CopyTicket, Storage
 from mem0_mcp.models import RelatedMemory, Scope
 
 MAX_RELATED = 3
@@ -25,14 +25,21 @@ HINT = (
 
 
 def related_candidates(
-    storage: Storage, scope: Scope, vectors: np.ndarray, floor: float, spare: int
+    storage: Storage,
+    scope: Scope,
+    vectors: np.ndarray,
+    floor: float,
+    spare: int,
+    ticket: CopyTicket | None,
 ) -> list[RelatedMemory]:
     """Live memories of ``scope`` whose cosine to any of ``vectors`` is at least ``floor``, best
     first: MAX_RELATED + ``spare`` of them at most, so that ``pick`` can leave out the add's own
     ids. Nothing for more than MAX_SOURCES vectors.
 
-    Reads the in-process copy (LanceDB when it cannot serve) and the journal, without moving
-    the journal; an add runs it beside its own write, so a verbatim add stays as cheap as it was.
+    ``ticket``: the in-process copy as ``Storage.copy_with_journal`` found it holding every
+    journal entry at the add's write (None: it did not). The memories are those stored as of
+    that write: an entry another process journals after it is not looked for. Reads the copy
+    (LanceDB when it cannot serve) and the journal, without moving the journal.
     """
     if len(vectors) > MAX_SOURCES:
         return []
@@ -50,7 +57,6 @@ def related_candidates(
     values = scope.model_dump()
     # A copy holding every journal entry (this process staged its own adds there) serves the
     # journaled rows too: reading them back from SQLite cost ~0.5 ms of a ~1.7 ms add at 10k.
-    ticket = storage.copy_with_journal()
     # Every row while the int8 rows make that cheap (to 8x the ANN threshold): the IVF lists a
     # search reads miss the neighbour an agent must see here. At 100k facts, 32 lists listed 11
     # of 18 same-thing pairs (a job change, a move) in 1.0 ms, every row 18 in 2.4 ms

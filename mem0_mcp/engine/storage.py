@@ -377,12 +377,22 @@ class Storage:
         return None
 
     def known_hashes(
-        self, hashes: list[str], scope: Scope, event_at: str | None, *, any_time: bool = False
+        self,
+        hashes: list[str],
+        scope: Scope,
+        event_at: str | None,
+        *,
+        any_time: bool = False,
+        ticket: CopyTicket | None = None,
     ) -> dict[str, str]:
         """hash -> id of live memories of the scope with the same text and time (any time with
         ``any_time``), in the table or the journal; the caller holds the journal lock.
+        ``ticket``: a copy found holding every journal entry under that lock (copy_with_journal),
+        which then answers alone (its rows are the table's with the journal applied).
 
         A row of the table whose journal entry changed its text or deleted it is not one."""
+        if ticket is not None:
+            return ticket.copy.find_hashes(hashes, scope.model_dump(), event_at, any_time=any_time)
         found = self.vectors.existing_hashes(hashes, scope.model_dump(), event_at, any_time=any_time)
         if found:
             changed = {e.row["id"]: e for e in self.history.pending_of(list(found.values()), changes=True)}

@@ -93,11 +93,15 @@ def add_verbatim(
         if near_duplicates or supersedes:
             # The nearest-neighbour check reads the table: journaled adds must be in it.
             storage.move_journal_locked()
+        # Under the journal lock nobody else journals: a copy holding every entry now holds them
+        # after this add stages its own, so one journal read serves the duplicate check and the
+        # related lookup (two reads of SQLite fewer per add).
+        ticket = storage.copy_with_journal() if fast else None
         hashes = [r["hash"] for r in rows]
         # A fact told again later is the same fact; a turn of a conversation ("Yes.", "Thanks!")
         # said again in another session is another turn.
         any_time = len(rows) == 1
-        existing = storage.known_hashes(hashes, scope, event_at, any_time=any_time)
+        existing = storage.known_hashes(hashes, scope, event_at, any_time=any_time, ticket=ticket)
         keep: list[int] = []
         for i, row in enumerate(rows):
             dup_id = existing.get(row["hash"])
@@ -135,8 +139,10 @@ def add_verbatim(
     # Looked up after the write: the own rows are then journaled, and pick() leaves them out.
     # (Run on a pool beside the write it cost more: the write is ~0.5 ms, the scan memory-bound.)
     spare = len(rows) + len(supersedes)
+    if not fast:
+        ticket = storage.copy_with_journal()
     try:
-        candidates = related_candidates(storage, scope, vectors, settings.related_threshold, spare)
+        candidates = related_candidates(storage, scope, vectors, settings.related_threshold, spare, ticket)
     finally:
         if journaled:
             # Woken after the lookup, not before: the move takes the other core and the GIL for
