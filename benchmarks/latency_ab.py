@@ -13,7 +13,7 @@ code's.
     python benchmarks/latency_ab.py --before ee791cc [--after WORKTREE|COMMIT] [--size 10000]
 
 Prints each side's p50 and the after/before ratios (with the spread of the ratio over the
-rounds) and writes JSON (benchmarks/results/latency_ab_10k.json by default).
+rounds) and writes JSON (benchmarks/results/latency_interleaved_10k.json by default).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main() -> None:
         help="pause after each call (an agent's adds come turns apart; after 20 ms idle every call "
         "here took ~1.7x as long and varied 4x as much)",
     )
-    p.add_argument("--out", default=str(RESULTS / "latency_ab_10k.json"))
+    p.add_argument("--out", default=str(RESULTS / "latency_interleaved_10k.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: texts file of a worker
     args = p.parse_args()
     if args.worker:

@@ -212,7 +212,11 @@ def test_reindex_moves_the_journal_first(tmp_path: Path) -> None:
         "updated_at": "2026-01-01T00:00:00Z",
     }
     history = HistoryStore(settings.history_path)
-    history.add([], pending=[(row, FakeEmbedder().embed(["in the journal"])[0])], now=row["created_at"])
+    vector = FakeEmbedder().embed(["in the journal"])[0]
+    seqs = history.add([], pending=[(row, vector)], now=row["created_at"])
+    # The journal's seq of each row comes back with the write (the copy stages rows by it).
+    entry = history.pending_entry("journaled")
+    assert entry is not None and seqs == {"journaled": entry.seq}
     history.close()
     result = rx.reindex(settings, embedder=FakeEmbedder(dimension=32, name="fake-32"))
     assert result.rows == 2 and result.new_dimension == 32
