@@ -95,7 +95,7 @@ def add_verbatim(
             storage.move_journal_locked()
         # Under the journal lock nobody else journals: a copy holding every entry now holds them
         # after this add stages its own, so one journal read serves the duplicate check and the
-        # related lookup (two reads of SQLite fewer per add).
+        # related lookup (one read of SQLite fewer per add).
         ticket = storage.copy_with_journal() if fast else None
         hashes = [r["hash"] for r in rows]
         # A fact told again later is the same fact; a turn of a conversation ("Yes.", "Thanks!")
