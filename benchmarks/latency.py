@@ -58,6 +58,12 @@ def corpus(path: Path) -> tuple[list[str], list[str]]:
     return texts, questions
 
 
+def numbered(texts: list[str], count: int) -> list[str]:
+    """``count`` memories cycling through ``texts``, numbered so that repeated LoCoMo turns stay
+    distinct memories (as in the peer run)."""
+    return [f"{texts[i % len(texts)]} (#{i})" for i in range(count)]
+
+
 def summary(lat: list[float]) -> dict[str, float]:
     lat = sorted(lat)
     return {
@@ -179,11 +185,7 @@ def run_ours(
         settings = Settings(data_dir=workdir, llm_provider="none", model_cache_dir=MODEL_CACHE)  # type: ignore[call-arg]
         mem = Memory(settings, embedder=StandInEmbedder() if stand_in else None)
         mem.embedder.embed(["warm up"])  # the model load is not an add's cost
-        if use_facts:
-            pool = facts(n + singles)
-        else:
-            # Numbered so that repeated LoCoMo turns stay distinct memories, as in the peer run.
-            pool = [f"{texts[i % len(texts)]} (#{i})" for i in range(n + singles)]
+        pool = facts(n + singles) if use_facts else numbered(texts, n + singles)
         t0 = time.perf_counter()
         for start in range(0, n, batch):
             msgs = [{"role": "user", "content": t} for t in pool[start : min(n, start + batch)]]

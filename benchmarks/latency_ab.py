@@ -186,11 +186,10 @@ def main() -> None:
         worker(args.worker, args.size)
         return
     sys.path.insert(0, str(ROOT))
-    from benchmarks.latency import DATA, corpus
+    from benchmarks.latency import DATA, corpus, numbered
 
     texts, questions = corpus(DATA)
-    # Numbered so that repeated LoCoMo turns stay distinct memories (as latency.py does).
-    pool = [f"{texts[i % len(texts)]} (#{i})" for i in range(args.size + args.warmup + args.calls)]
+    pool = numbered(texts, args.size + args.warmup + args.calls)
     scratch = Path(tempfile.mkdtemp(prefix="mem0mcp-ab-src-"))
     sides: list[Side] = []
     try:

@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.latency import DATA, RESULTS, corpus, summary  # noqa: E402
+from benchmarks.latency import DATA, RESULTS, corpus, numbered, summary  # noqa: E402
 
 BIN = Path(sys.executable).with_name("mem0-mcp")
 USER = "bench"
@@ -71,7 +71,7 @@ def populate(data_dir: Path, n: int, texts: list[str]) -> float:
     memory = Memory(load_settings(data_dir=data_dir, llm_provider="none"))
     try:
         have = memory.get_all(user_id=USER, limit=1).total
-        pool = [f"{texts[i % len(texts)]} (#{i})" for i in range(n)]
+        pool = numbered(texts, n)
         for start in range(have, n, 500):
             batch = [{"role": "user", "content": t} for t in pool[start : min(n, start + 500)]]
             memory.add(batch, user_id=USER)
