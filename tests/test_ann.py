@@ -135,12 +135,19 @@ def test_past_the_int8_rows_limit_related_reads_the_lists(tmp_path: Path) -> Non
     copy = mem.storage.vectors.copy
     assert copy is not None and copy.ann_ready
     scope = {"user_id": "u", "agent_id": None, "run_id": None}
-    q = FakeEmbedder().embed(["alpha jade harbor"])[0]
+    lists_missed = 0
+    # Several queries: which rows the one list holds depends on when the index trained (the
+    # journal's moves), and the fake embedder ties rows, so one query alone may meet the exact
+    # top 3 by chance.
+    for text in ["alpha jade harbor", "carbon fjord item5 new", "echo gamma item61 note", "indigo x"]:
+        q = FakeEmbedder().embed([text])[0]
 
-    def ids(exact: bool | None) -> list[str]:
-        return [h["id"] for h in copy.search(q, 3, scope, False, ("id",), exact=exact)]
+        def found(exact: bool | None, q: np.ndarray = q) -> list[tuple[str, float]]:
+            return [(h["id"], h["_distance"]) for h in copy.search(q, 3, scope, False, ("id",), exact=exact)]
 
-    assert ids(None) == ids(False) != ids(True)
+        assert found(None) == found(False)
+        lists_missed += sorted(d for _, d in found(False)) != sorted(d for _, d in found(True))
+    assert lists_missed  # the one list misses some of them: the case is exercised
     mem.close()
 
 
