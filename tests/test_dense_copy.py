@@ -3,6 +3,7 @@ alone, any other foreign write reloads it (in the background past a size, LanceD
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -150,4 +151,57 @@ def test_the_copy_reads_succession_columns_only_when_the_scope_holds_a_supersede
         assert by_id[old]["superseded_by"] == new and by_id[old]["superseded_at"]
         assert all(h["superseded_at"] is None for h in hits if h["id"] != old)
     assert new in {h["id"] for h in read()[0]}
+    mem.close()
+
+
+def test_searches_between_appends_and_changes_see_exactly_the_live_rows_of_their_scope(
+    tmp_path: Path,
+) -> None:
+    """The copy keeps a scope's mask across appends (reading the appended rows alone) and builds
+    it again after a change of a row it holds: each read between adds, staged changes, moves,
+    supersedes and deletes lists what the engine holds, no more, no less."""
+    mem = Memory(make_settings(tmp_path / "d"), embedder=FakeEmbedder())
+    rng = random.Random(11)
+    owner: dict[str, str] = {}  # live id -> user
+    superseded: set[str] = set()
+    vector = FakeEmbedder().embed(["anything"])[0]
+    for user in ("u1", "u2"):
+        owner[mem.add(f"{user} first fact", user_id=user).results[0].id] = user
+
+    def check(step: int, op: str) -> None:
+        ticket = mem.storage.copy_with_journal()
+        if ticket is None:  # a supersede moves the journal; the first read loads the copy
+            mem.search("anything", user_id="u1")
+            ticket = mem.storage.copy_with_journal()
+        assert ticket is not None
+        # One scope read after every step keeps its mask from step to step; now and then all.
+        views = [(u, i) for u in ("u1", "u2") for i in (False, True)] if step % 10 == 9 else [("u1", False)]
+        for user, include in views:
+            scope = {"user_id": user, "agent_id": None, "run_id": None}
+            got = {h["id"] for h in ticket.copy.search(vector, 10_000, scope, include, exact=True)}
+            want = {i for i, u in owner.items() if u == user and (include or i not in superseded)}
+            assert got == want, (step, op, user, include)
+
+    for step in range(120):
+        user = rng.choice(("u1", "u2"))
+        mine = sorted(i for i, u in owner.items() if u == user and i not in superseded)
+        op = rng.choice(("add", "add", "add", "update", "delete", "supersede", "flush"))
+        if op == "add" or (op != "flush" and not mine):
+            texts = [f"{user} fact {step}.{j}" for j in range(rng.randint(1, 3))]
+            for event in mem.add([{"role": "user", "content": t} for t in texts], user_id=user).results:
+                owner[event.id] = user
+        elif op == "update":
+            mem.update(rng.choice(mine), text=f"{user} fact changed at {step}")
+        elif op == "delete":
+            gone = rng.choice(mine)
+            mem.delete(gone)
+            del owner[gone]
+        elif op == "supersede":
+            old = rng.choice(mine)
+            new = mem.add(f"{user} fact replacing at {step}", user_id=user, supersedes=[old]).results[0]
+            owner[new.id] = user
+            superseded.add(old)
+        else:
+            mem.flush()
+        check(step, op)
     mem.close()

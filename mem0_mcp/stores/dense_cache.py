@@ -46,7 +46,9 @@ class DenseCache:
         self._ivf: IvfIndex | None = None
         self._ivf_builder = IvfBuilder(ann_threshold)
         self._generation = 0  # bumped by every reload, so an index trained before one is dropped
-        self._changes = 0  # bumped by every change of rows, so a kept scope mask is dropped
+        # Bumped by every change of rows the copy holds (not by appends), so a kept scope mask
+        # is dropped; after appends alone it is extended.
+        self._edits = 0
         self._last_mask: tuple[tuple, np.ndarray | None] | None = None
         self.version: int | None = None  # table version the copy reflects; None: stale
         # fragment id -> signature at ``version`` (see fragment_signatures); None: unknown, so
@@ -163,7 +165,6 @@ class DenseCache:
     def _append_locked(
         self, rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, staged: bool = False
     ) -> None:
-        self._changes += 1
         need = self._n + len(rows)
         if need > len(self._matrix) or vectors.shape[1] != self._matrix.shape[1]:
             cap = capacity(need)
@@ -185,6 +186,7 @@ class DenseCache:
                 # A staged row another process moved into the table (read back by catch_up):
                 # one id, one live position.
                 self._alive[earlier] = False
+                self._edits += 1
             self._alive[pos] = True
             self._superseded[pos] = bool(row.get("superseded_at"))
             for c in SCOPE:
@@ -283,7 +285,7 @@ class DenseCache:
             pos = self._index.get(memory_id)
             if self.version is None or pos is None:
                 return False
-            self._changes += 1
+            self._edits += 1
             if row is None:
                 self._index.pop(memory_id)
                 self._alive[pos] = False
@@ -335,7 +337,7 @@ class DenseCache:
     def update(self, memory_id: str, values: Mapping[str, Any], version: int) -> None:
         with self._lock:
             self._fragments = None  # an own write: see note_fragments
-            self._changes += 1
+            self._edits += 1
             pos = self._index.get(memory_id)
             if self.version is None or pos is None:
                 self.version = None
@@ -365,7 +367,7 @@ class DenseCache:
     def delete(self, ids: Sequence[str], version: int) -> None:
         with self._lock:
             self._fragments = None  # an own write: see note_fragments
-            self._changes += 1
+            self._edits += 1
             if self.version is None:
                 return
             for memory_id in ids:
@@ -380,29 +382,35 @@ class DenseCache:
     def _mask_locked(self, scope: Mapping[str, str | None], include_superseded: bool) -> np.ndarray | None:
         """Rows a plain search may return: alive, in the scope (exactly), current unless asked.
 
-        A search asks twice (full text, then dense) for the same scope: the mask is kept until
-        the next change, since building it reads every row (~2 ms at 1M). Callers only read it.
+        A search asks twice (full text, then dense) for the same scope, an add once after staging
+        its row: the mask is kept until a held row changes, since building it reads every row
+        (~2 ms at 1M), and rows appended meanwhile are read alone. Callers only read it.
         """
-        key = (tuple(scope.items()), include_superseded, self._n, self._changes)
-        if self._last_mask is not None and self._last_mask[0] == key:
-            return self._last_mask[1]
-        mask = self._build_mask_locked(scope, include_superseded)
+        key = (tuple(scope.items()), include_superseded, self._generation, self._edits)
+        kept = self._last_mask[1] if self._last_mask is not None and self._last_mask[0] == key else None
+        if kept is not None and len(kept) == self._n:
+            return kept
+        tail = None if kept is None else self._build_mask_locked(scope, include_superseded, len(kept))
+        mask = np.concatenate([kept, tail]) if kept is not None and tail is not None else None
+        if mask is None:  # nothing kept, or the appended rows brought the scope's first value
+            mask = self._build_mask_locked(scope, include_superseded)
         self._last_mask = (key, mask)
         return mask
 
     def _build_mask_locked(
-        self, scope: Mapping[str, str | None], include_superseded: bool
+        self, scope: Mapping[str, str | None], include_superseded: bool, start: int = 0
     ) -> np.ndarray | None:
+        """The mask of rows ``start`` to the end; None when a scope value is in no row."""
         n = self._n
-        mask = self._alive[:n].copy()
+        mask = self._alive[start:n].copy()
         if not include_superseded:
-            mask &= ~self._superseded[:n]
+            mask &= ~self._superseded[start:n]
         for col, value in scope.items():
             if value:
                 code = self._vocab[col].get(value)
                 if code is None:
                     return None
-                mask &= self._codes[col][:n] == code
+                mask &= self._codes[col][start:n] == code
         return mask
 
     def _columns_locked(
