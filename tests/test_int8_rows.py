@@ -53,6 +53,30 @@ def test_candidates_hold_the_exact_top_k_and_its_ties(dim: int, monkeypatch: pyt
     assert near is None or set(near.tolist()) <= set(scope.tolist())
 
 
+def test_a_query_equal_to_the_row_written_last_reads_as_any_other() -> None:
+    """An add stages its row, then looks up what is related to the same vector: the row's
+    quantization serves the query, and the candidates are those of a fresh one."""
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((500, 384)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    one_by_one, at_once = Int8Rows(), Int8Rows()
+    one_by_one.write(0, matrix[:499], 512)
+    one_by_one.write(499, matrix[499:], 512)  # alone: its quantization is kept
+    at_once.write(0, matrix, 512)
+    idx = np.arange(500)
+    for q in (matrix[499], matrix[499].copy(), matrix[3], -matrix[499]):
+        a, b = one_by_one.candidates(q, idx, 4, 500), at_once.candidates(q, idx, 4, 500)
+        assert a is not None and b is not None
+        assert a.tolist() == b.tolist()
+    one_by_one.write(0, matrix[:2], 512)  # a write of two rows keeps no quantization
+    assert (
+        one_by_one.candidates(matrix[499], idx, 4, 500).tolist()
+        == at_once.candidates(  # type: ignore[union-attr]
+            matrix[499], idx, 4, 500
+        ).tolist()
+    )
+
+
 def test_a_row_that_is_not_finite_leaves_the_full_scan() -> None:
     shadow = Int8Rows()
     matrix = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)

@@ -113,6 +113,9 @@ class Int8Rows:
         # update keeps the old row's), a reload starts a new shadow.
         self._error = self._coded = self._norm = 0.0
         self._exact_only = False  # a row not finite: its bound means nothing
+        # The last row written alone, as (its float32 bytes, its quantization): an add stages its
+        # row, then looks up what is related to the same vector.
+        self._last: tuple[bytes, Quantized] | None = None
 
     def write(self, start: int, vectors: np.ndarray, cap: int) -> None:
         """Rows ``start``.. are now ``vectors`` (the matrix holds ``cap`` rows)."""
@@ -138,6 +141,7 @@ class Int8Rows:
         # In chunks: a copy loaded at 1M rows would otherwise hold float64 temporaries of 3 GB.
         for at in range(start, end, CHUNK):
             part = quantized(vectors[at - start : at - start + CHUNK])
+            self._last = (vectors[0].tobytes(), part) if len(vectors) == 1 else None
             upto = at + len(part.codes)
             self._codes[at:upto] = part.codes + 128
             self._scale[at:upto, 0] = part.scale
@@ -159,7 +163,8 @@ class Int8Rows:
         session = _product()
         if session is None:
             return None
-        query = quantized(q[None, :])
+        last = self._last
+        query = last[1] if last is not None and last[0] == q.tobytes() else quantized(q[None, :])
         dim = len(q)
         qnorm, qcoded = float(query.norm[0]), float(query.coded[0])
         bound = qnorm * self._error + float(query.error[0]) * self._coded
