@@ -139,6 +139,10 @@ class Storage:
             # each LanceDB commit of the move before, 81 % of an add's time under load).
             with self.write_lock.hold():
                 self.move_journal_locked(between=self.journal_lock, through=mark)
+        # The move's commits changed the table's version stamp. The copy followed them; it is
+        # confirmed current here (in the mover's thread) instead of by the next add or search,
+        # which would ask LanceDB for the table's version first (~0.05 ms of an add at 10k).
+        self.vectors.current_copy()
 
     def move_journal_locked(self, between: WriteLock | None = None, through: int | None = None) -> None:
         """The same, for a caller that holds both locks (or the write lock, and gives the
