@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 onnx = pytest.importorskip("onnx")
 
-from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder  # noqa: E402
+from mem0_mcp.embedding.onnx_runtime import OnnxEmbedder, pool  # noqa: E402
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
 DIM = 8
@@ -108,3 +108,16 @@ def test_mean_pooling_ignores_padding(tmp_path: Path) -> None:
     padded = embedder.embed(["alpha beta", "alpha beta gamma delta epsilon"])[0]
     np.testing.assert_allclose(padded, alone[0], atol=1e-6)
     assert embedder.embed([]).shape == (0, DIM)
+
+
+@pytest.mark.parametrize("mode", ["mean", "mean_sqrt_len_tokens"])
+def test_an_unpadded_batch_pools_to_the_bits_of_the_padded_one(mode: str) -> None:
+    """Without padding, pooling skips the weights (all 1.0): the vectors are, bit for bit, those of
+    the same rows with a padded token after them."""
+    rng = np.random.default_rng(1)
+    for rows, tokens in ((1, 1), (1, 41), (3, 7), (2, 256)):
+        hidden = (3.0 * rng.standard_normal((rows, tokens, 16))).astype(np.float32)
+        junk = rng.standard_normal((rows, 1, 16)).astype(np.float32)
+        mask = np.ones((rows, tokens), dtype=np.int64)
+        padded = pool(np.concatenate([hidden, junk], axis=1), np.pad(mask, ((0, 0), (0, 1))), mode)
+        assert np.array_equal(pool(hidden, mask, mode), padded)

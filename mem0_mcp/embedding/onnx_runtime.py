@@ -55,11 +55,17 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     """
     if mode == "cls":
         return hidden[:, 0]
-    weights = mask.astype(np.float32)[:, :, None]
-    if mode == "max":
-        return np.where(weights > 0, hidden, -np.inf).max(axis=1)
-    summed = (hidden * weights).sum(axis=1)
-    counts = np.clip(weights.sum(axis=1), 1e-9, None)
+    if mode != "max" and mask.all():
+        # No padding (a single text, or texts of one length): the weights are all 1.0, and
+        # multiplying by them changes no bit; ~0.05 ms of a single text's ~7 ms, skipped.
+        summed = hidden.sum(axis=1)
+        counts = np.full((len(hidden), 1), hidden.shape[1], dtype=np.float32)
+    else:
+        weights = mask.astype(np.float32)[:, :, None]
+        if mode == "max":
+            return np.where(weights > 0, hidden, -np.inf).max(axis=1)
+        summed = (hidden * weights).sum(axis=1)
+        counts = np.maximum(weights.sum(axis=1), 1e-9)
     if mode == "mean_sqrt_len_tokens":
         return summed / np.sqrt(counts)
     return summed / counts
