@@ -13,7 +13,8 @@ code's.
     python benchmarks/latency_ab.py --before ee791cc [--after WORKTREE|COMMIT] [--size 10000]
 
 Prints each side's p50 and the after/before ratios (with the spread of the ratio over the
-rounds) and writes JSON (benchmarks/results/latency_interleaved_10k.json by default).
+rounds) and adds the run to the runs of a JSON file (benchmarks/results/latency_interleaved_10k.json
+by default).
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ def main() -> None:
         "here took ~1.7x as long and varied 4x as much)",
     )
     p.add_argument("--out", default=str(RESULTS / "latency_interleaved_10k.json"))
+    p.add_argument("--note", default="", help="what this run is (kept with its figures)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: texts file of a worker
     args = p.parse_args()
     if args.worker:
@@ -211,10 +213,7 @@ def main() -> None:
                     time.sleep(args.gap_ms / 1000)
         before, after = sides
         result = {
-            "what": "benchmarks/latency_ab.py: the two versions in their own processes, on their own "
-            f"store of {args.size} LoCoMo turns, called in turn one add (then one search) at a time, "
-            "each add's journal moved into the table untimed before the next call",
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "what": args.note,
             "load_average": os.getloadavg(),
             "before": before.commit,
             "after": after.commit,
@@ -240,9 +239,25 @@ def main() -> None:
             f"{r['ratio_of_medians']:>6.3f}   {r['round_ratio_p25']:.3f} / {r['round_ratio_p50']:.3f} / "
             f"{r['round_ratio_p75']:.3f}"
         )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\nwritten {args.out}")
+    record(Path(args.out), result, args.size)
+    print(f"\nadded to {args.out}")
+
+
+def record(out: Path, result: dict, size: int) -> None:
+    """Append ``result`` to the runs of ``out`` (made when missing): runs of the same code days
+    apart differ by the machine's state, so each is kept beside the others, not over them."""
+    data = json.loads(out.read_text()) if out.exists() else {}
+    if "runs" not in data:
+        data = {
+            "what": "benchmarks/latency_ab.py: two versions in their own processes, each on its own "
+            f"store of {size} LoCoMo turns, called in turn one add (then one search) at a time, "
+            "each add's journal moved into the table untimed before the next call",
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "runs": [],
+        }
+    data["runs"].append(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1) + "\n")
 
 
 if __name__ == "__main__":
