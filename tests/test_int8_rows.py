@@ -3,6 +3,7 @@ served through it return what a scan of every float32 vector returns."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,53 @@ def test_past_its_limit_the_shadow_is_dropped() -> None:
     assert shadow.candidates(matrix[0], np.arange(90), 3, 90) is not None
     shadow.write(90, matrix[90:], 125)  # grows past the limit
     assert shadow.candidates(matrix[0], np.arange(100), 3, 100) is None
+
+
+def test_rows_frozen_as_weights_name_the_candidates_of_rows_read_as_an_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows held by a session as constant weights (and the rows appended after them, read as an
+    input beside them) give every query the candidates the plain graph gives; a write to a
+    frozen row drops the frozen session, and a freeze that raced with one is not installed."""
+    monkeypatch.setattr(int8_rows, "FREEZE_MIN", 10**9)  # freezes only when asked, here
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((30, 64))
+    matrix = (centres[rng.integers(30, size=6000)] + 0.4 * rng.standard_normal((6000, 64))).astype(np.float32)
+    frozen, plain = Int8Rows(), Int8Rows()
+
+    def same(n: int) -> None:
+        for t in range(12):
+            q = (matrix[rng.integers(n)] + 0.2 * rng.standard_normal(64)).astype(np.float32)
+            idx = np.arange(n) if t % 3 else np.flatnonzero(rng.random(n) < 0.6)
+            for k in (1, 5, 40):
+                a, b = frozen.candidates(q, idx, k, n), plain.candidates(q, idx, k, n)
+                assert (a is None) == (b is None)
+                if a is not None and b is not None:
+                    assert a.tolist() == b.tolist()
+
+    for shadow in (frozen, plain):
+        shadow.write(0, matrix[:5000], 8192)
+    assert frozen.freeze(5000) and frozen.frozen_rows == 5000
+    same(5000)
+    for shadow in (frozen, plain):
+        shadow.write(5000, matrix[5000:5700], 8192)  # read as an input beside the frozen rows
+    assert frozen.frozen_rows == 5000
+    same(5700)
+    for shadow in (frozen, plain):
+        shadow.write(17, matrix[5800:5801], 8192)  # a frozen row rewritten in place
+    assert frozen.frozen_rows == 0
+    same(5700)
+    assert frozen.freeze(5700)
+    same(5700)
+
+
+def test_a_shadow_of_enough_rows_freezes_them_in_the_background() -> None:
+    rng = np.random.default_rng(6)
+    matrix = rng.standard_normal((int8_rows.FREEZE_MIN + 10, 32)).astype(np.float32)
+    shadow = Int8Rows()
+    shadow.write(0, matrix, len(matrix) + 100)
+    deadline = time.monotonic() + 60
+    while shadow.frozen_rows == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shadow.frozen_rows == len(matrix)
+    assert shadow.candidates(matrix[3], np.arange(len(matrix)), 2, len(matrix)) is not None

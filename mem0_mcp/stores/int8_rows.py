@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mem0_mcp.stores.int8_frozen import FREEZE_MIN, REFREEZE_SHARE, frozen_session
+
 logger = logging.getLogger(__name__)
 
 # Rounding of the float32 einsum the candidates are scored with, against the real dot product:
@@ -116,11 +118,24 @@ class Int8Rows:
         # The last row written alone, as (its float32 bytes, its quantization): an add stages its
         # row, then looks up what is related to the same vector.
         self._last: tuple[bytes, Quantized] | None = None
+        # Rows 0.. held by a session as constant weights (int8_frozen.py): (how many, session).
+        # Made in a background thread from the rows as they were when it started; installed
+        # only if none of them was written since (``_rewrites`` counts such writes).
+        self._frozen: tuple[int, Any] | None = None
+        self._written = 0  # rows 0.. written so far: a write below it rewrites rows
+        self._rewrites = 0
+        self._freezing = False
+        self._freeze_lock = threading.Lock()
 
     def write(self, start: int, vectors: np.ndarray, cap: int) -> None:
         """Rows ``start``.. are now ``vectors`` (the matrix holds ``cap`` rows)."""
         end = start + len(vectors)
         dim = vectors.shape[1]
+        if start < self._written or self._codes.shape[1:] != (dim,):
+            with self._freeze_lock:
+                self._rewrites += 1
+                self._frozen = None
+        self._written = max(self._written, end)
         if cap > self.limit or self._exact_only:
             self._exact_only = True  # 389 bytes a row (at 384 dimensions) that no search reads
             self._codes, self._scale = np.zeros((0, 0), dtype=np.uint8), np.zeros((0, 1), dtype=np.float32)
@@ -149,6 +164,38 @@ class Int8Rows:
                 self._error = max(self._error, float(part.error.max()))
                 self._coded = max(self._coded, float(part.coded.max()))
                 self._norm = max(self._norm, float(part.norm.max()))
+        held = self._frozen[0] if self._frozen is not None else 0
+        if not self._freezing and end >= FREEZE_MIN and (end - held) * REFREEZE_SHARE >= end:
+            self._freezing = True
+            threading.Thread(target=self.freeze, args=(end,), name="mem0-int8-freeze", daemon=True).start()
+
+    def freeze(self, rows: int) -> bool:
+        """Hold rows 0..``rows`` in a session as constant weights (see int8_frozen.py); False when
+        one of them was written meanwhile (the rows stay read as an input). Runs in a thread of
+        its own; tests call it directly."""
+        try:
+            with self._freeze_lock:
+                stamp, codes = self._rewrites, self._codes
+            if self._exact_only or len(codes) < rows:
+                return False
+            # uint8 c + 128 -> int8 c: the top bit flipped. Dimension-major: the product's right matrix.
+            session = frozen_session(np.ascontiguousarray((codes[:rows] ^ 0x80).view(np.int8).T))
+            with self._freeze_lock:
+                if self._rewrites != stamp or self._exact_only:
+                    return False
+                self._frozen = (rows, session)
+                return True
+        except Exception as exc:  # the rows are still read as an input
+            logger.debug("int8 rows not frozen (%s)", exc)
+            return False
+        finally:
+            self._freezing = False
+
+    @property
+    def frozen_rows(self) -> int:
+        """Rows held as constant weights (0: none)."""
+        frozen = self._frozen
+        return frozen[0] if frozen is not None else 0
 
     def serves(self, n: int) -> bool:
         """Whether it holds the first ``n`` rows (candidates can be had for them)."""
@@ -177,7 +224,6 @@ class Int8Rows:
             penalty = np.full((n, 1), -np.inf, dtype=np.float32)
             penalty[idx] = 0.0
         feed = {
-            "rows": self._codes[:n],
             "query": query.codes.T.astype(np.int8),
             "zero": np.array(128, dtype=np.uint8),
             "scale": self._scale[:n] * query.scale[0],
@@ -185,6 +231,15 @@ class Int8Rows:
             "k": np.array([k], dtype=np.int64),
             "window": np.array(window, dtype=np.float32),
         }
+        frozen = self._frozen
+        if frozen is not None and frozen[0] <= n:
+            held, session = frozen
+            feed["query_u8"] = (query.codes + 128).astype(np.uint8)
+            feed["tail"] = self._codes[held:n]
+            feed["scale"] = feed["scale"].reshape(-1)
+            feed["penalty"] = penalty.reshape(-1)
+        else:
+            feed["rows"] = self._codes[:n]
         near = session.run(None, feed)[0][0]
         if len(near) > MAX_SHARE * len(idx):
             return None
