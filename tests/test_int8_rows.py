@@ -206,3 +206,8 @@ def test_a_shadow_of_enough_rows_freezes_them_in_the_background() -> None:
         time.sleep(0.05)
     assert shadow.frozen_rows == len(matrix)
     assert shadow.candidates(matrix[3], np.arange(len(matrix)), 2, len(matrix)) is not None
+    shadow.write(7, matrix[:1], len(matrix) + 100)  # a rewrite: all the rows are frozen again
+    deadline = time.monotonic() + 60
+    while shadow.frozen_rows == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shadow.frozen_rows == len(matrix)

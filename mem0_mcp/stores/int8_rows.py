@@ -164,10 +164,10 @@ class Int8Rows:
                 self._error = max(self._error, float(part.error.max()))
                 self._coded = max(self._coded, float(part.coded.max()))
                 self._norm = max(self._norm, float(part.norm.max()))
-        held = self._frozen[0] if self._frozen is not None else 0
-        if not self._freezing and end >= FREEZE_MIN and (end - held) * REFREEZE_SHARE >= end:
+        rows, held = self._written, self.frozen_rows
+        if not self._freezing and rows >= FREEZE_MIN and (rows - held) * REFREEZE_SHARE >= rows:
             self._freezing = True
-            threading.Thread(target=self.freeze, args=(end,), name="mem0-int8-freeze", daemon=True).start()
+            threading.Thread(target=self.freeze, args=(rows,), name="mem0-int8-freeze", daemon=True).start()
 
     def freeze(self, rows: int) -> bool:
         """Hold rows 0..``rows`` in a session as constant weights (see int8_frozen.py); False when
