@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mem0_mcp.stores.int8_frozen import FREEZE_MIN, REFREEZE_SHARE, frozen_session
+from mem0_mcp.stores.int8_frozen import FREEZE_MAX, FREEZE_MIN, REFREEZE_SHARE, Frozen, frozen
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +118,10 @@ class Int8Rows:
         # The last row written alone, as (its float32 bytes, its quantization): an add stages its
         # row, then looks up what is related to the same vector.
         self._last: tuple[bytes, Quantized] | None = None
-        # Rows 0.. held by a session as constant weights (int8_frozen.py): (how many, session).
-        # Made in a background thread from the rows as they were when it started; installed
-        # only if none of them was written since (``_rewrites`` counts such writes).
-        self._frozen: tuple[int, Any] | None = None
+        # Rows 0.. held by a session as constant weights (int8_frozen.py), made in a background
+        # thread from the rows as they were when it started; installed only if none of them was
+        # written since (``_rewrites`` counts such writes).
+        self._frozen: Frozen | None = None
         self._written = 0  # rows 0.. written so far: a write below it rewrites rows
         self._rewrites = 0
         self._freezing = False
@@ -164,7 +164,7 @@ class Int8Rows:
                 self._error = max(self._error, float(part.error.max()))
                 self._coded = max(self._coded, float(part.coded.max()))
                 self._norm = max(self._norm, float(part.norm.max()))
-        rows, held = self._written, self.frozen_rows
+        rows, held = min(self._written, FREEZE_MAX), self.frozen_rows
         if not self._freezing and rows >= FREEZE_MIN and (rows - held) * REFREEZE_SHARE >= rows:
             self._freezing = True
             threading.Thread(target=self.freeze, args=(rows,), name="mem0-int8-freeze", daemon=True).start()
@@ -178,12 +178,11 @@ class Int8Rows:
                 stamp, codes = self._rewrites, self._codes
             if self._exact_only or len(codes) < rows:
                 return False
-            # uint8 c + 128 -> int8 c: the top bit flipped. Dimension-major: the product's right matrix.
-            session = frozen_session(np.ascontiguousarray((codes[:rows] ^ 0x80).view(np.int8).T))
+            made = frozen(codes[:rows])
             with self._freeze_lock:
                 if self._rewrites != stamp or self._exact_only:
                     return False
-                self._frozen = (rows, session)
+                self._frozen = made
                 return True
         except Exception as exc:  # the rows are still read as an input
             logger.debug("int8 rows not frozen (%s)", exc)
@@ -194,8 +193,8 @@ class Int8Rows:
     @property
     def frozen_rows(self) -> int:
         """Rows held as constant weights (0: none)."""
-        frozen = self._frozen
-        return frozen[0] if frozen is not None else 0
+        held = self._frozen
+        return held.rows if held is not None else 0
 
     def serves(self, n: int) -> bool:
         """Whether it holds the first ``n`` rows (candidates can be had for them)."""
@@ -231,11 +230,11 @@ class Int8Rows:
             "k": np.array([k], dtype=np.int64),
             "window": np.array(window, dtype=np.float32),
         }
-        frozen = self._frozen
-        if frozen is not None and frozen[0] <= n:
-            held, session = frozen
+        held = self._frozen
+        if held is not None and held.rows <= n:
+            session = held.session
             feed["query_u8"] = (query.codes + 128).astype(np.uint8)
-            feed["tail"] = self._codes[held:n]
+            feed["tail"] = self._codes[held.rows : n]
             feed["scale"] = feed["scale"].reshape(-1)
             feed["penalty"] = penalty.reshape(-1)
         else:
