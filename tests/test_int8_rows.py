@@ -211,3 +211,27 @@ def test_a_shadow_of_enough_rows_freezes_them_in_the_background() -> None:
     while shadow.frozen_rows == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert shadow.frozen_rows == len(matrix)
+
+
+def test_a_freeze_that_fails_leaves_the_rows_read_as_an_input_and_is_not_retried(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    def broken(codes: np.ndarray) -> None:
+        calls.append(len(codes))
+        raise RuntimeError("onnx cannot be imported")
+
+    monkeypatch.setattr(int8_rows, "frozen", broken)
+    monkeypatch.setattr(int8_rows, "FREEZE_MIN", 100)
+    matrix = np.random.default_rng(7).standard_normal((400, 16)).astype(np.float32)
+    shadow = Int8Rows()
+    shadow.write(0, matrix[:200], 512)
+    deadline = time.monotonic() + 30
+    while "cannot be frozen" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "onnx cannot be imported" in caplog.text
+    shadow.write(200, matrix[200:], 512)  # due again, but not tried again
+    time.sleep(0.2)
+    assert calls == [200] and shadow.frozen_rows == 0
+    assert shadow.candidates(matrix[5], np.arange(400), 3, 400) is not None

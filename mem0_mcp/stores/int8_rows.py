@@ -125,6 +125,7 @@ class Int8Rows:
         self._written = 0  # rows 0.. written so far: a write below it rewrites rows
         self._rewrites = 0
         self._freezing = False
+        self._freeze_failed = False
         self._freeze_lock = threading.Lock()
 
     def write(self, start: int, vectors: np.ndarray, cap: int) -> None:
@@ -165,7 +166,8 @@ class Int8Rows:
                 self._coded = max(self._coded, float(part.coded.max()))
                 self._norm = max(self._norm, float(part.norm.max()))
         rows, held = min(self._written, FREEZE_MAX), self.frozen_rows
-        if not self._freezing and rows >= FREEZE_MIN and (rows - held) * REFREEZE_SHARE >= rows:
+        due = rows >= FREEZE_MIN and (rows - held) * REFREEZE_SHARE >= rows
+        if due and not self._freezing and not self._freeze_failed:
             self._freezing = True
             threading.Thread(target=self.freeze, args=(rows,), name="mem0-int8-freeze", daemon=True).start()
 
@@ -184,8 +186,9 @@ class Int8Rows:
                     return False
                 self._frozen = made
                 return True
-        except Exception as exc:  # the rows are still read as an input
-            logger.debug("int8 rows not frozen (%s)", exc)
+        except Exception as exc:  # the rows are still read as an input, and not frozen again
+            logger.warning("int8 rows cannot be frozen (%s): each lookup reads them as an input", exc)
+            self._freeze_failed = True
             return False
         finally:
             self._freezing = False
