@@ -12,6 +12,7 @@ from conftest import FakeEmbedder, make_settings
 
 from mem0_mcp.engine.memory import Memory
 from mem0_mcp.stores import int8_rows
+from mem0_mcp.stores.int8_frozen import selection
 from mem0_mcp.stores.int8_rows import Int8Rows
 
 
@@ -123,11 +124,7 @@ def test_the_serialized_graph_is_the_one_onnx_builds() -> None:
         helper.make_node("Mul", ["exact", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "penalty"], ["column"]),
         helper.make_node("Reshape", ["column", "flat"], ["approx"]),
-        helper.make_node("TopK", ["approx", "k"], ["best", "best_at"]),
-        helper.make_node("ReduceMin", ["best"], ["kth"], keepdims=0),
-        helper.make_node("Sub", ["kth", "window"], ["floor"]),
-        helper.make_node("GreaterOrEqual", ["approx", "floor"], ["keep"]),
-        helper.make_node("NonZero", ["keep"], ["near"]),
+        *selection(helper),
     ]
     graph = helper.make_graph(
         nodes,

@@ -50,6 +50,19 @@ def weights_of(codes: np.ndarray) -> np.ndarray:
     return out
 
 
+def selection(helper: Any) -> list[Any]:
+    """The nodes that keep the rows of ``approx`` within ``window`` of its ``k``-th best, as
+    ``near``: the rule of both candidate graphs (this one, and int8_rows.MODEL, which the tests
+    rebuild with it). ``helper`` is onnx.helper (imported by the caller: ~0.5 s)."""
+    return [
+        helper.make_node("TopK", ["approx", "k"], ["best", "best_at"]),
+        helper.make_node("ReduceMin", ["best"], ["kth"], keepdims=0),
+        helper.make_node("Sub", ["kth", "window"], ["floor"]),
+        helper.make_node("GreaterOrEqual", ["approx", "floor"], ["keep"]),
+        helper.make_node("NonZero", ["keep"], ["near"]),
+    ]
+
+
 def frozen(codes: np.ndarray) -> Frozen:
     """A session of the candidate graph whose first ``len(codes)`` rows are held as constant
     weights; the rows after them come as the input ``tail``.
@@ -79,11 +92,7 @@ def frozen(codes: np.ndarray) -> Frozen:
         helper.make_node("Cast", ["dots"], ["exact"], to=TensorProto.FLOAT),
         helper.make_node("Mul", ["exact", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "penalty"], ["approx"]),
-        helper.make_node("TopK", ["approx", "k"], ["best", "best_at"]),
-        helper.make_node("ReduceMin", ["best"], ["kth"], keepdims=0),
-        helper.make_node("Sub", ["kth", "window"], ["floor"]),
-        helper.make_node("GreaterOrEqual", ["approx", "floor"], ["keep"]),
-        helper.make_node("NonZero", ["keep"], ["near"]),
+        *selection(helper),
     ]
     graph = helper.make_graph(
         nodes,
