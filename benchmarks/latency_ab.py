@@ -248,12 +248,13 @@ def record(out: Path, result: dict, size: int) -> None:
     apart differ by the machine's state, so each is kept beside the others, not over them."""
     data = json.loads(out.read_text()) if out.exists() else {}
     if "runs" not in data:
+        # A file of one run (as this script wrote before) keeps it as the first run.
         data = {
             "what": "benchmarks/latency_ab.py: two versions in their own processes, each on its own "
             f"store of {size} LoCoMo turns, called in turn one add (then one search) at a time, "
             "each add's journal moved into the table untimed before the next call",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "runs": [],
+            "runs": [data] if data else [],
         }
     data["runs"].append(result)
     out.parent.mkdir(parents=True, exist_ok=True)
